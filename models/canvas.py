@@ -1,0 +1,191 @@
+"""Projects, nodes and what a tab reads: the Reflex-free core of the canvas."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlmodel import Session, col, select
+
+from models.feed import ChangeWriter, Transaction, changes_since
+from models.tables import Job, Node, NodeResult, Project, utcnow
+from models.views import Changes, JobView, NodeView, ProjectView, Snapshot
+from providers.base import NodeKind, ProviderRegistry
+
+T = TypeVar("T")
+
+MAX_PROMPT_CHARS = 5000
+MAX_PROJECT_NAME_CHARS = 200
+QUEUE_LIMIT = 200
+
+
+class NotFound(LookupError):
+    pass
+
+
+class InvalidInput(ValueError):
+    pass
+
+
+def _clean_name(name: str) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput("Project name cannot be empty")
+    if len(name) > MAX_PROJECT_NAME_CHARS:
+        raise InvalidInput(f"Project name is limited to {MAX_PROJECT_NAME_CHARS} characters")
+    return name
+
+
+def get_or_404(session: Session, table: type[T], key: object) -> T:
+    row = session.get(table, key)
+    if row is None:
+        raise NotFound(f"{table.__name__} {key} not found")
+    return row
+
+
+class Canvas:
+    """Creates and edits projects and nodes; reads snapshots and change sets."""
+
+    def __init__(self, writer: ChangeWriter, registry: ProviderRegistry) -> None:
+        self.writer = writer
+        self.registry = registry
+
+    # projects -----------------------------------------------------------
+    def list_projects(self) -> list[ProjectView]:
+        with self.writer.transaction() as tx:
+            rows = tx.session.exec(select(Project).order_by(col(Project.id)))
+            return [ProjectView.of(p) for p in rows]
+
+    def ensure_default_project(self) -> ProjectView:
+        with self.writer.transaction() as tx:
+            first = tx.session.exec(select(Project).order_by(col(Project.id))).first()
+            if first is not None:
+                return ProjectView.of(first)
+        return self.create_project("My first project")
+
+    def create_project(self, name: str) -> ProjectView:
+        with self.writer.transaction() as tx:
+            project = Project(name=_clean_name(name))
+            tx.session.add(project)
+            tx.session.flush()
+            assert project.id is not None
+            tx.changed(project.id, "project", project.id)
+            return ProjectView.of(project)
+
+    def rename_project(self, project_id: int, name: str) -> ProjectView:
+        with self.writer.transaction() as tx:
+            project = get_or_404(tx.session, Project, project_id)
+            project.name = _clean_name(name)
+            tx.changed(project_id, "project", project_id)
+            return ProjectView.of(project)
+
+    # nodes --------------------------------------------------------------
+    def add_node(self, project_id: int, kind: NodeKind) -> NodeView:
+        model = next(m for m in self.registry.all_models() if m.kind == kind)
+        with self.writer.transaction() as tx:
+            get_or_404(tx.session, Project, project_id)
+            node = Node(project_id=project_id, kind=kind, model=model.id)
+            tx.session.add(node)
+            tx.session.flush()
+            assert node.id is not None
+            tx.changed(project_id, "node", node.id)
+            return NodeView.of(node, [])
+
+    def update_node(
+        self,
+        node_id: int,
+        *,
+        prompt: str | None = None,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        input_images: list[str] | None = None,
+    ) -> NodeView:
+        """Last write wins; every write bumps the node's version."""
+        with self.writer.transaction() as tx:
+            node = get_or_404(tx.session, Node, node_id)
+            if prompt is not None:
+                if len(prompt) > MAX_PROMPT_CHARS:
+                    raise InvalidInput(f"Prompt is limited to {MAX_PROMPT_CHARS} characters")
+                node.prompt = prompt
+            if model is not None:
+                info = self.registry.model(model)
+                if info.kind != node.kind:
+                    raise InvalidInput(f"Model {model} cannot run a {node.kind.value} node")
+                node.model = model
+            if aspect_ratio is not None:
+                node.aspect_ratio = aspect_ratio
+            if input_images is not None:
+                node.input_images = list(dict.fromkeys(input_images))
+            self.touch_node(tx, node)
+            return NodeView.of(node, self._history(tx.session, node_id))
+
+    def delete_node(self, node_id: int) -> None:
+        """Deletes the node and its history; its jobs stay in the queue, detached."""
+        with self.writer.transaction() as tx:
+            node = get_or_404(tx.session, Node, node_id)
+            for result in tx.session.exec(select(NodeResult).where(NodeResult.node_id == node_id)):
+                tx.session.delete(result)
+            for job in tx.session.exec(select(Job).where(Job.node_id == node_id)):
+                job.node_id = None
+                job.version += 1
+                tx.changed(job.project_id, "job", job.id)
+            tx.session.delete(node)
+            tx.changed(node.project_id, "node", node_id, op="delete")
+
+    @staticmethod
+    def touch_node(tx: Transaction, node: Node) -> None:
+        assert node.id is not None
+        node.version += 1
+        node.updated_at = utcnow()
+        tx.session.add(node)
+        tx.changed(node.project_id, "node", node.id)
+
+    # reads --------------------------------------------------------------
+    def snapshot(self, project_id: int) -> Snapshot:
+        with self.writer.transaction() as tx:
+            s = tx.session
+            project = get_or_404(s, Project, project_id)
+            nodes = s.exec(select(Node).where(Node.project_id == project_id).order_by(col(Node.id)))
+            jobs = s.exec(
+                select(Job)
+                .where(Job.project_id == project_id)
+                .order_by(col(Job.created_at).desc(), col(Job.id))
+                .limit(QUEUE_LIMIT)
+            )
+            return Snapshot(
+                project=ProjectView.of(project),
+                seq=project.last_seq,
+                nodes=[NodeView.of(n, self._history(s, n.id)) for n in nodes],
+                jobs=[JobView.of(j) for j in jobs],
+            )
+
+    def changes(self, project_id: int, after_seq: int) -> Changes:
+        """The current state of every row changed after `after_seq`."""
+        with self.writer.transaction() as tx:
+            s = tx.session
+            events = changes_since(s, project_id, after_seq)
+            seq = events[-1].seq if events else after_seq
+            latest = {(e.entity, e.entity_id): e.op for e in events}
+            nodes, jobs, deleted = [], [], []
+            project = None
+            for (entity, entity_id), op in latest.items():
+                if entity == "node":
+                    node = s.get(Node, int(entity_id))
+                    if op == "delete" or node is None:
+                        deleted.append(int(entity_id))
+                    else:
+                        nodes.append(NodeView.of(node, self._history(s, node.id)))
+                elif entity == "job" and (job := s.get(Job, entity_id)) is not None:
+                    jobs.append(JobView.of(job))
+                elif entity == "project" and (row := s.get(Project, project_id)) is not None:
+                    project = ProjectView.of(row)
+            return Changes(seq=seq, nodes=nodes, jobs=jobs, deleted_nodes=deleted, project=project)
+
+    @staticmethod
+    def _history(session: Session, node_id: int | None) -> list[str]:
+        rows = session.exec(
+            select(NodeResult.image_path)
+            .where(NodeResult.node_id == node_id)
+            .order_by(col(NodeResult.id).desc())
+            .limit(20)
+        )
+        return list(rows)

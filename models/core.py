@@ -1,0 +1,50 @@
+"""The composition root of the Reflex-free core: one object the web layer holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from models.canvas import Canvas
+from models.db import Database
+from models.feed import ChangeNotifier, ChangeWriter
+from models.jobs import JobBook
+from models.media import MediaStore
+from models.pipeline import Pipeline
+from models.settings import Settings
+from providers.base import ProviderRegistry
+from providers.registry import build_registry
+
+
+@dataclass
+class Core:
+    settings: Settings
+    db: Database
+    notifier: ChangeNotifier
+    registry: ProviderRegistry
+    canvas: Canvas
+    jobs: JobBook
+    media: MediaStore
+    pipeline: Pipeline
+    http: httpx.AsyncClient
+
+    @classmethod
+    def build(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> Core:
+        """`transport` lets tests route the app's outgoing HTTP in-process."""
+        db = Database(settings.db_url)
+        db.create_schema()
+        notifier = ChangeNotifier()
+        writer = ChangeWriter(db.session, notifier)
+        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.download_timeout_s, connect=5.0), transport=transport)
+        registry = build_registry(settings, http)
+        jobs = JobBook(writer, registry)
+        media = MediaStore(settings.media_dir)
+        pipeline = Pipeline(jobs, registry, media, http, base_url=settings.base_url,
+                            max_image_bytes=settings.max_image_bytes)
+        return cls(settings, db, notifier, registry, Canvas(writer, registry), jobs, media, pipeline, http)
+
+    async def aclose(self) -> None:
+        await self.pipeline.drain()
+        await self.http.aclose()
+        self.db.engine.dispose()

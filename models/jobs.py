@@ -1,0 +1,129 @@
+"""The job lifecycle: every change is one transaction with its change events.
+
+Rules that keep every tab truthful:
+- a job's status only moves forward (`JobStatus.rank`); terminal states are final,
+  so a late or duplicated update is dropped instead of moving a job backwards;
+- every accepted change bumps `version`;
+- completion writes the job, the node and the node's history in one transaction.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+
+from models.canvas import Canvas, InvalidInput, get_or_404
+from models.feed import ChangeWriter, Transaction
+from models.logs import get_logger, log_step
+from models.tables import Job, Node, NodeResult, utcnow
+from models.views import JobView
+from providers.base import JobStatus, NodeKind, ProviderRegistry
+
+log = get_logger("jobs")
+
+
+class JobBook:
+    def __init__(self, writer: ChangeWriter, registry: ProviderRegistry) -> None:
+        self.writer = writer
+        self.registry = registry
+
+    def create(self, node_id: int, client_request_id: str | None = None, retry_of: str | None = None) -> JobView:
+        """Queue a job from the node's current settings; idempotent per client request."""
+        with self.writer.transaction() as tx:
+            if client_request_id:
+                existing = tx.session.exec(select(Job).where(Job.client_request_id == client_request_id)).first()
+                if existing is not None:
+                    return JobView.of(existing)
+            node = get_or_404(tx.session, Node, node_id)
+            if not node.prompt.strip():
+                raise InvalidInput("Write a prompt before generating")
+            if node.kind == NodeKind.IMAGE_EDIT and not node.input_images:
+                raise InvalidInput("An image edit node needs at least one input image")
+            model = self.registry.model(node.model)
+            job = Job(
+                project_id=node.project_id,
+                node_id=node_id,
+                provider=model.provider,
+                model=model.id,
+                prompt=node.prompt,
+                aspect_ratio=node.aspect_ratio,
+                input_images=list(node.input_images) if node.kind == NodeKind.IMAGE_EDIT else [],
+                client_request_id=client_request_id or None,
+                retry_of=retry_of,
+            )
+            tx.session.add(job)
+            tx.session.flush()
+            seq = tx.changed(node.project_id, "job", job.id)
+        log_step(log, "job.created", job_id=job.id, project_id=job.project_id, node_id=node_id,
+                 provider=job.provider, model=job.model, seq=seq, client_request_id=client_request_id)
+        return JobView.of(job)
+
+    def get(self, job_id: str) -> Job:
+        with self.writer.transaction() as tx:
+            return get_or_404(tx.session, Job, job_id)
+
+    def unfinished(self) -> list[Job]:
+        with self.writer.transaction() as tx:
+            done = [s.value for s in JobStatus if s.is_terminal]
+            return list(tx.session.exec(select(Job).where(col(Job.status).not_in(done)).order_by(col(Job.created_at))))
+
+    def mark_submitted(self, job_id: str, task_id: str) -> bool:
+        return self._advance(job_id, JobStatus.SUBMITTED, provider_task_id=task_id, submitted_at=utcnow())
+
+    def mark_running(self, job_id: str) -> bool:
+        return self._advance(job_id, JobStatus.RUNNING)
+
+    def fail(self, job_id: str, error: str) -> bool:
+        return self._advance(job_id, JobStatus.FAILED, error=error[:2000])
+
+    def cancel(self, job_id: str) -> bool:
+        return self._advance(job_id, JobStatus.CANCELLED, error="Cancelled by user")
+
+    def complete(self, job_id: str, image_path: str) -> bool:
+        return self._advance(job_id, JobStatus.COMPLETED, image_path=image_path)
+
+    def retry(self, job_id: str) -> JobView:
+        job = self.get(job_id)
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise InvalidInput(f"Only failed or cancelled jobs can be retried (this one is {job.status.value})")
+        if job.node_id is None:
+            raise InvalidInput("The node of this job was deleted")
+        return self.create(job.node_id, retry_of=job.id)
+
+    def _advance(self, job_id: str, status: JobStatus, **fields: object) -> bool:
+        """Move a job forward; returns False (and changes nothing) for a stale update."""
+        with self.writer.transaction() as tx:
+            job = get_or_404(tx.session, Job, job_id)
+            previous = job.status
+            if status.rank <= previous.rank:
+                log_step(log, "job.update_dropped", job_id=job_id, project_id=job.project_id,
+                         status=status.value, current=previous.value)
+                return False
+            for name, value in fields.items():
+                setattr(job, name, value)
+            job.status = status
+            job.version += 1
+            job.updated_at = utcnow()
+            if status.is_terminal:
+                job.finished_at = job.updated_at
+                self._settle_node(tx, job)
+            tx.session.add(job)
+            seq = tx.changed(job.project_id, "job", job.id)
+        log_step(log, "job.updated", job_id=job_id, project_id=job.project_id, status=status.value,
+                 previous=previous.value, version=job.version, seq=seq)
+        return True
+
+    @staticmethod
+    def _settle_node(tx: Transaction, job: Job) -> None:
+        """Show a finished job's outcome in its node (same transaction as the job)."""
+        if job.node_id is None or job.status == JobStatus.CANCELLED:
+            return
+        node = tx.session.get(Node, job.node_id)
+        if node is None:
+            return
+        if job.status == JobStatus.COMPLETED and job.image_path:
+            node.image_path = job.image_path
+            node.error = None
+            tx.session.add(NodeResult(node_id=job.node_id, job_id=job.id, image_path=job.image_path))
+        else:
+            node.error = job.error
+        Canvas.touch_node(tx, node)

@@ -1,0 +1,85 @@
+"""Stored images: downloaded once, checked to be images, served by the app.
+
+Provider result URLs expire, so a result is copied here the moment it arrives.
+Names are content hashes: storing the same image twice is harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from pathlib import Path
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+MEDIA_PREFIX = "/media/"
+_FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
+_NAME = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp|gif)$")
+
+
+class ImageRejected(Exception):
+    """The bytes at a result URL are not an image we will store."""
+
+
+def image_extension(data: bytes) -> str:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+            fmt = image.format or ""
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageRejected("The result is not a valid image") from exc
+    if fmt not in _FORMATS:
+        raise ImageRejected(f"Unsupported image format {fmt or 'unknown'}")
+    return _FORMATS[fmt]
+
+
+class MediaStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def save(self, data: bytes) -> str:
+        """Store verified image bytes; returns the app-relative URL."""
+        name = f"{hashlib.sha256(data).hexdigest()}.{image_extension(data)}"
+        target = self.root / name
+        if not target.exists():
+            partial = target.with_suffix(".part")
+            partial.write_bytes(data)
+            partial.replace(target)
+        return MEDIA_PREFIX + name
+
+    def file_for(self, name: str) -> Path | None:
+        """The file behind a media name, or None for anything that is not one of ours."""
+        if not _NAME.match(name):
+            return None
+        path = self.root / name
+        return path if path.is_file() else None
+
+    def read(self, url: str) -> bytes | None:
+        if not url.startswith(MEDIA_PREFIX):
+            return None
+        path = self.file_for(url.removeprefix(MEDIA_PREFIX))
+        return path.read_bytes() if path else None
+
+
+async def download_image(client: httpx.AsyncClient, url: str, max_bytes: int) -> bytes:
+    """Fetch a result, refusing anything too large or not an image."""
+    if not url.startswith(("http://", "https://")):
+        raise ImageRejected(f"Refusing to fetch a non-HTTP URL ({url.split(':', 1)[0]})")
+    async with client.stream("GET", url) as response:
+        if response.status_code != 200:
+            raise ImageRejected(f"Result download failed: HTTP {response.status_code}")
+        declared = int(response.headers.get("content-length") or 0)
+        if declared > max_bytes:
+            raise ImageRejected(f"Result image is too large ({declared} bytes)")
+        chunks, total = [], 0
+        async for chunk in response.aiter_bytes():
+            total += len(chunk)
+            if total > max_bytes:
+                raise ImageRejected(f"Result image is larger than {max_bytes} bytes")
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    image_extension(data)
+    return data

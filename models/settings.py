@@ -1,0 +1,63 @@
+"""Typed settings read once from the environment, so every module agrees on them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about the app; defaults make a fresh machine work."""
+
+    port: int = 3000
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    public_base_url: str = ""
+    local_delay_s: float = 2.0
+    log_format: str = "dev"
+    log_level: str = "INFO"
+    max_image_bytes: int = 20 * 1024 * 1024
+    download_timeout_s: float = 30.0
+    default_provider: str = "local"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'app.db'}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        port = int(_env("PORT", "3000"))
+        return cls(
+            port=port,
+            data_dir=Path(_env("DATA_DIR", "data")),
+            database_url=_env("DATABASE_URL", ""),
+            public_base_url=_env("PUBLIC_BASE_URL", ""),
+            local_delay_s=float(_env("LOCAL_PROVIDER_DELAY_S", "2.0")),
+            log_format=_env("LOG_FORMAT", "dev"),
+            log_level=_env("LOG_LEVEL", "INFO").upper(),
+            max_image_bytes=int(_env("MAX_IMAGE_BYTES", str(20 * 1024 * 1024))),
+            download_timeout_s=float(_env("DOWNLOAD_TIMEOUT_S", "30")),
+            default_provider=_env("DEFAULT_PROVIDER", "local"),
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own `Settings` instead)."""
+    return Settings.from_env()

@@ -1,0 +1,92 @@
+"""SQLModel tables: the database is the source of truth for every tab."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from providers.base import JobStatus, NodeKind
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Project(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    #: Last change-event sequence number of this project; only ever increases.
+    last_seq: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Node(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    kind: NodeKind
+    prompt: str = ""
+    model: str
+    aspect_ratio: str = "1:1"
+    #: URLs (app-relative `/media/...`) of the images an edit node works on.
+    input_images: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: Newest result, denormalised so rendering a canvas is one query.
+    image_path: str | None = None
+    error: str | None = None
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class NodeResult(SQLModel, table=True):
+    """A node's history of results; the newest is shown."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    node_id: int = Field(foreign_key="node.id", index=True)
+    job_id: str = Field(foreign_key="job.id")
+    image_path: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Job(SQLModel, table=True):
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    node_id: int | None = Field(default=None, foreign_key="node.id", index=True)
+    provider: str
+    model: str
+    prompt: str
+    aspect_ratio: str
+    input_images: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    status: JobStatus = JobStatus.QUEUED
+    #: Increases on every change; a tab drops any update older than what it shows.
+    version: int = 1
+    provider_task_id: str | None = Field(default=None, index=True)
+    #: Secret in the callback URL, so a forged callback for this job is rejected.
+    callback_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
+    #: Set by the tab that clicked Generate; makes creation idempotent and lets the
+    #: tab replace its optimistic row with the real one.
+    client_request_id: str | None = Field(default=None, index=True, unique=True)
+    retry_of: str | None = None
+    error: str | None = None
+    image_path: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ChangeEvent(SQLModel, table=True):
+    """One row changed, numbered per project: the feed tabs catch up from."""
+
+    __table_args__ = (UniqueConstraint("project_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    seq: int
+    entity: str  # "job" | "node" | "project"
+    entity_id: str
+    op: str  # "upsert" | "delete"
+    created_at: datetime = Field(default_factory=utcnow)

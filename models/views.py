@@ -1,0 +1,108 @@
+"""Plain, immutable views of rows: what a tab holds and renders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from models.tables import Job, Node, Project
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="milliseconds") if moment else ""
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    id: int
+    name: str
+
+    @classmethod
+    def of(cls, row: Project) -> ProjectView:
+        assert row.id is not None
+        return cls(id=row.id, name=row.name)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    id: int
+    kind: str
+    prompt: str
+    model: str
+    aspect_ratio: str
+    version: int
+    image_url: str = ""
+    error: str = ""
+    input_images: list[str] = field(default_factory=list)
+    history: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, row: Node, history: list[str]) -> NodeView:
+        assert row.id is not None
+        return cls(
+            id=row.id,
+            kind=row.kind.value,
+            prompt=row.prompt,
+            model=row.model,
+            aspect_ratio=row.aspect_ratio,
+            version=row.version,
+            image_url=row.image_path or "",
+            error=row.error or "",
+            input_images=list(row.input_images),
+            history=history,
+        )
+
+
+@dataclass(frozen=True)
+class JobView:
+    id: str
+    node_id: int
+    provider: str
+    model: str
+    status: str
+    version: int
+    created_at: str
+    finished_at: str = ""
+    elapsed: str = ""
+    error: str = ""
+    client_request_id: str = ""
+
+    @classmethod
+    def of(cls, row: Job) -> JobView:
+        elapsed = ""
+        if row.finished_at:
+            elapsed = f"{(row.finished_at - row.created_at).total_seconds():.1f} s"
+        return cls(
+            id=row.id,
+            node_id=row.node_id or 0,
+            provider=row.provider,
+            model=row.model,
+            status=row.status.value,
+            version=row.version,
+            created_at=_iso(row.created_at),
+            finished_at=_iso(row.finished_at),
+            elapsed=elapsed,
+            error=row.error or "",
+            client_request_id=row.client_request_id or "",
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a tab shows for one project, as of `seq`."""
+
+    project: ProjectView
+    seq: int
+    nodes: list[NodeView]
+    jobs: list[JobView]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Rows changed after a tab's sequence number, newest state of each."""
+
+    seq: int
+    nodes: list[NodeView]
+    jobs: list[JobView]
+    deleted_nodes: list[int]
+    project: ProjectView | None

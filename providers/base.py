@@ -1,0 +1,149 @@
+"""The provider interface: narrow and swappable, like an httpx transport.
+
+A provider turns a `SubmitRequest` into a task id, reports a task's state as a
+`TaskUpdate` (by `query` or from a webhook), and describes the models it serves.
+Everything else (storage, ordering, fan-out to tabs) is the app's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from starlette.routing import BaseRoute
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    SUBMITTED = "submitted"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def rank(self) -> int:
+        """Order of progress: a job only ever moves to a higher rank."""
+        return _RANK[self]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.rank == _RANK[JobStatus.COMPLETED]
+
+
+_RANK = {
+    JobStatus.QUEUED: 0,
+    JobStatus.SUBMITTED: 1,
+    JobStatus.RUNNING: 2,
+    JobStatus.COMPLETED: 3,
+    JobStatus.FAILED: 3,
+    JobStatus.CANCELLED: 3,
+}
+
+
+class NodeKind(StrEnum):
+    TEXT_TO_IMAGE = "text_to_image"
+    IMAGE_EDIT = "image_edit"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model a provider serves, as shown in a node's Model picker."""
+
+    id: str
+    provider: str
+    kind: NodeKind
+    aspect_ratios: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4")
+    max_input_images: int = 0
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    job_id: str
+    model: str
+    prompt: str
+    aspect_ratio: str
+    callback_url: str
+    input_image_urls: tuple[str, ...] = ()
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TaskUpdate:
+    """What a provider says about a task, from a poll or a webhook."""
+
+    task_id: str
+    status: JobStatus
+    result_urls: tuple[str, ...] = ()
+    error: str | None = None
+
+
+class ProviderError(Exception):
+    """A provider call failed; `retryable` says whether trying again may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class WebhookRejected(Exception):
+    """A callback that must not touch any job (malformed, unsigned, forged)."""
+
+    def __init__(self, reason: str, status_code: int = 400) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status_code = status_code
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One image-generation backend. Adding a provider is one module implementing this."""
+
+    name: str
+    models: Sequence[ModelInfo]
+    #: Extra HTTP routes the provider serves inside the app (the local provider's outputs).
+    routes: Sequence[BaseRoute]
+
+    async def submit(self, request: SubmitRequest) -> str:
+        """Start a task and return its provider task id."""
+        ...
+
+    async def query(self, task_id: str) -> TaskUpdate:
+        """Ask the provider where a task is (fallback when no webhook arrives)."""
+        ...
+
+    async def cancel(self, task_id: str) -> None:
+        """Best effort: ask the provider to stop a task."""
+        ...
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TaskUpdate:
+        """Verify and parse a callback, or raise `WebhookRejected`."""
+        ...
+
+
+@dataclass
+class ProviderRegistry:
+    """Providers by name; the single place the app looks them up."""
+
+    providers: dict[str, Provider] = field(default_factory=dict)
+
+    def register(self, provider: Provider) -> None:
+        self.providers[provider.name] = provider
+
+    def get(self, name: str) -> Provider:
+        try:
+            return self.providers[name]
+        except KeyError:
+            raise ProviderError(f"Unknown provider {name!r}") from None
+
+    def all_models(self) -> list[ModelInfo]:
+        return [m for p in self.providers.values() for m in p.models]
+
+    def model(self, model_id: str) -> ModelInfo:
+        for info in self.all_models():
+            if info.id == model_id:
+                return info
+        raise ProviderError(f"Unknown model {model_id!r}")

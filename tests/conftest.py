@@ -1,0 +1,55 @@
+"""A whole core per test: temp SQLite, fast local provider, HTTP routed in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from models.core import Core
+from models.settings import Settings
+from providers.base import NodeKind
+from rxapp.api import build_api
+
+
+class LateBoundASGI:
+    """An ASGI app set after the client is built (the core's API needs the core)."""
+
+    app: object = None
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        await self.app(scope, receive, send)  # type: ignore[operator]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path, public_base_url="http://testapp", local_delay_s=0.05)
+
+
+@pytest.fixture
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    asgi = LateBoundASGI()
+    core = Core.build(settings, transport=httpx.ASGITransport(app=asgi))
+    asgi.app = build_api(core)
+    yield core
+    await core.aclose()
+
+
+@pytest.fixture
+async def client(core: Core) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=build_api(core)), base_url="http://testapp") as c:
+        yield c
+
+
+@pytest.fixture
+def project_id(core: Core) -> int:
+    return core.canvas.ensure_default_project().id
+
+
+@pytest.fixture
+def node_id(core: Core, project_id: int) -> int:
+    node = core.canvas.add_node(project_id, NodeKind.TEXT_TO_IMAGE)
+    core.canvas.update_node(node.id, prompt="a red fox in snow")
+    return node.id
