@@ -1,4 +1,4 @@
-"""Reflex configuration: one port in production, plugins kept minimal."""
+"""Reflex configuration: production serves frontend, websocket and API on one port."""
 
 import os
 
@@ -7,6 +7,9 @@ import reflex as rx
 config = rx.Config(
     app_name="rxapp",
     telemetry_enabled=False,
-    plugins=[rx.plugins.SitemapPlugin()] if False else [],
-    disable_plugins=["reflex.plugins.sitemap.SitemapPlugin"],
+    show_built_with_reflex=False,
+    frontend_port=int(os.environ.get("PORT", "3000")),
+    backend_port=int(os.environ.get("PORT", "3000")),
+    plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="violet"))],
+    disable_plugins=[rx.plugins.SitemapPlugin],
 )

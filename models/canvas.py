@@ -7,6 +7,7 @@ from typing import TypeVar
 from sqlmodel import Session, col, select
 
 from models.feed import ChangeWriter, Transaction, changes_since
+from models.media import MEDIA_PREFIX
 from models.tables import Job, Node, NodeResult, Project, utcnow
 from models.views import Changes, JobView, NodeView, ProjectView, Snapshot
 from providers.base import NodeKind, ProviderRegistry
@@ -97,7 +98,6 @@ class Canvas:
         prompt: str | None = None,
         model: str | None = None,
         aspect_ratio: str | None = None,
-        input_images: list[str] | None = None,
     ) -> NodeView:
         """Last write wins; every write bumps the node's version."""
         with self.writer.transaction() as tx:
@@ -113,8 +113,23 @@ class Canvas:
                 node.model = model
             if aspect_ratio is not None:
                 node.aspect_ratio = aspect_ratio
-            if input_images is not None:
-                node.input_images = list(dict.fromkeys(input_images))
+            self.touch_node(tx, node)
+            return NodeView.of(node, self._history(tx.session, node_id))
+
+    def change_inputs(self, node_id: int, *, add: list[str] | None = None, remove: list[str] | None = None) -> NodeView:
+        """Add or remove an edit node's input images in one read-modify-write."""
+        with self.writer.transaction() as tx:
+            node = get_or_404(tx.session, Node, node_id)
+            if node.kind != NodeKind.IMAGE_EDIT:
+                raise InvalidInput("Only image edit nodes take input images")
+            if any(not url.startswith(MEDIA_PREFIX) for url in add or []):
+                raise InvalidInput("Input images must be results or uploads stored by the app")
+            kept = [url for url in node.input_images if url not in (remove or [])]
+            images = list(dict.fromkeys(kept + (add or [])))
+            limit = self.registry.model(node.model).max_input_images
+            if len(images) > limit:
+                raise InvalidInput(f"{node.model} takes at most {limit} input images")
+            node.input_images = images
             self.touch_node(tx, node)
             return NodeView.of(node, self._history(tx.session, node_id))
 

@@ -40,8 +40,9 @@ class Core:
         registry = build_registry(settings, http)
         jobs = JobBook(writer, registry)
         media = MediaStore(settings.media_dir)
-        pipeline = Pipeline(jobs, registry, media, http, base_url=settings.base_url,
-                            max_image_bytes=settings.max_image_bytes)
+        pipeline = Pipeline(
+            jobs, registry, media, http, base_url=settings.base_url, max_image_bytes=settings.max_image_bytes
+        )
         return cls(settings, db, notifier, registry, Canvas(writer, registry), jobs, media, pipeline, http)
 
     async def aclose(self) -> None:

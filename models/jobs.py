@@ -53,8 +53,17 @@ class JobBook:
             tx.session.add(job)
             tx.session.flush()
             seq = tx.changed(node.project_id, "job", job.id)
-        log_step(log, "job.created", job_id=job.id, project_id=job.project_id, node_id=node_id,
-                 provider=job.provider, model=job.model, seq=seq, client_request_id=client_request_id)
+        log_step(
+            log,
+            "job.created",
+            job_id=job.id,
+            project_id=job.project_id,
+            node_id=node_id,
+            provider=job.provider,
+            model=job.model,
+            seq=seq,
+            client_request_id=client_request_id,
+        )
         return JobView.of(job)
 
     def get(self, job_id: str) -> Job:
@@ -95,8 +104,14 @@ class JobBook:
             job = get_or_404(tx.session, Job, job_id)
             previous = job.status
             if status.rank <= previous.rank:
-                log_step(log, "job.update_dropped", job_id=job_id, project_id=job.project_id,
-                         status=status.value, current=previous.value)
+                log_step(
+                    log,
+                    "job.update_dropped",
+                    job_id=job_id,
+                    project_id=job.project_id,
+                    status=status.value,
+                    current=previous.value,
+                )
                 return False
             for name, value in fields.items():
                 setattr(job, name, value)
@@ -108,8 +123,16 @@ class JobBook:
                 self._settle_node(tx, job)
             tx.session.add(job)
             seq = tx.changed(job.project_id, "job", job.id)
-        log_step(log, "job.updated", job_id=job_id, project_id=job.project_id, status=status.value,
-                 previous=previous.value, version=job.version, seq=seq)
+        log_step(
+            log,
+            "job.updated",
+            job_id=job_id,
+            project_id=job.project_id,
+            status=status.value,
+            previous=previous.value,
+            version=job.version,
+            seq=seq,
+        )
         return True
 
     @staticmethod

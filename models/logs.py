@@ -18,10 +18,7 @@ _REDACTED_KEYS = ("token", "secret", "key", "signature", "authorization")
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     fields = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
-    return {
-        k: "***" if any(word in k.lower() for word in _REDACTED_KEYS) else v
-        for k, v in fields.items()
-    }
+    return {k: "***" if any(word in k.lower() for word in _REDACTED_KEYS) else v for k, v in fields.items()}
 
 
 class JsonFormatter(logging.Formatter):

@@ -96,18 +96,37 @@ class Pipeline:
         try:
             task_id = await self.registry.get(job.provider).submit(request)
         except ProviderError as exc:
-            log_step(log, "provider.submit_failed", job_id=job_id, project_id=job.project_id,
-                     provider=job.provider, error=exc.message)
+            log_step(
+                log,
+                "provider.submit_failed",
+                job_id=job_id,
+                project_id=job.project_id,
+                provider=job.provider,
+                error=exc.message,
+            )
             await asyncio.to_thread(self.jobs.fail, job_id, exc.message)
             return
         except httpx.HTTPError as exc:
             message = f"{job.provider} is unreachable: {type(exc).__name__}"
-            log_step(log, "provider.submit_failed", job_id=job_id, project_id=job.project_id,
-                     provider=job.provider, error=message)
+            log_step(
+                log,
+                "provider.submit_failed",
+                job_id=job_id,
+                project_id=job.project_id,
+                provider=job.provider,
+                error=message,
+            )
             await asyncio.to_thread(self.jobs.fail, job_id, message)
             return
-        log_step(log, "provider.submitted", job_id=job_id, project_id=job.project_id, provider=job.provider,
-                 task_id=task_id, duration_ms=round((time.perf_counter() - started) * 1000, 1))
+        log_step(
+            log,
+            "provider.submitted",
+            job_id=job_id,
+            project_id=job.project_id,
+            provider=job.provider,
+            task_id=task_id,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
         if not await asyncio.to_thread(self.jobs.mark_submitted, job_id, task_id):
             current = await asyncio.to_thread(self.jobs.get, job_id)
             if current.status == JobStatus.CANCELLED:
@@ -166,8 +185,15 @@ class Pipeline:
         if update.task_id != job.provider_task_id and job.provider_task_id is not None:
             log_step(log, "webhook.rejected", job_id=job_id, provider=provider_name, reason="task id mismatch")
             return WebhookOutcome(409, "task id does not belong to this job")
-        log_step(log, "webhook.received", job_id=job_id, project_id=job.project_id, provider=provider_name,
-                 status=update.status.value, task_id=update.task_id)
+        log_step(
+            log,
+            "webhook.received",
+            job_id=job_id,
+            project_id=job.project_id,
+            provider=provider_name,
+            status=update.status.value,
+            task_id=update.task_id,
+        )
         await self.apply(job, update)
         return WebhookOutcome(200, "ok")
 
@@ -198,6 +224,13 @@ class Pipeline:
             log_step(log, "image.rejected", job_id=job.id, project_id=job.project_id, error=message)
             await asyncio.to_thread(self.jobs.fail, job.id, message)
             return
-        log_step(log, "image.stored", job_id=job.id, project_id=job.project_id, bytes=len(data), path=path,
-                 duration_ms=round((time.perf_counter() - started) * 1000, 1))
+        log_step(
+            log,
+            "image.stored",
+            job_id=job.id,
+            project_id=job.project_id,
+            bytes=len(data),
+            path=path,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
         await asyncio.to_thread(self.jobs.complete, job.id, path)

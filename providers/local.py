@@ -90,7 +90,8 @@ class LocalProvider:
     async def query(self, task_id: str) -> TaskUpdate:
         state = self._state.get(task_id)
         if state is None:
-            return TaskUpdate(task_id, JobStatus.FAILED, error="The local provider restarted before finishing this task; retry it")
+            lost = "The local provider restarted before finishing this task; retry it"
+            return TaskUpdate(task_id, JobStatus.FAILED, error=lost)
         return state
 
     async def cancel(self, task_id: str) -> None:
@@ -122,7 +123,8 @@ class LocalProvider:
             await self._report(request, TaskUpdate(task_id, JobStatus.RUNNING))
             await asyncio.sleep(self.delay_s / 2)
             if FAIL_FLAG in request.prompt.lower():
-                update = TaskUpdate(task_id, JobStatus.FAILED, error=f"The local provider refused the prompt: it contains {FAIL_FLAG}")
+                refusal = f"The local provider refused the prompt: it contains {FAIL_FLAG}"
+                update = TaskUpdate(task_id, JobStatus.FAILED, error=refusal)
             else:
                 image = await self._render(request)
                 name = f"{task_id}.png"
@@ -150,16 +152,26 @@ class LocalProvider:
     async def _report(self, request: SubmitRequest, update: TaskUpdate) -> None:
         """Record the task's state and deliver the callback, retrying like real providers do."""
         self._state[update.task_id] = update
-        body: dict[str, Any] = {"task_id": update.task_id, "status": update.status.value,
-                                "result_urls": list(update.result_urls), "error": update.error}
+        body: dict[str, Any] = {
+            "task_id": update.task_id,
+            "status": update.status.value,
+            "result_urls": list(update.result_urls),
+            "error": update.error,
+        }
         for attempt in range(5):
             timestamp = str(int(time.time()))
             headers = {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(self.secret, update.task_id, timestamp)}
             try:
                 response = await self.http.post(request.callback_url, json=body, headers=headers)
                 if response.status_code < 500:
-                    log_step(log, "provider.callback_sent", job_id=request.job_id, task_id=update.task_id,
-                             status=update.status.value, http_status=response.status_code)
+                    log_step(
+                        log,
+                        "provider.callback_sent",
+                        job_id=request.job_id,
+                        task_id=update.task_id,
+                        status=update.status.value,
+                        http_status=response.status_code,
+                    )
                     return
             except httpx.HTTPError as exc:
                 log_step(log, "provider.callback_failed", job_id=request.job_id, error=type(exc).__name__)

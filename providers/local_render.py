@@ -34,7 +34,7 @@ def _caption(image: Image.Image, text: str) -> None:
     font = ImageFont.load_default(size=max(14, image.width // 24))
     lines = textwrap.wrap(text, width=max(12, image.width // 14))[:6]
     block = "\n".join(lines)
-    left, top, right, bottom = draw.multiline_textbbox((0, 0), block, font=font)
+    _, top, _, bottom = draw.multiline_textbbox((0, 0), block, font=font)
     pad = 10
     y = image.height - (bottom - top) - 3 * pad
     draw.rectangle((0, y - pad, image.width, image.height), fill=(0, 0, 0))
@@ -56,7 +56,7 @@ def render_text_to_image(prompt: str, aspect_ratio: str, seed: int = 0) -> bytes
     draw = ImageDraw.Draw(image)
     for y in range(height):
         t = y / max(1, height - 1)
-        draw.line([(0, y), (width, y)], fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom)))
+        draw.line([(0, y), (width, y)], fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
     for _ in range(12):
         x, y, r = rng.randrange(width), rng.randrange(height), rng.randrange(10, LONG_SIDE // 5)
         colour = tuple(rng.randrange(256) for _ in range(3))

@@ -1,24 +1,47 @@
+"""The Reflex app: pages, the API routes and the change-feed bridge."""
+
+from __future__ import annotations
+
+import asyncio
+
 import reflex as rx
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-async def ping(request):
-    return JSONResponse({"ok": True})
+from models.feed import Notice
+from models.logs import get_logger
+from rxapp.api import build_api
+from rxapp.pages.canvas import canvas_page, redirect_page
+from rxapp.runtime import core, project_token
+from rxapp.states.feed import ProjectFeed
 
-api = Starlette(routes=[Route("/api/ping", ping)])
+log = get_logger("bridge")
 
-class Feed(rx.SharedState):
-    n: int = 0
-    @rx.event
-    async def on_load(self):
-        await self._link_to("project-1")
-    @rx.event
-    def inc(self):
-        self.n += 1
+app = rx.App(api_transformer=build_api(core))
+app.add_page(redirect_page, route="/", title="Canvas", on_load=ProjectFeed.open_project)
+app.add_page(canvas_page, route="/p/[project_id]", title="Canvas", on_load=ProjectFeed.open_project)
 
-def index():
-    return rx.vstack(rx.text(Feed.n), rx.button("inc", on_click=Feed.inc), rx.moment(duration_from_now=True, format="mm:ss", interval=1000, date="2026-11-28T13:00:00Z"))
 
-app = rx.App(api_transformer=api)
-app.add_page(index, on_load=Feed.on_load)
+async def _push(project_id: int) -> None:
+    """Bring the project's shared state up to the database; Reflex fans it out."""
+    async with app.modify_state(rx.BaseStateToken(ident=project_token(project_id), cls=rx.State)) as root:
+        feed = await root.get_state(ProjectFeed)
+        if not feed.project_id:
+            return  # no tab has opened this project in this process
+        await feed.catch_up()
+
+
+@app.register_lifespan_task
+async def change_feed_bridge() -> None:
+    """Turn committed change events into pushes to every subscribed tab."""
+    with core.notifier.subscribe() as queue:
+        await core.pipeline.resume_unfinished()
+        while True:
+            notice: Notice = await queue.get()
+            latest = {notice.project_id}
+            while not queue.empty():  # coalesce a burst into one push per project
+                latest.add(queue.get_nowait().project_id)
+            for project_id in latest:
+                try:
+                    await _push(project_id)
+                except Exception:
+                    log.exception("push failed", extra={"project_id": project_id, "step": "feed.push_failed"})
+            await asyncio.sleep(0)

@@ -112,7 +112,8 @@ async def test_edit_node_transforms_an_input_image(core: Core, project_id: int, 
     await wait_for_status(core, source.id, JobStatus.COMPLETED)
     source_path = core.jobs.get(source.id).image_path
     edit = core.canvas.add_node(project_id, NodeKind.IMAGE_EDIT)
-    core.canvas.update_node(edit.id, prompt="make it night", input_images=[source_path])
+    core.canvas.update_node(edit.id, prompt="make it night")
+    core.canvas.change_inputs(edit.id, add=[source_path])
     view = await core.pipeline.generate(edit.id)
     await wait_for_status(core, view.id, JobStatus.COMPLETED)
     result = core.jobs.get(view.id).image_path

@@ -1,0 +1,155 @@
+"""A node on the canvas: prompt, model, size, inputs (edit nodes), result and history."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from models.views import NodeView
+from providers.base import NodeKind
+from rxapp.runtime import core
+from rxapp.states.feed import ProjectFeed
+from rxapp.states.pending import LAST_REQUEST_ID, add_pending
+from rxapp.states.upload import UploadState
+
+ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9")
+
+
+def _model_options(kind: NodeKind) -> list[rx.Component]:
+    return [rx.el.option(m.id, value=m.id) for m in core.registry.all_models() if m.kind == kind]
+
+
+def _select(label: str, value: rx.Var | str, on_change, *options: rx.Component) -> rx.Component:
+    return rx.el.select(
+        *options,
+        value=value,
+        on_change=on_change,
+        aria_label=label,
+        style={"padding": "4px", "border_radius": "6px", "border": "1px solid var(--gray-7)"},
+    )
+
+
+def _inputs(node: rx.Var[NodeView]) -> rx.Component:
+    return rx.vstack(
+        rx.text("Input images", size="2", weight="bold"),
+        rx.hstack(
+            rx.foreach(
+                node.input_images,
+                lambda url: rx.box(
+                    rx.image(src=url, alt="Input image", width="64px", height="64px", object_fit="cover"),
+                    rx.icon_button(
+                        "x",
+                        size="1",
+                        variant="ghost",
+                        aria_label="Remove input image",
+                        on_click=ProjectFeed.remove_input(node.id, url),
+                    ),
+                ),
+            ),
+            wrap="wrap",
+        ),
+        _select(
+            "Add input from node",
+            "",
+            lambda url: ProjectFeed.add_input(node.id, url),
+            rx.el.option("Add a result of another node…", value=""),
+            rx.foreach(ProjectFeed.finished_images, lambda url: rx.el.option(url, value=url)),
+        ),
+        rx.button("Upload images", size="1", variant="outline", on_click=UploadState.choose_files(node.id)),
+        spacing="2",
+        width="100%",
+    )
+
+
+def node_card(node: rx.Var[NodeView]) -> rx.Component:
+    is_edit = node.kind == NodeKind.IMAGE_EDIT.value
+    return rx.card(
+        rx.vstack(
+            rx.hstack(
+                rx.badge(rx.cond(is_edit, "Image edit", "Text to image")),
+                rx.text("#", node.id, size="2", color_scheme="gray"),
+                rx.spacer(),
+                rx.icon_button(
+                    "trash-2",
+                    size="1",
+                    variant="ghost",
+                    color_scheme="red",
+                    aria_label="Delete node",
+                    on_click=ProjectFeed.delete_node(node.id),
+                ),
+                width="100%",
+            ),
+            rx.text_area(
+                value=node.prompt,
+                on_change=lambda text: ProjectFeed.set_prompt(node.id, text),
+                aria_label="Prompt",
+                placeholder="Describe the image…",
+                max_length=5000,
+                width="100%",
+            ),
+            rx.hstack(
+                _select(
+                    "Model",
+                    node.model,
+                    lambda model: ProjectFeed.set_model(node.id, model),
+                    rx.cond(
+                        is_edit,
+                        rx.fragment(*_model_options(NodeKind.IMAGE_EDIT)),
+                        rx.fragment(*_model_options(NodeKind.TEXT_TO_IMAGE)),
+                    ),
+                ),
+                _select(
+                    "Aspect ratio",
+                    node.aspect_ratio,
+                    lambda ratio: ProjectFeed.set_aspect_ratio(node.id, ratio),
+                    *(rx.el.option(r, value=r) for r in ASPECT_RATIOS),
+                ),
+                rx.spacer(),
+                rx.button(
+                    "Generate",
+                    on_click=[add_pending(node.id, node.model), ProjectFeed.generate(node.id, LAST_REQUEST_ID)],
+                ),
+                width="100%",
+                align="center",
+            ),
+            rx.cond(is_edit, _inputs(node)),
+            rx.cond(
+                node.error != "",
+                rx.callout(node.error, icon="triangle-alert", color_scheme="red", size="1", data_testid="node-error"),
+            ),
+            rx.cond(
+                node.image_url != "",
+                rx.image(
+                    src=node.image_url,
+                    alt="Result of node #" + node.id.to_string(),
+                    width="100%",
+                    border_radius="8px",
+                    data_testid="node-result",
+                ),
+                rx.center(
+                    rx.text("No result yet", color_scheme="gray", size="2"),
+                    height="120px",
+                    width="100%",
+                    background="var(--gray-3)",
+                    border_radius="8px",
+                ),
+            ),
+            rx.cond(
+                node.history.length() > 1,
+                rx.hstack(
+                    rx.foreach(
+                        node.history,
+                        lambda url: rx.image(
+                            src=url, alt="Earlier result", width="40px", height="40px", object_fit="cover"
+                        ),
+                    ),
+                    wrap="wrap",
+                    data_testid="node-history",
+                ),
+            ),
+            spacing="3",
+            width="100%",
+        ),
+        width="340px",
+        data_testid="node",
+        data_node_id=node.id,
+    )

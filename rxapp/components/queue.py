@@ -1,0 +1,98 @@
+"""The Queue Monitor: every job of the project, live, in every tab."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from models.views import JobView
+from rxapp.states.feed import ProjectFeed
+from rxapp.states.pending import pending_jobs
+
+COLUMNS = ("Node", "Provider", "Model", "Status", "Elapsed", "Error", "")
+STATUS_COLOURS = {
+    "queued": "gray",
+    "submitted": "blue",
+    "running": "amber",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "gray",
+}
+
+
+def _status_badge(status: rx.Var) -> rx.Component:
+    return rx.badge(
+        status,
+        color_scheme=rx.match(status, *STATUS_COLOURS.items(), "gray"),
+        data_testid="job-status",
+    )
+
+
+def _elapsed(job: rx.Var[JobView]) -> rx.Component:
+    return rx.cond(
+        job.elapsed != "",
+        rx.text(job.elapsed, size="1"),
+        rx.moment(date=job.created_at, duration_from_now=True, format="m:ss", interval=1000, size="1"),
+    )
+
+
+def _job_row(job: rx.Var[JobView]) -> rx.Component:
+    unfinished = (job.status == "queued") | (job.status == "submitted") | (job.status == "running")
+    return rx.table.row(
+        rx.table.cell(rx.text("#", job.node_id)),
+        rx.table.cell(job.provider),
+        rx.table.cell(rx.code(job.model)),
+        rx.table.cell(_status_badge(job.status)),
+        rx.table.cell(_elapsed(job)),
+        rx.table.cell(rx.text(job.error, color_scheme="red", size="1", data_testid="job-error")),
+        rx.table.cell(
+            rx.cond(
+                unfinished,
+                rx.button("Cancel", size="1", variant="soft", on_click=ProjectFeed.cancel_job(job.id)),
+            ),
+            rx.cond(
+                (job.status == "failed") | (job.status == "cancelled"),
+                rx.button("Retry", size="1", variant="soft", on_click=ProjectFeed.retry_job(job.id)),
+            ),
+        ),
+        data_testid="queue-row",
+        data_job_id=job.id,
+        data_status=job.status,
+    )
+
+
+def _optimistic_row(row: rx.Var) -> rx.Component:
+    return rx.cond(
+        ProjectFeed.confirmed_requests.contains(row["client_id"]),
+        rx.fragment(),
+        rx.table.row(
+            rx.table.cell(rx.text("#", row["node_id"])),
+            rx.table.cell("…"),
+            rx.table.cell(rx.code(row["model"])),
+            rx.table.cell(_status_badge(rx.Var.create("queued"))),
+            rx.table.cell(""),
+            rx.table.cell(""),
+            rx.table.cell(""),
+            data_testid="queue-row",
+            data_optimistic="true",
+            data_status="queued",
+        ),
+    )
+
+
+def queue_monitor() -> rx.Component:
+    return rx.el.section(
+        rx.heading("Queue", size="4", id="queue-heading"),
+        rx.table.root(
+            rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in COLUMNS))),
+            rx.table.body(
+                rx.foreach(pending_jobs.value.to(list[dict[str, str]]), _optimistic_row),
+                rx.foreach(ProjectFeed.jobs, _job_row),
+            ),
+            size="1",
+            width="100%",
+        ),
+        rx.cond(ProjectFeed.jobs.length() == 0, rx.text("No jobs yet.", color_scheme="gray", size="2")),
+        role="region",
+        aria_labelledby="queue-heading",
+        width="100%",
+    )

@@ -1,0 +1,45 @@
+"""Project picker, rename and create, and the add-node buttons."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from rxapp.states.feed import ProjectFeed
+
+
+def toolbar() -> rx.Component:
+    return rx.hstack(
+        rx.heading("Canvas", size="5"),
+        rx.el.select(
+            rx.foreach(ProjectFeed.projects, lambda p: rx.el.option(p.name, value=p.id.to_string())),
+            value=ProjectFeed.project_id.to_string(),
+            on_change=ProjectFeed.switch_project,
+            aria_label="Project",
+            style={"padding": "4px", "border_radius": "6px", "border": "1px solid var(--gray-7)"},
+        ),
+        rx.input(
+            value=ProjectFeed.project_name,
+            on_change=ProjectFeed.rename_project,
+            aria_label="Project name",
+            max_length=200,
+            width="220px",
+        ),
+        rx.button("New project", variant="outline", on_click=ProjectFeed.create_project),
+        rx.spacer(),
+        rx.button(
+            rx.icon("type"),
+            "Add text-to-image node",
+            aria_label="Add text-to-image node",
+            on_click=ProjectFeed.add_text_node,
+        ),
+        rx.button(
+            rx.icon("image"),
+            "Add image edit node",
+            aria_label="Add image edit node",
+            on_click=ProjectFeed.add_edit_node,
+        ),
+        width="100%",
+        align="center",
+        wrap="wrap",
+        padding_y="2",
+    )

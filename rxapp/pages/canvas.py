@@ -1,0 +1,41 @@
+"""The project page: nodes on the left, the queue on the right."""
+
+from __future__ import annotations
+
+import reflex as rx
+
+from rxapp.components.node_card import node_card
+from rxapp.components.queue import queue_monitor
+from rxapp.components.toolbar import toolbar
+from rxapp.states.feed import ProjectFeed
+from rxapp.states.pending import pending_jobs
+from rxapp.states.upload import upload_zone
+
+
+def canvas_page() -> rx.Component:
+    return rx.container(
+        pending_jobs,
+        upload_zone(),
+        toolbar(),
+        rx.flex(
+            rx.flex(
+                rx.foreach(ProjectFeed.nodes, node_card),
+                rx.cond(ProjectFeed.nodes.length() == 0, rx.text("Add a node to start.", color_scheme="gray")),
+                wrap="wrap",
+                gap="4",
+                flex="3",
+                align="start",
+                data_testid="canvas",
+            ),
+            rx.box(queue_monitor(), flex="2", min_width="380px"),
+            gap="5",
+            width="100%",
+            wrap="wrap",
+        ),
+        size="4",
+        padding="4",
+    )
+
+
+def redirect_page() -> rx.Component:
+    return rx.center(rx.spinner(), height="50vh")

@@ -1,0 +1,203 @@
+"""One shared state per project: every tab open on a project links to it.
+
+Why `rx.SharedState`: one server-side copy per project, and Reflex fans each change
+out to every linked tab as a delta, so the bridge updates one state per change,
+not one per tab. The state is only a cache of the database: on every (re)load a
+tab catches up from the database, and a change it may have missed is found by
+sequence number, never assumed from the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import reflex as rx
+
+from models.canvas import InvalidInput, NotFound
+from models.logs import get_logger, log_step
+from models.views import Changes, JobView, NodeView, ProjectView, Snapshot
+from providers.base import NodeKind, ProviderError
+from rxapp.runtime import core, project_token
+from rxapp.states.pending import pending_jobs
+
+log = get_logger("feed")
+T = TypeVar("T")
+
+
+class ProjectFeed(rx.SharedState):
+    project_id: int = 0
+    project_name: str = ""
+    seq: int = 0
+    nodes: list[NodeView] = []
+    jobs: list[JobView] = []
+    projects: list[ProjectView] = []
+
+    @rx.var
+    def confirmed_requests(self) -> list[str]:
+        """Client request ids whose real job row arrived (their optimistic rows hide)."""
+        return [j.client_request_id for j in self.jobs if j.client_request_id]
+
+    @rx.var
+    def finished_images(self) -> list[str]:
+        """Every node's current result, offered as an input to edit nodes."""
+        return [n.image_url for n in self.nodes if n.image_url]
+
+    # loading and catching up ---------------------------------------------
+    @rx.event
+    async def open_project(self):
+        """on_load: link this tab to its project and resync from the database."""
+        raw = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+        project_id = int(raw) if raw.isdigit() else 0
+        if not project_id:
+            default = await asyncio.to_thread(core.canvas.ensure_default_project)
+            return rx.redirect(f"/p/{default.id}")
+        try:
+            snapshot = await asyncio.to_thread(core.canvas.snapshot, project_id)
+        except NotFound:
+            return [rx.toast.error(f"Project {project_id} does not exist"), rx.redirect("/")]
+        linked = await self._link_to(project_token(project_id))
+        linked.apply_snapshot(snapshot)
+        linked.projects = await asyncio.to_thread(core.canvas.list_projects)
+        log_step(log, "tab.linked", project_id=project_id, seq=snapshot.seq, tabs=len(linked._linked_from))
+        return pending_jobs.push([])
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        if snapshot.seq < self.seq and self.project_id == snapshot.project.id:
+            return  # an older read than what we already show
+        self.project_id = snapshot.project.id
+        self.project_name = snapshot.project.name
+        self.seq = snapshot.seq
+        self.nodes = snapshot.nodes
+        self.jobs = snapshot.jobs
+
+    async def catch_up(self) -> Changes | None:
+        """Apply every change after `seq`; returns what changed (None when nothing did)."""
+        if not self.project_id:
+            return None
+        changes = await asyncio.to_thread(core.canvas.changes, self.project_id, self.seq)
+        if changes.seq <= self.seq:
+            return None
+        self.seq = changes.seq
+        if changes.project is not None:
+            self.project_name = changes.project.name
+            self.projects = await asyncio.to_thread(core.canvas.list_projects)
+        self.nodes = _merge(self.nodes, changes.nodes, changes.deleted_nodes, key=lambda n: n.id)
+        jobs = _merge(self.jobs, changes.jobs, [], key=lambda j: j.id)
+        self.jobs = sorted(jobs, key=lambda j: j.created_at, reverse=True)
+        tabs = len(self._linked_from)
+        for job in changes.jobs:
+            log_step(
+                log,
+                "feed.pushed",
+                job_id=job.id,
+                project_id=self.project_id,
+                seq=changes.seq,
+                status=job.status,
+                version=job.version,
+                tabs=tabs,
+            )
+        return changes
+
+    # user actions ----------------------------------------------------------
+    async def _act(self, action: Callable[[], Any]) -> Any:
+        """Run a core action off the event loop, then show its result at once."""
+        try:
+            result = await asyncio.to_thread(action)
+        except (InvalidInput, NotFound, ProviderError) as exc:
+            return rx.toast.error(str(exc))
+        await self.catch_up()
+        return result
+
+    @rx.event
+    async def add_text_node(self):
+        return _only_events(await self._act(lambda: core.canvas.add_node(self.project_id, NodeKind.TEXT_TO_IMAGE)))
+
+    @rx.event
+    async def add_edit_node(self):
+        return _only_events(await self._act(lambda: core.canvas.add_node(self.project_id, NodeKind.IMAGE_EDIT)))
+
+    @rx.event
+    async def delete_node(self, node_id: int):
+        return _only_events(await self._act(lambda: core.canvas.delete_node(node_id)))
+
+    @rx.event
+    async def set_prompt(self, node_id: int, prompt: str):
+        return _only_events(await self._act(lambda: core.canvas.update_node(node_id, prompt=prompt)))
+
+    @rx.event
+    async def set_model(self, node_id: int, model: str):
+        return _only_events(await self._act(lambda: core.canvas.update_node(node_id, model=model)))
+
+    @rx.event
+    async def set_aspect_ratio(self, node_id: int, aspect_ratio: str):
+        return _only_events(await self._act(lambda: core.canvas.update_node(node_id, aspect_ratio=aspect_ratio)))
+
+    @rx.event
+    async def add_input(self, node_id: int, image_url: str):
+        if not image_url:
+            return None
+        return _only_events(await self._act(lambda: core.canvas.change_inputs(node_id, add=[image_url])))
+
+    @rx.event
+    async def remove_input(self, node_id: int, image_url: str):
+        return _only_events(await self._act(lambda: core.canvas.change_inputs(node_id, remove=[image_url])))
+
+    @rx.event
+    async def generate(self, node_id: int, client_request_id: str):
+        try:
+            view = await core.pipeline.generate(node_id, client_request_id or None)
+        except (InvalidInput, NotFound, ProviderError) as exc:
+            return [rx.toast.error(str(exc)), pending_jobs.push([])]
+        log_step(log, "tab.generate", job_id=view.id, project_id=self.project_id, client_request_id=client_request_id)
+        await self.catch_up()
+        return None
+
+    @rx.event
+    async def cancel_job(self, job_id: str):
+        await core.pipeline.cancel(job_id)
+        await self.catch_up()
+
+    @rx.event
+    async def retry_job(self, job_id: str):
+        try:
+            await core.pipeline.retry(job_id)
+        except (InvalidInput, NotFound, ProviderError) as exc:
+            return rx.toast.error(str(exc))
+        await self.catch_up()
+        return None
+
+    # projects ----------------------------------------------------------------
+    @rx.event
+    async def create_project(self):
+        count = len(self.projects) + 1
+        project = await self._act(lambda: core.canvas.create_project(f"Project {count}"))
+        if isinstance(project, ProjectView):
+            return rx.redirect(f"/p/{project.id}")
+        return project
+
+    @rx.event
+    async def rename_project(self, name: str):
+        return _only_events(await self._act(lambda: core.canvas.rename_project(self.project_id, name)))
+
+    @rx.event
+    def switch_project(self, project_id: str):
+        return rx.redirect(f"/p/{project_id}")
+
+
+def _merge(current: list[T], updated: list[T], deleted: list[int], key: Callable[[T], Any]) -> list[T]:
+    """Replace rows by key, keeping the newer `version`; append new ones; drop deleted."""
+    by_key = {key(row): row for row in current}
+    for row in updated:
+        old = by_key.get(key(row))
+        if old is None or getattr(row, "version", 0) >= getattr(old, "version", 0):
+            by_key[key(row)] = row
+    for gone in deleted:
+        by_key.pop(gone, None)
+    return list(by_key.values())
+
+
+def _only_events(result: Any) -> Any:
+    """Pass toasts through; drop plain return values Reflex would not understand."""
+    return result if isinstance(result, rx.event.EventSpec) else None

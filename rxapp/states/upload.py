@@ -1,0 +1,58 @@
+"""Uploading input images for an edit node.
+
+Reflex hoists an upload zone's hooks out of `rx.foreach`, so the page has one
+hidden upload zone; a node's "Upload images" button remembers which node asked
+(per tab) and opens the zone's file chooser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+
+from models.canvas import InvalidInput, NotFound
+from models.media import ImageRejected
+from rxapp.runtime import core
+
+UPLOAD_ID = "node-input-upload"
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+
+class UploadState(rx.State):
+    target_node: int = 0
+
+    @rx.event
+    def choose_files(self, node_id: int):
+        self.target_node = node_id
+        return rx.call_script(f"document.querySelector('#{UPLOAD_ID} input[type=file]').click()")
+
+    @rx.event
+    async def receive(self, files: list[rx.UploadFile]):
+        saved: list[str] = []
+        for upload in files:
+            data = await upload.read()
+            if len(data) > MAX_UPLOAD_BYTES:
+                return rx.toast.error(f"{upload.name} is larger than 10 MB")
+            try:
+                saved.append(await asyncio.to_thread(core.media.save, data))
+            except ImageRejected as exc:
+                return rx.toast.error(f"{upload.name}: {exc}")
+        if not saved or not self.target_node:
+            return None
+        try:
+            await asyncio.to_thread(lambda: core.canvas.change_inputs(self.target_node, add=saved))
+        except (InvalidInput, NotFound) as exc:
+            return rx.toast.error(str(exc))
+        return None
+
+
+def upload_zone() -> rx.Component:
+    return rx.upload.root(
+        rx.box(),
+        id=UPLOAD_ID,
+        accept={"image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"], "image/webp": [".webp"]},
+        max_files=4,
+        on_drop=UploadState.receive(rx.upload_files(upload_id=UPLOAD_ID)),
+        display="none",
+    )
