@@ -1,0 +1,38 @@
+# The README's contract: `make run` and `make test` set everything up themselves.
+SHELL := /bin/bash
+PORT ?= 3000
+ENV := source scripts/env.sh &&
+
+.PHONY: setup run dev test unit e2e lint typecheck clean
+
+setup:
+	@scripts/setup.sh
+
+run: setup
+	@echo "Open http://localhost:$(PORT) once the app says it is running."
+	@$(ENV) PORT=$(PORT) reflex run --env prod --single-port
+
+dev: setup
+	@$(ENV) PORT=$(PORT) reflex run --env dev
+
+test: setup
+	@scripts/setup.sh --browser
+	@scripts/services.sh
+	@$(ENV) ruff check .
+	@$(ENV) python -m pytest tests e2e -v
+
+unit: setup
+	@$(ENV) python -m pytest tests -q
+
+e2e: setup
+	@scripts/setup.sh --browser
+	@$(ENV) python -m pytest e2e -v
+
+lint: setup
+	@$(ENV) ruff check . && ruff format --check .
+
+typecheck: setup
+	@$(ENV) mypy models providers rxapp
+
+clean:
+	rm -rf .web .states data

@@ -1,0 +1,139 @@
+"""Two tabs and a second browser context on one project: the product's promise."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from playwright.sync_api import Browser, expect
+
+from e2e.conftest import open_canvas
+from e2e.helpers import (
+    RESULT_ALT,
+    SocketGate,
+    add_text_node,
+    job_rows,
+    nodes,
+    queue,
+    set_prompt,
+    watch_for_result_image,
+)
+from e2e.server import AppServer
+
+WEBHOOK_TO_VISIBLE_MS: list[float] = []
+
+
+def test_generate_is_optimistic_then_completes_in_every_tab(
+    browser: Browser, app_server: AppServer, project_url: str
+) -> None:
+    first = browser.new_context()
+    a, b = first.new_page(), first.new_page()
+    gate = SocketGate(a)
+    c = browser.new_context().new_page()
+    for page in (a, b, c):
+        open_canvas(page, project_url)
+
+    add_text_node(a, "a lighthouse at dusk")
+    for page in (b, c):
+        expect(nodes(page).get_by_label("Prompt")).to_have_value("a lighthouse at dusk")
+        watch_for_result_image(page)
+
+    gate.holding = True
+    nodes(a).get_by_role("button", name="Generate").click()
+    optimistic = queue(a).locator("[data-optimistic=true]")
+    expect(optimistic).to_be_visible()
+    expect(optimistic).to_contain_text("queued")
+    expect(optimistic).to_contain_text("local/sketch")
+    assert len(gate.held) == 1, "the row must show while the Generate event is still held back"
+    expect(job_rows(a)).to_have_count(0)
+
+    gate.release()
+    for page in (a, b, c):
+        expect(job_rows(page)).to_have_count(1)
+        expect(queue(page).get_by_test_id("queue-row")).to_have_count(1)  # optimistic row replaced
+        expect(job_rows(page).first).to_contain_text("local")
+        expect(job_rows(page).first).to_have_attribute("data-status", "completed", timeout=20_000)
+        expect(nodes(page).get_by_alt_text(RESULT_ALT)).to_be_visible()
+
+    job_id = job_rows(a).first.get_attribute("data-job-id")
+    webhook = app_server.log_events("webhook.received", job_id)
+    completed_at = next(e["ts"] for e in webhook if e.get("status") == "completed")
+    for page in (b, c):
+        seen_at = page.evaluate("window.__resultSeenAt")
+        assert seen_at, "the image appeared without a reload"
+        WEBHOOK_TO_VISIBLE_MS.append(seen_at - completed_at * 1000)
+    print(
+        f"\nwebhook -> image visible in other tabs: {[round(x, 1) for x in WEBHOOK_TO_VISIBLE_MS]} ms "
+        f"(median {statistics.median(WEBHOOK_TO_VISIBLE_MS):.1f} ms)"
+    )
+
+    # A tab closed and opened again shows the same truth.
+    c.close()
+    reopened = browser.new_context().new_page()
+    open_canvas(reopened, project_url)
+    expect(job_rows(reopened)).to_have_count(1)
+    expect(job_rows(reopened).first).to_have_attribute("data-status", "completed")
+    expect(nodes(reopened).get_by_alt_text(RESULT_ALT)).to_be_visible()
+    expect(nodes(reopened).get_by_label("Prompt")).to_have_value("a lighthouse at dusk")
+
+
+def test_failed_job_shows_its_error_in_node_and_queue_of_both_tabs(browser: Browser, project_url: str) -> None:
+    context = browser.new_context()
+    a, b = context.new_page(), context.new_page()
+    for page in (a, b):
+        open_canvas(page, project_url)
+    add_text_node(a, "this one should [fail]")
+    nodes(a).get_by_role("button", name="Generate").click()
+    for page in (a, b):
+        row = job_rows(page).first
+        expect(row).to_have_attribute("data-status", "failed", timeout=20_000)
+        expect(row.get_by_test_id("job-error")).to_contain_text("[fail]")
+        expect(nodes(page).get_by_test_id("node-error")).to_contain_text("[fail]")
+        expect(row.get_by_role("button", name="Retry")).to_be_visible()
+
+    # Fix the prompt and retry from the other tab: a new job completes and clears the error.
+    set_prompt(nodes(b), "this one works")
+    job_rows(b).first.get_by_role("button", name="Retry").click()
+    for page in (a, b):
+        expect(job_rows(page)).to_have_count(2)
+        expect(job_rows(page).first).to_have_attribute("data-status", "completed", timeout=20_000)
+        expect(nodes(page).get_by_test_id("node-error")).to_have_count(0)
+        expect(nodes(page).get_by_alt_text(RESULT_ALT)).to_be_visible()
+
+
+def test_cancel_from_another_tab_shows_cancelled_everywhere(browser: Browser, project_url: str) -> None:
+    context = browser.new_context()
+    a, b = context.new_page(), context.new_page()
+    for page in (a, b):
+        open_canvas(page, project_url)
+    add_text_node(a, "a slow painting")
+    nodes(a).get_by_role("button", name="Generate").click()
+    expect(job_rows(b)).to_have_count(1)
+    job_rows(b).first.get_by_role("button", name="Cancel").click()
+    for page in (a, b):
+        expect(job_rows(page).first).to_have_attribute("data-status", "cancelled")
+    time.sleep(2)  # the provider's late completion must not resurrect the job
+    for page in (a, b):
+        expect(job_rows(page).first).to_have_attribute("data-status", "cancelled")
+        expect(nodes(page).get_by_alt_text(RESULT_ALT)).to_have_count(0)
+
+
+def test_tab_that_lost_its_connection_catches_up(browser: Browser, project_url: str) -> None:
+    context = browser.new_context()
+    a, b = context.new_page(), context.new_page()
+    gate = SocketGate(b)
+    for page in (a, b):
+        open_canvas(page, project_url)
+    add_text_node(a, "painted while the other tab was offline")
+    expect(nodes(b)).to_have_count(1)
+
+    gate.cut()
+    nodes(a).get_by_role("button", name="Generate").click()
+    expect(job_rows(a).first).to_have_attribute("data-status", "completed", timeout=20_000)
+    b.wait_for_timeout(1000)
+    expect(nodes(b).get_by_alt_text(RESULT_ALT)).to_have_count(0)  # b really missed it
+    expect(job_rows(b)).to_have_count(0)
+
+    gate.restore()
+    expect(nodes(b).get_by_alt_text(RESULT_ALT)).to_be_visible(timeout=30_000)
+    expect(job_rows(b).first).to_have_attribute("data-status", "completed")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh Debian machine: Python deps, bun for Reflex,
+# and (with --browser) Debian's Chromium for the end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+BUN_VERSION=1.4.4
+
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "setup: installing Python dependencies"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  touch .venv/.installed
+fi
+
+# Reflex downloads bun from a host this machine cannot reach; the npm registry has it.
+if ! .tools/node_modules/.bin/bun --version 2>/dev/null | grep -qx "$BUN_VERSION"; then
+  echo "setup: installing bun $BUN_VERSION from the npm registry"
+  mkdir -p .tools
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error "bun@$BUN_VERSION"
+fi
+
+if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing Debian's chromium"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+    || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+fi
