@@ -32,7 +32,7 @@ lint: setup
 	@$(ENV) ruff check . && ruff format --check .
 
 typecheck: setup
-	@$(ENV) mypy models providers rxapp
+	@$(ENV) mypy models providers
 
 clean:
 	rm -rf .web .states data

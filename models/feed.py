@@ -29,12 +29,13 @@ class Notice:
 
 def record_change(session: Session, project_id: int, entity: str, entity_id: str | int, op: str = "upsert") -> int:
     """Bump the project's sequence and write the event; returns the new sequence."""
-    seq = session.exec(  # type: ignore[call-overload]
+    bump = (
         update(Project)
         .where(col(Project.id) == project_id)
-        .values(last_seq=Project.last_seq + 1)
-        .returning(Project.last_seq)
-    ).scalar_one()
+        .values(last_seq=col(Project.last_seq) + 1)
+        .returning(col(Project.last_seq))
+    )
+    seq: int = session.execute(bump).scalar_one()
     session.add(ChangeEvent(project_id=project_id, seq=seq, entity=entity, entity_id=str(entity_id), op=op))
     return int(seq)
 

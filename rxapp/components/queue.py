@@ -82,13 +82,17 @@ def _optimistic_row(row: rx.Var) -> rx.Component:
 def queue_monitor() -> rx.Component:
     return rx.el.section(
         rx.heading("Queue", size="4", id="queue-heading"),
-        rx.table.root(
-            rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in COLUMNS))),
-            rx.table.body(
-                rx.foreach(pending_jobs.value.to(list[dict[str, str]]), _optimistic_row),
-                rx.foreach(ProjectFeed.jobs, _job_row),
+        rx.box(
+            rx.table.root(
+                rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in COLUMNS))),
+                rx.table.body(
+                    rx.foreach(pending_jobs.value.to(list[dict[str, str]]), _optimistic_row),
+                    rx.foreach(ProjectFeed.jobs, _job_row),
+                ),
+                size="1",
+                width="100%",
             ),
-            size="1",
+            overflow_x="auto",
             width="100%",
         ),
         rx.cond(ProjectFeed.jobs.length() == 0, rx.text("No jobs yet.", color_scheme="gray", size="2")),

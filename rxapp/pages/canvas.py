@@ -27,7 +27,7 @@ def canvas_page() -> rx.Component:
                 align="start",
                 data_testid="canvas",
             ),
-            rx.box(queue_monitor(), flex="2", min_width="380px"),
+            rx.box(queue_monitor(), flex="2", min_width="420px"),
             gap="5",
             width="100%",
             wrap="wrap",

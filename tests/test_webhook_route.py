@@ -1,0 +1,104 @@
+"""The webhook route: only a verified callback for the right job changes anything."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from models.core import Core
+from providers.base import JobStatus
+from providers.local import SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
+from providers.local_render import render_text_to_image
+
+
+def _local(core: Core) -> LocalProvider:
+    provider = core.registry.get("local")
+    assert isinstance(provider, LocalProvider)
+    return provider
+
+
+def _signed(core: Core, task_id: str, body: dict, *, timestamp: int | None = None, secret: str | None = None):
+    ts = str(timestamp if timestamp is not None else int(time.time()))
+    headers = {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(secret or _local(core).secret, task_id, ts)}
+    return json.dumps(body).encode(), headers
+
+
+async def _submitted_job(core: Core, node_id: int) -> tuple[str, str, str]:
+    job = core.jobs.create(node_id)
+    core.jobs.mark_submitted(job.id, "local-task-1")
+    row = core.jobs.get(job.id)
+    return job.id, row.callback_token, "local-task-1"
+
+
+async def test_forged_or_malformed_callbacks_change_nothing(
+    core: Core, client: httpx.AsyncClient, node_id: int
+) -> None:
+    job_id, token, task_id = await _submitted_job(core, node_id)
+    failed = {"task_id": task_id, "status": "failed", "error": "forged"}
+    body, headers = _signed(core, task_id, failed)
+    url = f"/api/webhooks/local/{job_id}/{token}"
+    cases = [
+        (f"/api/webhooks/local/{job_id}/wrong-token", body, headers, 403),
+        ("/api/webhooks/local/no-such-job/x", body, headers, 404),
+        (f"/api/webhooks/other/{job_id}/{token}", body, headers, 403),
+        (url, b"{not json", headers, 400),
+        (url, json.dumps({"status": "failed"}).encode(), headers, 400),
+        (url, body, {}, 401),
+        (url, *_signed(core, task_id, failed, secret="not-the-secret"), 401),
+        (url, *_signed(core, task_id, failed, timestamp=int(time.time()) - 3600), 401),
+        (url, *_signed(core, "someone-elses-task", {**failed, "task_id": "someone-elses-task"}), 409),
+        (url, b"x" * (1024 * 1024 + 1), headers, 413),
+    ]
+    before = core.jobs.get(job_id)
+    for path, payload, hdrs, expected in cases:
+        response = await client.post(path, content=payload, headers=hdrs)
+        assert response.status_code == expected, (path, response.text)
+    after = core.jobs.get(job_id)
+    assert (after.status, after.version, after.error) == (before.status, before.version, before.error)
+
+
+async def test_duplicate_and_out_of_order_deliveries_are_no_ops(
+    core: Core, client: httpx.AsyncClient, node_id: int, settings
+) -> None:
+    job_id, token, task_id = await _submitted_job(core, node_id)
+    url = f"/api/webhooks/local/{job_id}/{token}"
+    image_url = "http://testapp/api/providers/local/outputs/local-task-1.png"
+    (settings.data_dir / "local-provider" / "local-task-1.png").write_bytes(render_text_to_image("x", "1:1"))
+    completed = {"task_id": task_id, "status": "completed", "result_urls": [image_url]}
+    running = {"task_id": task_id, "status": "running"}
+    for payload in (completed, completed, running, {**running, "status": "failed", "error": "late"}):
+        body, headers = _signed(core, task_id, payload)
+        response = await client.post(url, content=body, headers=headers)
+        assert response.status_code == 200
+    job = core.jobs.get(job_id)
+    assert job.status == JobStatus.COMPLETED
+    assert job.version == 3  # queued -> submitted -> completed, nothing after
+    node = next(n for n in core.canvas.snapshot(job.project_id).nodes if n.id == node_id)
+    assert len(node.history) == 1
+
+
+async def test_result_that_is_not_an_image_fails_the_job_readably(
+    core: Core, client: httpx.AsyncClient, node_id: int, settings
+) -> None:
+    job_id, token, task_id = await _submitted_job(core, node_id)
+    (settings.data_dir / "local-provider" / "local-task-1.png").write_bytes(b"<html>not an image</html>")
+    payload = {
+        "task_id": task_id,
+        "status": "completed",
+        "result_urls": ["http://testapp/api/providers/local/outputs/local-task-1.png"],
+    }
+    body, headers = _signed(core, task_id, payload)
+    response = await client.post(f"/api/webhooks/local/{job_id}/{token}", content=body, headers=headers)
+    assert response.status_code == 200
+    job = core.jobs.get(job_id)
+    assert job.status == JobStatus.FAILED
+    assert job.error == "The result is not a valid image"
+
+
+async def test_media_route_serves_only_stored_files(core: Core, client: httpx.AsyncClient) -> None:
+    url = core.media.save(render_text_to_image("x", "1:1"))
+    assert (await client.get(url)).headers["content-type"] == "image/png"
+    assert (await client.get("/media/..%2fapp.db")).status_code == 404
+    assert (await client.get("/media/" + "0" * 64 + ".png")).status_code == 404
