@@ -143,10 +143,18 @@ class JobBook:
         node = tx.session.get(Node, job.node_id)
         if node is None:
             return
-        if job.status == JobStatus.COMPLETED and job.image_path:
-            node.image_path = job.image_path
-            node.error = None
+        completed = job.status == JobStatus.COMPLETED and job.image_path
+        if completed:
             tx.session.add(NodeResult(node_id=job.node_id, job_id=job.id, image_path=job.image_path))
-        else:
-            node.error = job.error
+        # A job that finishes after a newer one of the same node must not replace its outcome.
+        newer_outcome = tx.session.exec(
+            select(Job.id).where(
+                Job.node_id == job.node_id,
+                col(Job.created_at) > job.created_at,
+                col(Job.status).in_([JobStatus.COMPLETED.value, JobStatus.FAILED.value]),
+            )
+        ).first()
+        if newer_outcome is None:
+            node.image_path = job.image_path if completed else node.image_path
+            node.error = None if completed else job.error
         Canvas.touch_node(tx, node)

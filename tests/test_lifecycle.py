@@ -146,3 +146,16 @@ def test_delete_node_keeps_its_jobs_detached(core: Core, project_id: int, node_i
     snapshot = core.canvas.snapshot(project_id)
     assert node_id not in [n.id for n in snapshot.nodes]
     assert [j.node_id for j in snapshot.jobs if j.id == job.id] == [0]
+
+
+def test_an_older_job_finishing_late_does_not_replace_the_newer_result(core: Core, node_id: int) -> None:
+    older = core.jobs.create(node_id)
+    newer = core.jobs.create(node_id)
+    assert core.jobs.complete(newer.id, "/media/new.png")
+    assert core.jobs.complete(older.id, "/media/old.png")
+    node = next(n for n in core.canvas.snapshot(core.jobs.get(older.id).project_id).nodes if n.id == node_id)
+    assert node.image_url == "/media/new.png"
+    assert sorted(node.history) == ["/media/new.png", "/media/old.png"]
+    core.jobs.fail(core.jobs.create(node_id).id, "newest failed")
+    node = next(n for n in core.canvas.snapshot(core.jobs.get(older.id).project_id).nodes if n.id == node_id)
+    assert (node.image_url, node.error) == ("/media/new.png", "newest failed")

@@ -10,10 +10,11 @@ sequence number, never assumed from the stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from models.canvas import InvalidInput, NotFound
 from models.logs import get_logger, log_step
@@ -101,85 +102,78 @@ class ProjectFeed(rx.SharedState):
         return changes
 
     # user actions ----------------------------------------------------------
-    async def _act(self, action: Callable[[], Any]) -> Any:
-        """Run a core action off the event loop, then show its result at once."""
+    async def _run(self, work: Awaitable[object]) -> EventSpec | None:
+        """Await a core action, then show its effect in every tab at once.
+
+        A refused action (bad input, vanished row, provider error) becomes a toast.
+        """
         try:
-            result = await asyncio.to_thread(action)
+            await work
         except (InvalidInput, NotFound, ProviderError) as exc:
             return rx.toast.error(str(exc))
         await self.catch_up()
-        return result
+        return None
 
     @rx.event
     async def add_text_node(self):
-        return _only_events(await self._act(lambda: core.canvas.add_node(self.project_id, NodeKind.TEXT_TO_IMAGE)))
+        return await self._run(asyncio.to_thread(core.canvas.add_node, self.project_id, NodeKind.TEXT_TO_IMAGE))
 
     @rx.event
     async def add_edit_node(self):
-        return _only_events(await self._act(lambda: core.canvas.add_node(self.project_id, NodeKind.IMAGE_EDIT)))
+        return await self._run(asyncio.to_thread(core.canvas.add_node, self.project_id, NodeKind.IMAGE_EDIT))
 
     @rx.event
     async def delete_node(self, node_id: int):
-        return _only_events(await self._act(lambda: core.canvas.delete_node(node_id)))
+        return await self._run(asyncio.to_thread(core.canvas.delete_node, node_id))
 
     @rx.event
     async def set_prompt(self, node_id: int, prompt: str):
-        return _only_events(await self._act(lambda: core.canvas.update_node(node_id, prompt=prompt)))
+        return await self._run(asyncio.to_thread(lambda: core.canvas.update_node(node_id, prompt=prompt)))
 
     @rx.event
     async def set_model(self, node_id: int, model: str):
-        return _only_events(await self._act(lambda: core.canvas.update_node(node_id, model=model)))
+        return await self._run(asyncio.to_thread(lambda: core.canvas.update_node(node_id, model=model)))
 
     @rx.event
     async def set_aspect_ratio(self, node_id: int, aspect_ratio: str):
-        return _only_events(await self._act(lambda: core.canvas.update_node(node_id, aspect_ratio=aspect_ratio)))
+        return await self._run(asyncio.to_thread(lambda: core.canvas.update_node(node_id, aspect_ratio=aspect_ratio)))
 
     @rx.event
     async def add_input(self, node_id: int, image_url: str):
         if not image_url:
             return None
-        return _only_events(await self._act(lambda: core.canvas.change_inputs(node_id, add=[image_url])))
+        return await self._run(asyncio.to_thread(lambda: core.canvas.change_inputs(node_id, add=[image_url])))
 
     @rx.event
     async def remove_input(self, node_id: int, image_url: str):
-        return _only_events(await self._act(lambda: core.canvas.change_inputs(node_id, remove=[image_url])))
+        return await self._run(asyncio.to_thread(lambda: core.canvas.change_inputs(node_id, remove=[image_url])))
 
     @rx.event
     async def generate(self, node_id: int, client_request_id: str):
-        try:
-            view = await core.pipeline.generate(node_id, client_request_id or None)
-        except (InvalidInput, NotFound, ProviderError) as exc:
-            return [rx.toast.error(str(exc)), pending_jobs.push([])]
-        log_step(log, "tab.generate", job_id=view.id, project_id=self.project_id, client_request_id=client_request_id)
-        await self.catch_up()
-        return None
+        refused = await self._run(core.pipeline.generate(node_id, client_request_id or None))
+        # The optimistic row of a refused Generate must not linger.
+        return [refused, pending_jobs.push([])] if refused else None
 
     @rx.event
     async def cancel_job(self, job_id: str):
-        await core.pipeline.cancel(job_id)
-        await self.catch_up()
+        return await self._run(core.pipeline.cancel(job_id))
 
     @rx.event
     async def retry_job(self, job_id: str):
-        try:
-            await core.pipeline.retry(job_id)
-        except (InvalidInput, NotFound, ProviderError) as exc:
-            return rx.toast.error(str(exc))
-        await self.catch_up()
-        return None
+        return await self._run(core.pipeline.retry(job_id))
 
     # projects ----------------------------------------------------------------
     @rx.event
     async def create_project(self):
-        count = len(self.projects) + 1
-        project = await self._act(lambda: core.canvas.create_project(f"Project {count}"))
-        if isinstance(project, ProjectView):
-            return rx.redirect(f"/p/{project.id}")
-        return project
+        try:
+            project = await asyncio.to_thread(core.canvas.create_project, f"Project {len(self.projects) + 1}")
+        except InvalidInput as exc:
+            return rx.toast.error(str(exc))
+        return rx.redirect(f"/p/{project.id}")
 
     @rx.event
     async def rename_project(self, name: str):
-        return _only_events(await self._act(lambda: core.canvas.rename_project(self.project_id, name)))
+        return await self._run(asyncio.to_thread(core.canvas.rename_project, self.project_id, name))
 
     @rx.event
     def switch_project(self, project_id: str):
@@ -196,8 +190,3 @@ def _merge(current: list[T], updated: list[T], deleted: list[int], key: Callable
     for gone in deleted:
         by_key.pop(gone, None)
     return list(by_key.values())
-
-
-def _only_events(result: Any) -> Any:
-    """Pass toasts through; drop plain return values Reflex would not understand."""
-    return result if isinstance(result, rx.event.EventSpec) else None
