@@ -9,9 +9,10 @@ import httpx
 from models.canvas import Canvas
 from models.db import Database
 from models.feed import ChangeNotifier, ChangeWriter
+from models.fetch import FetchPolicy
 from models.jobs import JobBook
 from models.media import MediaStore
-from models.pipeline import Pipeline
+from models.pipeline import Pipeline, PollPolicy, RetryPolicy
 from models.settings import Settings
 from providers.base import ProviderRegistry
 from providers.registry import build_registry
@@ -40,8 +41,23 @@ class Core:
         registry = build_registry(settings, http)
         jobs = JobBook(writer, registry)
         media = MediaStore(settings.media_dir)
+        fetch = FetchPolicy(
+            max_bytes=settings.max_image_bytes,
+            timeout_s=settings.download_timeout_s,
+            allow_hosts=settings.image_fetch_allow_hosts,
+            trusted_origins=(settings.base_url,),
+        )
         pipeline = Pipeline(
-            jobs, registry, media, http, base_url=settings.base_url, max_image_bytes=settings.max_image_bytes
+            jobs,
+            registry,
+            media,
+            http,
+            base_url=settings.base_url,
+            fetch=fetch,
+            retry=RetryPolicy(attempts=settings.submit_attempts, base_s=settings.retry_base_s),
+            poll=PollPolicy(
+                start_s=settings.poll_start_s, cap_s=settings.poll_cap_s, timeout_s=settings.poll_timeout_s
+            ),
         )
         return cls(settings, db, notifier, registry, Canvas(writer, registry), jobs, media, pipeline, http)
 

@@ -1,5 +1,5 @@
-"""Engine and sessions. SQLite gets WAL and a busy timeout so the webhook route,
-the local provider and the UI can write concurrently without `database is locked`."""
+"""Engine and sessions. SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` so the
+webhook route, the poller and the UI can write concurrently without `database is locked`."""
 
 from __future__ import annotations
 
@@ -25,11 +25,19 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy issue BEGIN itself (below)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        # Take the write lock up front: two read-then-write transactions (a webhook
+        # and a poll of the same job) then run one after the other instead of the
+        # second failing on a stale snapshot.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

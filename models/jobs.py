@@ -9,6 +9,8 @@ Rules that keep every tab truthful:
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import col, select
 
 from models.canvas import Canvas, InvalidInput, get_or_404
@@ -75,8 +77,30 @@ class JobBook:
             done = [s.value for s in JobStatus if s.is_terminal]
             return list(tx.session.exec(select(Job).where(col(Job.status).not_in(done)).order_by(col(Job.created_at))))
 
-    def mark_submitted(self, job_id: str, task_id: str) -> bool:
-        return self._advance(job_id, JobStatus.SUBMITTED, provider_task_id=task_id, submitted_at=utcnow())
+    def mark_submitted(self, job_id: str, task_id: str, first_poll_at: datetime | None = None) -> bool:
+        return self._advance(
+            job_id, JobStatus.SUBMITTED, provider_task_id=task_id, submitted_at=utcnow(), next_poll_at=first_poll_at
+        )
+
+    def due_for_poll(self, now: datetime) -> list[Job]:
+        """Submitted or running jobs whose next fallback poll is due."""
+        with self.writer.transaction() as tx:
+            active = [JobStatus.SUBMITTED.value, JobStatus.RUNNING.value]
+            return list(
+                tx.session.exec(
+                    select(Job)
+                    .where(col(Job.status).in_(active), col(Job.next_poll_at) <= now)
+                    .order_by(col(Job.next_poll_at))
+                )
+            )
+
+    def schedule_poll(self, job_id: str, next_poll_at: datetime) -> None:
+        """Book the next poll; deliberately no version bump or change event."""
+        with self.writer.transaction() as tx:
+            job = get_or_404(tx.session, Job, job_id)
+            job.poll_attempts += 1
+            job.next_poll_at = next_poll_at
+            tx.session.add(job)
 
     def mark_running(self, job_id: str) -> bool:
         return self._advance(job_id, JobStatus.RUNNING)

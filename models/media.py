@@ -1,6 +1,7 @@
 """Stored images: downloaded once, checked to be images, served by the app.
 
-Provider result URLs expire, so a result is copied here the moment it arrives.
+Provider result URLs expire, so a result is copied here the moment it arrives
+(see `models.fetch` for how it is downloaded).
 Names are content hashes: storing the same image twice is harmless.
 """
 
@@ -11,7 +12,6 @@ import io
 import re
 from pathlib import Path
 
-import httpx
 from PIL import Image, UnidentifiedImageError
 
 MEDIA_PREFIX = "/media/"
@@ -62,24 +62,3 @@ class MediaStore:
             return None
         path = self.file_for(url.removeprefix(MEDIA_PREFIX))
         return path.read_bytes() if path else None
-
-
-async def download_image(client: httpx.AsyncClient, url: str, max_bytes: int) -> bytes:
-    """Fetch a result, refusing anything too large or not an image."""
-    if not url.startswith(("http://", "https://")):
-        raise ImageRejected(f"Refusing to fetch a non-HTTP URL ({url.split(':', 1)[0]})")
-    async with client.stream("GET", url) as response:
-        if response.status_code != 200:
-            raise ImageRejected(f"Result download failed: HTTP {response.status_code}")
-        declared = int(response.headers.get("content-length") or 0)
-        if declared > max_bytes:
-            raise ImageRejected(f"Result image is too large ({declared} bytes)")
-        chunks, total = [], 0
-        async for chunk in response.aiter_bytes():
-            total += len(chunk)
-            if total > max_bytes:
-                raise ImageRejected(f"Result image is larger than {max_bytes} bytes")
-            chunks.append(chunk)
-    data = b"".join(chunks)
-    image_extension(data)
-    return data

@@ -1,10 +1,11 @@
-"""The async half of the update chain: submit, receive, store, complete.
+"""The async half of the update chain: submit, receive, confirm, store, complete.
 
-    Generate -> JobBook.create -> submit -> provider task id
-    webhook  -> verify + parse -> download + store -> JobBook.complete -> change event
+    Generate -> JobBook.create -> submit (retried with backoff) -> provider task id
+    webhook or poll -> TaskUpdate -> fetch + store image -> JobBook.complete -> change event
 
-Every step logs `job_id` and `step`. Database work runs in a thread so the event
-loop (and with it every websocket) never waits on SQLite.
+Webhooks and polls meet in `apply`, serialised per job, and the job's status only
+moves forward, so whichever arrives first wins and the other is a no-op. Database
+work runs in a thread so the event loop (and every websocket) never waits on it.
 """
 
 from __future__ import annotations
@@ -12,19 +13,29 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+import weakref
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from models.canvas import NotFound
+from models.fetch import FetchPolicy, fetch_image
 from models.jobs import JobBook
 from models.logs import get_logger, log_step
-from models.media import ImageRejected, MediaStore, download_image
-from models.tables import Job
+from models.media import ImageRejected, MediaStore
+from models.tables import Job, utcnow
 from models.views import JobView
-from providers.base import JobStatus, ProviderError, ProviderRegistry, SubmitRequest, TaskUpdate, WebhookRejected
+from providers.base import (
+    JobStatus,
+    ProviderError,
+    ProviderRegistry,
+    SubmitRequest,
+    TaskUpdate,
+    WebhookRejected,
+)
 
 log = get_logger("pipeline")
 
@@ -33,6 +44,28 @@ log = get_logger("pipeline")
 class WebhookOutcome:
     status_code: int
     message: str
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff for provider calls that may succeed when tried again."""
+
+    attempts: int = 4
+    base_s: float = 1.0
+    cap_s: float = 30.0
+
+    def delay(self, attempt: int, retry_after_s: float | None = None) -> float:
+        return max(min(self.cap_s, self.base_s * 2**attempt), retry_after_s or 0.0)
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    start_s: float = 2.5
+    cap_s: float = 30.0
+    timeout_s: float = 15 * 60
+
+    def next_delay(self, attempts: int) -> float:
+        return min(self.cap_s, self.start_s * 1.5**attempts)
 
 
 class Pipeline:
@@ -44,15 +77,20 @@ class Pipeline:
         http: httpx.AsyncClient,
         *,
         base_url: str,
-        max_image_bytes: int,
+        fetch: FetchPolicy,
+        retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
     ) -> None:
         self.jobs = jobs
         self.registry = registry
         self.media = media
         self.http = http
         self.base_url = base_url
-        self.max_image_bytes = max_image_bytes
+        self.fetch = fetch
+        self.retry = retry or RetryPolicy()
+        self.poll = poll or PollPolicy()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._job_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def callback_url(self, job: Job) -> str:
         return f"{self.base_url}/api/webhooks/{job.provider}/{job.id}/{job.callback_token}"
@@ -61,6 +99,12 @@ class Pipeline:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _lock(self, job_id: str) -> asyncio.Lock:
+        lock = self._job_locks.get(job_id)
+        if lock is None:
+            lock = self._job_locks[job_id] = asyncio.Lock()
+        return lock
 
     async def drain(self) -> None:
         """Wait for background submissions (tests and shutdown)."""
@@ -75,15 +119,13 @@ class Pipeline:
             self._spawn(self.submit(view.id))
         return view
 
-    async def retry(self, job_id: str) -> JobView:
+    async def retry_job(self, job_id: str) -> JobView:
         view = await asyncio.to_thread(self.jobs.retry, job_id)
         self._spawn(self.submit(view.id))
         return view
 
     async def submit(self, job_id: str) -> None:
         job = await asyncio.to_thread(self.jobs.get, job_id)
-        if job.status != JobStatus.QUEUED:
-            return
         request = SubmitRequest(
             job_id=job.id,
             model=job.model,
@@ -92,32 +134,31 @@ class Pipeline:
             callback_url=self.callback_url(job),
             input_image_urls=tuple(self.base_url + path for path in job.input_images),
         )
-        started = time.perf_counter()
-        try:
-            task_id = await self.registry.get(job.provider).submit(request)
-        except ProviderError as exc:
-            log_step(
-                log,
-                "provider.submit_failed",
-                job_id=job_id,
-                project_id=job.project_id,
-                provider=job.provider,
-                error=exc.message,
-            )
-            await asyncio.to_thread(self.jobs.fail, job_id, exc.message)
-            return
-        except httpx.HTTPError as exc:
-            message = f"{job.provider} is unreachable: {type(exc).__name__}"
-            log_step(
-                log,
-                "provider.submit_failed",
-                job_id=job_id,
-                project_id=job.project_id,
-                provider=job.provider,
-                error=message,
-            )
-            await asyncio.to_thread(self.jobs.fail, job_id, message)
-            return
+        provider = self.registry.get(job.provider)
+        for attempt in range(self.retry.attempts):
+            if (await asyncio.to_thread(self.jobs.get, job_id)).status != JobStatus.QUEUED:
+                return  # cancelled meanwhile
+            started = time.perf_counter()
+            try:
+                task_id = await provider.submit(request)
+                break
+            except (ProviderError, httpx.HTTPError) as exc:
+                error = _provider_error(job.provider, exc)
+                last = attempt == self.retry.attempts - 1
+                log_step(
+                    log,
+                    "provider.submit_failed",
+                    job_id=job_id,
+                    project_id=job.project_id,
+                    provider=job.provider,
+                    error=error.message,
+                    attempt=attempt + 1,
+                    will_retry=error.retryable and not last,
+                )
+                if not error.retryable or last:
+                    await asyncio.to_thread(self.jobs.fail, job_id, error.message)
+                    return
+                await asyncio.sleep(self.retry.delay(attempt, error.retry_after_s))
         log_step(
             log,
             "provider.submitted",
@@ -127,13 +168,15 @@ class Pipeline:
             task_id=task_id,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
-        if not await asyncio.to_thread(self.jobs.mark_submitted, job_id, task_id):
+        first_poll = utcnow() + timedelta(seconds=self.poll.start_s)
+        if not await asyncio.to_thread(self.jobs.mark_submitted, job_id, task_id, first_poll):
             current = await asyncio.to_thread(self.jobs.get, job_id)
             if current.status == JobStatus.CANCELLED:
                 # Cancelled while the provider was answering: tell it to stop.
                 await self._cancel_at_provider(job.provider, task_id, job_id)
 
     async def cancel(self, job_id: str) -> bool:
+        """Cancel locally at once (the user's choice is final), then tell the provider."""
         job = await asyncio.to_thread(self.jobs.get, job_id)
         cancelled = await asyncio.to_thread(self.jobs.cancel, job_id)
         if cancelled and job.provider_task_id:
@@ -147,22 +190,59 @@ class Pipeline:
             log_step(log, "provider.cancel_failed", job_id=job_id, provider=provider, error=str(exc))
 
     async def resume_unfinished(self) -> None:
-        """After a restart: resubmit queued jobs and ask providers about the rest."""
+        """After a restart: resubmit jobs that never reached their provider.
+
+        Submitted and running jobs need nothing here: their poll schedule is in the
+        database and the poller picks them up.
+        """
         for job in await asyncio.to_thread(self.jobs.unfinished):
             if job.status == JobStatus.QUEUED:
                 self._spawn(self.submit(job.id))
-            elif job.provider_task_id:
-                self._spawn(self.poll_once(job))
 
-    async def poll_once(self, job: Job) -> None:
-        assert job.provider_task_id is not None
+    # Polling ------------------------------------------------------------
+    async def poll_due(self) -> int:
+        """Poll every job whose fallback poll is due; returns how many were polled."""
+        due = await asyncio.to_thread(self.jobs.due_for_poll, utcnow())
+        await asyncio.gather(*(self._poll(job) for job in due))
+        return len(due)
+
+    async def _poll(self, job: Job) -> None:
+        assert job.provider_task_id is not None and job.submitted_at is not None
+        waited = (utcnow() - job.submitted_at).total_seconds()
+        if waited > self.poll.timeout_s:
+            message = f"No result from {job.provider} after {waited / 60:.0f} min; gave up waiting (timeout)"
+            log_step(log, "poll.timeout", job_id=job.id, project_id=job.project_id, provider=job.provider)
+            await asyncio.to_thread(self.jobs.fail, job.id, message)
+            return
+        next_at = utcnow() + timedelta(seconds=self.poll.next_delay(job.poll_attempts + 1))
+        await asyncio.to_thread(self.jobs.schedule_poll, job.id, next_at)
         try:
             update = await self.registry.get(job.provider).query(job.provider_task_id)
         except (ProviderError, httpx.HTTPError) as exc:
-            log_step(log, "provider.poll_failed", job_id=job.id, provider=job.provider, error=str(exc))
+            error = _provider_error(job.provider, exc)
+            log_step(
+                log,
+                "poll.failed",
+                job_id=job.id,
+                project_id=job.project_id,
+                provider=job.provider,
+                error=error.message,
+                attempt=job.poll_attempts + 1,
+                will_retry=error.retryable,
+            )
+            if not error.retryable:
+                await asyncio.to_thread(self.jobs.fail, job.id, error.message)
             return
-        log_step(log, "provider.polled", job_id=job.id, project_id=job.project_id, status=update.status.value)
-        await self.apply(job, update)
+        log_step(
+            log,
+            "poll.answered",
+            job_id=job.id,
+            project_id=job.project_id,
+            provider=job.provider,
+            status=update.status.value,
+            attempt=job.poll_attempts + 1,
+        )
+        await self.apply(job.id, update)
 
     # Webhook ------------------------------------------------------------
     async def on_webhook(
@@ -177,12 +257,13 @@ class Pipeline:
         if job.provider != provider_name or not hmac.compare_digest(job.callback_token, token):
             log_step(log, "webhook.rejected", job_id=job_id, provider=provider_name, reason="bad job token")
             return WebhookOutcome(403, "bad job token")
+        provider = self.registry.get(provider_name)
         try:
-            update = self.registry.get(provider_name).parse_webhook(headers, body)
+            update = provider.parse_webhook(headers, body)
         except WebhookRejected as exc:
             log_step(log, "webhook.rejected", job_id=job_id, provider=provider_name, reason=exc.reason)
             return WebhookOutcome(exc.status_code, exc.reason)
-        if update.task_id != job.provider_task_id and job.provider_task_id is not None:
+        if job.provider_task_id is not None and update.task_id != job.provider_task_id:
             log_step(log, "webhook.rejected", job_id=job_id, provider=provider_name, reason="task id mismatch")
             return WebhookOutcome(409, "task id does not belong to this job")
         log_step(
@@ -193,23 +274,43 @@ class Pipeline:
             provider=provider_name,
             status=update.status.value,
             task_id=update.task_id,
+            verified=update.verified,
         )
-        await self.apply(job, update)
+        if not update.verified:
+            try:
+                update = await provider.query(update.task_id)
+            except (ProviderError, httpx.HTTPError) as exc:
+                # The poller will ask again; the provider may retry its delivery too.
+                log_step(log, "webhook.unconfirmed", job_id=job_id, error=str(exc))
+                return WebhookOutcome(202, "accepted; will confirm by polling")
+            log_step(log, "webhook.confirmed", job_id=job_id, status=update.status.value)
+        await self.apply(job_id, update)
         return WebhookOutcome(200, "ok")
 
-    async def apply(self, job: Job, update: TaskUpdate) -> None:
-        """Apply a provider's word on a task, from a webhook or a poll alike."""
-        if job.status.is_terminal:
-            log_step(log, "job.update_dropped", job_id=job.id, status=update.status.value, current=job.status.value)
-            return
-        if update.status == JobStatus.RUNNING:
-            await asyncio.to_thread(self.jobs.mark_running, job.id)
-        elif update.status == JobStatus.FAILED:
-            await asyncio.to_thread(self.jobs.fail, job.id, update.error or "The provider reported a failure")
-        elif update.status == JobStatus.CANCELLED:
-            await asyncio.to_thread(self.jobs.cancel, job.id)
-        elif update.status == JobStatus.COMPLETED:
-            await self._store_result(job, update)
+    async def apply(self, job_id: str, update: TaskUpdate) -> None:
+        """Apply a provider's word on a task, from a webhook or a poll alike (one at a time per job)."""
+        async with self._lock(job_id):
+            job = await asyncio.to_thread(self.jobs.get, job_id)
+            if job.status.is_terminal:
+                step = "job.late_result" if update.status == JobStatus.COMPLETED else "job.update_dropped"
+                log_step(
+                    log,
+                    step,
+                    job_id=job_id,
+                    project_id=job.project_id,
+                    status=update.status.value,
+                    current=job.status.value,
+                    result_urls=list(update.result_urls),
+                )
+                return
+            if update.status == JobStatus.RUNNING:
+                await asyncio.to_thread(self.jobs.mark_running, job_id)
+            elif update.status == JobStatus.FAILED:
+                await asyncio.to_thread(self.jobs.fail, job_id, update.error or "The provider reported a failure")
+            elif update.status == JobStatus.CANCELLED:
+                await asyncio.to_thread(self.jobs.cancel, job_id)
+            elif update.status == JobStatus.COMPLETED:
+                await self._store_result(job, update)
 
     async def _store_result(self, job: Job, update: TaskUpdate) -> None:
         if not update.result_urls:
@@ -217,12 +318,11 @@ class Pipeline:
             return
         started = time.perf_counter()
         try:
-            data = await download_image(self.http, update.result_urls[0], self.max_image_bytes)
+            data = await fetch_image(self.http, update.result_urls[0], self.fetch)
             path = await asyncio.to_thread(self.media.save, data)
-        except (ImageRejected, httpx.HTTPError) as exc:
-            message = str(exc) or f"Result download failed: {type(exc).__name__}"
-            log_step(log, "image.rejected", job_id=job.id, project_id=job.project_id, error=message)
-            await asyncio.to_thread(self.jobs.fail, job.id, message)
+        except ImageRejected as exc:
+            log_step(log, "image.rejected", job_id=job.id, project_id=job.project_id, error=str(exc))
+            await asyncio.to_thread(self.jobs.fail, job.id, str(exc))
             return
         log_step(
             log,
@@ -234,3 +334,12 @@ class Pipeline:
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         await asyncio.to_thread(self.jobs.complete, job.id, path)
+
+
+def _provider_error(provider: str, exc: Exception) -> ProviderError:
+    """Network trouble is worth retrying; a provider's own refusal says whether it is."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderError(f"{provider} did not answer in time", retryable=True)
+    return ProviderError(f"{provider} is unreachable ({type(exc).__name__})", retryable=True)

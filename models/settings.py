@@ -26,7 +26,15 @@ class Settings:
     log_level: str = "INFO"
     max_image_bytes: int = 20 * 1024 * 1024
     download_timeout_s: float = 30.0
-    default_provider: str = "local"
+    image_fetch_allow_hosts: tuple[str, ...] = ()
+    poll_start_s: float = 2.5
+    poll_cap_s: float = 30.0
+    poll_timeout_s: float = 15 * 60
+    submit_attempts: int = 4
+    retry_base_s: float = 1.0
+    kie_api_key: str = ""
+    kie_base_url: str = "https://api.kie.ai"
+    kie_webhook_hmac_key: str = ""
 
     @property
     def media_dir(self) -> Path:
@@ -39,6 +47,11 @@ class Settings:
     @property
     def base_url(self) -> str:
         return (self.public_base_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def has_public_url(self) -> bool:
+        """Whether providers on the internet can reach us (an explicit PUBLIC_BASE_URL)."""
+        return bool(self.public_base_url)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -53,7 +66,17 @@ class Settings:
             log_level=_env("LOG_LEVEL", "INFO").upper(),
             max_image_bytes=int(_env("MAX_IMAGE_BYTES", str(20 * 1024 * 1024))),
             download_timeout_s=float(_env("DOWNLOAD_TIMEOUT_S", "30")),
-            default_provider=_env("DEFAULT_PROVIDER", "local"),
+            image_fetch_allow_hosts=tuple(
+                h.strip().lower() for h in _env("IMAGE_FETCH_ALLOW_HOSTS", "").split(",") if h.strip()
+            ),
+            poll_start_s=float(_env("POLL_START_S", "2.5")),
+            poll_cap_s=float(_env("POLL_CAP_S", "30")),
+            poll_timeout_s=float(_env("POLL_TIMEOUT_S", str(15 * 60))),
+            submit_attempts=int(_env("SUBMIT_ATTEMPTS", "4")),
+            retry_base_s=float(_env("RETRY_BASE_S", "1.0")),
+            kie_api_key=_env("KIE_API_KEY", ""),
+            kie_base_url=_env("KIE_BASE_URL", "https://api.kie.ai").rstrip("/"),
+            kie_webhook_hmac_key=_env("KIE_WEBHOOK_HMAC_KEY", ""),
         )
 
 

@@ -70,6 +70,9 @@ class Job(SQLModel, table=True):
     #: tab replace its optimistic row with the real one.
     client_request_id: str | None = Field(default=None, index=True, unique=True)
     retry_of: str | None = None
+    #: Fallback polling schedule; not part of the change feed (tabs need not see it).
+    poll_attempts: int = 0
+    next_poll_at: datetime | None = Field(default=None, index=True)
     error: str | None = None
     image_path: str | None = None
     created_at: datetime = Field(default_factory=utcnow)

@@ -57,6 +57,8 @@ class ModelInfo:
     kind: NodeKind
     aspect_ratios: tuple[str, ...] = ("1:1", "16:9", "9:16", "4:3", "3:4")
     max_input_images: int = 0
+    #: Why the model cannot run here (e.g. a missing API key); empty when it can.
+    disabled_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -78,15 +80,18 @@ class TaskUpdate:
     status: JobStatus
     result_urls: tuple[str, ...] = ()
     error: str | None = None
+    #: False for an unsigned callback: a hint the app confirms with `query` first.
+    verified: bool = True
 
 
 class ProviderError(Exception):
     """A provider call failed; `retryable` says whether trying again may help."""
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    def __init__(self, message: str, *, retryable: bool = False, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+        self.retry_after_s = retry_after_s
 
 
 class WebhookRejected(Exception):
@@ -147,3 +152,9 @@ class ProviderRegistry:
             if info.id == model_id:
                 return info
         raise ProviderError(f"Unknown model {model_id!r}")
+
+    def runnable_model(self, model_id: str) -> ModelInfo:
+        info = self.model(model_id)
+        if info.disabled_reason:
+            raise ProviderError(f"{model_id} is not available: {info.disabled_reason}")
+        return info

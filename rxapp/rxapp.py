@@ -14,6 +14,7 @@ from rxapp.runtime import core, project_token
 from rxapp.states.feed import ProjectFeed
 
 log = get_logger("bridge")
+POLL_TICK_S = 0.5
 
 app = rx.App(api_transformer=build_api(core))
 app.add_page(redirect_page, route="/", title="Canvas", on_load=ProjectFeed.open_project)
@@ -30,10 +31,21 @@ async def _push(project_id: int) -> None:
 
 
 @app.register_lifespan_task
+async def fallback_poller() -> None:
+    """Ask providers about jobs whose webhook has not come (yet); picks up old jobs after a restart."""
+    await core.pipeline.resume_unfinished()
+    while True:
+        try:
+            await core.pipeline.poll_due()
+        except Exception:
+            log.exception("poll round failed", extra={"step": "poll.crashed"})
+        await asyncio.sleep(POLL_TICK_S)
+
+
+@app.register_lifespan_task
 async def change_feed_bridge() -> None:
     """Turn committed change events into pushes to every subscribed tab."""
     with core.notifier.subscribe() as queue:
-        await core.pipeline.resume_unfinished()
         while True:
             notice: Notice = await queue.get()
             latest = {notice.project_id}

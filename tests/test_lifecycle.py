@@ -96,7 +96,7 @@ async def test_retry_creates_a_new_job_for_the_node(core: Core, node_id: int) ->
     failed = await core.pipeline.generate(node_id)
     await wait_for_status(core, failed.id, JobStatus.FAILED)
     core.canvas.update_node(node_id, prompt="works now")
-    retried = await core.pipeline.retry(failed.id)
+    retried = await core.pipeline.retry_job(failed.id)
     assert retried.id != failed.id
     await wait_for_status(core, retried.id, JobStatus.COMPLETED)
     node = next(n for n in core.canvas.snapshot(retried_project(core, retried.id)).nodes if n.id == node_id)
@@ -159,3 +159,13 @@ def test_an_older_job_finishing_late_does_not_replace_the_newer_result(core: Cor
     core.jobs.fail(core.jobs.create(node_id).id, "newest failed")
     node = next(n for n in core.canvas.snapshot(core.jobs.get(older.id).project_id).nodes if n.id == node_id)
     assert (node.image_url, node.error) == ("/media/new.png", "newest failed")
+
+
+async def test_concurrent_completions_complete_once(core: Core, node_id: int) -> None:
+    job = core.jobs.create(node_id)
+    core.jobs.mark_submitted(job.id, "t")
+    results = await asyncio.gather(
+        *(asyncio.to_thread(core.jobs.complete, job.id, f"/media/{i}.png") for i in range(8))
+    )
+    assert results.count(True) == 1
+    assert len(core.canvas.snapshot(core.jobs.get(job.id).project_id).nodes[0].history) == 1

@@ -160,7 +160,7 @@ class ProjectFeed(rx.SharedState):
 
     @rx.event
     async def retry_job(self, job_id: str):
-        return await self._run(core.pipeline.retry(job_id))
+        return await self._run(core.pipeline.retry_job(job_id))
 
     # projects ----------------------------------------------------------------
     @rx.event
