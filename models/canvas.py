@@ -81,7 +81,7 @@ class Canvas:
 
     # nodes --------------------------------------------------------------
     def add_node(self, project_id: int, kind: NodeKind) -> NodeView:
-        model = next(m for m in self.registry.all_models() if m.kind == kind)
+        model = next(m for m in self.registry.all_models() if m.kind == kind and not m.disabled_reason)
         with self.writer.transaction() as tx:
             get_or_404(tx.session, Project, project_id)
             node = Node(project_id=project_id, kind=kind, model=model.id)

@@ -40,7 +40,7 @@ class JobBook:
                 raise InvalidInput("Write a prompt before generating")
             if node.kind == NodeKind.IMAGE_EDIT and not node.input_images:
                 raise InvalidInput("An image edit node needs at least one input image")
-            model = self.registry.model(node.model)
+            model = self.registry.runnable_model(node.model)
             job = Job(
                 project_id=node.project_id,
                 node_id=node_id,

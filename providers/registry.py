@@ -8,6 +8,7 @@ import httpx
 
 from models.settings import Settings
 from providers.base import ProviderRegistry
+from providers.kie import KieProvider
 from providers.local import LocalProvider
 
 
@@ -20,6 +21,15 @@ def build_registry(settings: Settings, http: httpx.AsyncClient) -> ProviderRegis
             http=http,
             delay_s=settings.local_delay_s,
             secret=os.environ.get("LOCAL_PROVIDER_SECRET") or None,
+        )
+    )
+    registry.register(
+        KieProvider(
+            api_key=settings.kie_api_key,
+            base_url=settings.kie_base_url,
+            http=http,
+            hmac_key=settings.kie_webhook_hmac_key,
+            public_url=settings.has_public_url,
         )
     )
     return registry

@@ -11,11 +11,18 @@ from rxapp.states.feed import ProjectFeed
 from rxapp.states.pending import LAST_REQUEST_ID, add_pending
 from rxapp.states.upload import UploadState
 
-ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9")
+ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "5:4", "4:5", "21:9")
 
 
 def _model_options(kind: NodeKind) -> list[rx.Component]:
-    return [rx.el.option(m.id, value=m.id) for m in core.registry.all_models() if m.kind == kind]
+    """Every model of the node's kind; ones that cannot run here are shown disabled, with why."""
+    return [
+        rx.el.option(
+            f"{m.id} ({m.disabled_reason})" if m.disabled_reason else m.id, value=m.id, disabled=bool(m.disabled_reason)
+        )
+        for m in core.registry.all_models()
+        if m.kind == kind
+    ]
 
 
 def _select(label: str, value: rx.Var | str, on_change, *options: rx.Component) -> rx.Component:

@@ -1,0 +1,193 @@
+"""Fallback polling, retries and webhook confirmation, with KIE.ai mocked by respx."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from models.core import Core
+from models.settings import Settings
+from providers.base import JobStatus, NodeKind, ProviderError
+from providers.kie import TEXT_MODEL
+from providers.local_render import render_text_to_image
+
+KIE = "https://kie.test"
+IMAGE_URL = "https://cdn.test/result.png"
+CREATE = f"{KIE}/api/v1/jobs/createTask"
+RECORD = f"{KIE}/api/v1/jobs/recordInfo"
+
+
+def ok(data: dict) -> httpx.Response:
+    return httpx.Response(200, json={"code": 200, "msg": "success", "data": data})
+
+
+def record(state: str) -> httpx.Response:
+    data = {"taskId": "t1", "state": state}
+    if state == "success":
+        data["resultJson"] = json.dumps({"resultUrls": [IMAGE_URL]})
+    return ok(data)
+
+
+@pytest.fixture
+def kie_settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        public_base_url="http://testapp",
+        kie_api_key="k",
+        kie_base_url=KIE,
+        image_fetch_allow_hosts=("cdn.test",),
+        poll_start_s=0,
+        retry_base_s=0.01,
+    )
+
+
+@pytest.fixture
+def kie_api() -> Iterator[respx.MockRouter]:
+    """KIE.ai and its CDN, mocked for the app's HTTP client."""
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get(IMAGE_URL).respond(200, content=render_text_to_image("x", "1:1"))
+        yield mock
+
+
+@pytest.fixture
+async def kie_core(kie_settings: Settings, kie_api: respx.MockRouter) -> AsyncIterator[Core]:
+    core = Core.build(kie_settings)
+    yield core
+    await core.aclose()
+
+
+@pytest.fixture
+def kie_node(kie_core: Core) -> int:
+    project = kie_core.canvas.ensure_default_project()
+    node = kie_core.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
+    kie_core.canvas.update_node(node.id, prompt="a fox", model=TEXT_MODEL)
+    return node.id
+
+
+async def submitted(core: Core, node_id: int) -> str:
+    view = await core.pipeline.generate(node_id)
+    await core.pipeline.drain()
+    return view.id
+
+
+async def test_polling_completes_a_job_whose_webhook_never_came(
+    kie_core: Core, kie_node: int, kie_api: respx.MockRouter
+) -> None:
+    kie_api.post(CREATE).mock(return_value=ok({"taskId": "t1"}))
+    polls = kie_api.get(RECORD).mock(side_effect=[record("generating"), record("success")])
+    job_id = await submitted(kie_core, kie_node)
+    assert kie_core.jobs.get(job_id).status == JobStatus.SUBMITTED
+    assert await kie_core.pipeline.poll_due() == 1
+    assert kie_core.jobs.get(job_id).status == JobStatus.RUNNING
+    kie_core.jobs.schedule_poll(job_id, kie_core.jobs.get(job_id).submitted_at)  # make it due again now
+    await kie_core.pipeline.poll_due()
+    job = kie_core.jobs.get(job_id)
+    assert job.status == JobStatus.COMPLETED and job.image_path
+    assert polls.call_count == 2
+
+
+async def test_retryable_submit_errors_are_retried(kie_core: Core, kie_node: int, kie_api: respx.MockRouter) -> None:
+    route = kie_api.post(CREATE).mock(
+        side_effect=[
+            httpx.Response(500, json={"code": 500, "msg": "boom"}),
+            httpx.Response(200, json={"code": 429, "msg": "slow down"}),
+            httpx.ConnectError("refused"),
+            ok({"taskId": "t1"}),
+        ]
+    )
+    job_id = await submitted(kie_core, kie_node)
+    assert route.call_count == 4
+    assert kie_core.jobs.get(job_id).status == JobStatus.SUBMITTED
+
+
+async def test_fatal_submit_error_fails_at_once_with_a_readable_message(
+    kie_core: Core, kie_node: int, kie_api: respx.MockRouter
+) -> None:
+    route = kie_api.post(CREATE).respond(json={"code": 402, "msg": "Credits insufficient"})
+    job_id = await submitted(kie_core, kie_node)
+    job = kie_core.jobs.get(job_id)
+    assert route.call_count == 1
+    assert job.status == JobStatus.FAILED and "insufficient credits" in (job.error or "")
+    node = kie_core.canvas.snapshot(job.project_id).nodes[0]
+    assert node.error == job.error
+
+
+async def test_provider_down_fails_after_the_retries(kie_core: Core, kie_node: int, kie_api: respx.MockRouter) -> None:
+    route = kie_api.post(CREATE).mock(side_effect=httpx.ConnectError("refused"))
+    job_id = await submitted(kie_core, kie_node)
+    job = kie_core.jobs.get(job_id)
+    assert route.call_count == kie_core.settings.submit_attempts
+    assert job.status == JobStatus.FAILED and "unreachable" in (job.error or "")
+
+
+async def test_poll_gives_up_after_the_timeout(kie_core: Core, kie_node: int, kie_api: respx.MockRouter) -> None:
+    kie_api.post(CREATE).mock(return_value=ok({"taskId": "t1"}))
+    job_id = await submitted(kie_core, kie_node)
+    kie_core.pipeline.poll = replace(kie_core.pipeline.poll, timeout_s=-1)
+    await kie_core.pipeline.poll_due()
+    job = kie_core.jobs.get(job_id)
+    assert job.status == JobStatus.FAILED and "timeout" in (job.error or "")
+
+
+async def test_unsigned_callback_is_confirmed_with_record_info(
+    kie_core: Core, kie_node: int, kie_api: respx.MockRouter
+) -> None:
+    kie_api.post(CREATE).mock(return_value=ok({"taskId": "t1"}))
+    kie_api.get(RECORD).mock(return_value=record("generating"))
+    job_id = await submitted(kie_core, kie_node)
+    token = kie_core.jobs.get(job_id).callback_token
+    claim = {
+        "code": 200,
+        "data": {
+            "taskId": "t1",
+            "state": "success",
+            "resultJson": json.dumps({"resultUrls": ["https://evil.test/x.png"]}),
+        },
+    }
+    outcome = await kie_core.pipeline.on_webhook("kie", job_id, token, {}, json.dumps(claim).encode())
+    assert outcome.status_code == 200
+    job = kie_core.jobs.get(job_id)
+    assert job.status == JobStatus.RUNNING  # KIE itself says it is still generating
+    assert job.image_path is None
+
+
+async def test_webhook_and_poll_racing_complete_once(kie_core: Core, kie_node: int, kie_api: respx.MockRouter) -> None:
+    kie_api.post(CREATE).mock(return_value=ok({"taskId": "t1"}))
+    kie_api.get(RECORD).mock(return_value=record("success"))
+    job_id = await submitted(kie_core, kie_node)
+    token = kie_core.jobs.get(job_id).callback_token
+    body = json.dumps({"code": 200, "data": {"taskId": "t1", "state": "success"}}).encode()
+    await asyncio.gather(
+        kie_core.pipeline.poll_due(),
+        *(kie_core.pipeline.on_webhook("kie", job_id, token, {}, body) for _ in range(3)),
+    )
+    job = kie_core.jobs.get(job_id)
+    assert job.status == JobStatus.COMPLETED
+    assert job.version == 3
+    assert len(kie_core.canvas.snapshot(job.project_id).nodes[0].history) == 1
+
+
+async def test_cancelled_job_ignores_a_late_result(kie_core: Core, kie_node: int, kie_api: respx.MockRouter) -> None:
+    kie_api.post(CREATE).mock(return_value=ok({"taskId": "t1"}))
+    kie_api.get(RECORD).mock(return_value=record("success"))
+    job_id = await submitted(kie_core, kie_node)
+    assert await kie_core.pipeline.cancel(job_id)
+    kie_core.jobs.schedule_poll(job_id, kie_core.jobs.get(job_id).submitted_at)
+    assert await kie_core.pipeline.poll_due() == 0  # cancelled jobs are not polled
+    await kie_core.pipeline.apply(job_id, (await kie_core.registry.get("kie").query("t1")))
+    job = kie_core.jobs.get(job_id)
+    assert (job.status, job.image_path) == (JobStatus.CANCELLED, None)
+
+
+async def test_disabled_model_is_refused_with_its_hint(core: Core, project_id: int) -> None:
+    node = core.canvas.add_node(project_id, NodeKind.TEXT_TO_IMAGE)
+    core.canvas.update_node(node.id, prompt="x", model=TEXT_MODEL)
+    with pytest.raises(ProviderError, match="KIE_API_KEY"):
+        await core.pipeline.generate(node.id)
