@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from e2e.server import AppServer
+from e2e.server import AppServer, FakeKieServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -29,8 +29,25 @@ def browser_type_launch_args() -> dict:
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
-    server = AppServer(data_dir=Path(tmp_path_factory.mktemp("app")))
+def fake_kie(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeKieServer]:
+    server = FakeKieServer(log_path=Path(tmp_path_factory.mktemp("kie")) / "kie.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def app_server(tmp_path_factory: pytest.TempPathFactory, fake_kie: FakeKieServer) -> Iterator[AppServer]:
+    env = {
+        "KIE_API_KEY": fake_kie.api_key,
+        "KIE_BASE_URL": fake_kie.url,
+        "KIE_WEBHOOK_HMAC_KEY": fake_kie.hmac_key,
+        "IMAGE_FETCH_ALLOW_HOSTS": "127.0.0.1",  # the fake serves its results on loopback
+        "POLL_START_S": "1",
+        "POLL_CAP_S": "2",
+        "RETRY_BASE_S": "0.2",
+    }
+    server = AppServer(data_dir=Path(tmp_path_factory.mktemp("app")), env=env)
     server.start()
     yield server
     server.stop()

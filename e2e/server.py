@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,71 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_until_up(process: subprocess.Popen[bytes], urls: list[str], log_path: Path) -> None:
+    """Wait until every URL answers 200, or fail with the process's log."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited early:\n{log_path.read_text()[-3000:]}")
+        try:
+            if all(httpx.get(url, timeout=5).status_code == 200 for url in urls):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGKILL)
+    raise RuntimeError(f"process did not start in {START_TIMEOUT_S}s:\n{log_path.read_text()[-3000:]}")
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@dataclass
+class FakeKieServer:
+    """The fake KIE.ai (`e2e/fakes/kie_server.py`) as its own process."""
+
+    log_path: Path
+    api_key: str = "e2e-kie-key"
+    hmac_key: str = "e2e-kie-hmac"
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-m",
+            "e2e.fakes.kie_server",
+            "--port",
+            str(self.port),
+            "--api-key",
+            self.api_key,
+            "--hmac-key",
+            self.hmac_key,
+        ]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+        wait_until_up(self.process, [f"{self.url}/_fake/health"], self.log_path)
+
+    def configure(self, **config: object) -> None:
+        httpx.post(f"{self.url}/_fake/config", json=config).raise_for_status()
+
+    def stop(self) -> None:
+        stop_process(self.process)
 
 
 @dataclass
@@ -58,31 +124,10 @@ class AppServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"app exited early:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if (
-                    httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-                    and httpx.get(self.url, timeout=5).status_code == 200
-                ):
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"app did not start in {START_TIMEOUT_S}s:\n{self.log_path.read_text()[-3000:]}")
+        wait_until_up(self.process, [f"{self.url}/healthz", self.url], self.log_path)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process(self.process)
 
     def log_events(self, step: str, job_id: str | None = None) -> list[dict]:
         """Structured log lines of one step (optionally of one job)."""

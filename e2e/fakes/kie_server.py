@@ -1,0 +1,168 @@
+"""A fake KIE.ai: a real HTTP server on loopback speaking the public contract.
+
+Run: `python -m e2e.fakes.kie_server --port N --api-key K [--hmac-key H]`.
+Tests steer it through `POST /_fake/config` (delay, callbacks on/off, duplicate
+callbacks, a forced error code, failing generations) and read `/_fake/tasks`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from providers.kie import EDIT_MODEL, TEXT_MODEL, sign
+from providers.local_render import render_edit, render_text_to_image
+
+
+@dataclass
+class Config:
+    delay_s: float = 1.5
+    callbacks: bool = True
+    duplicate_callbacks: bool = False
+    error_code: int | None = None
+    fail_generation: bool = False
+
+
+@dataclass
+class FakeKie:
+    api_key: str
+    hmac_key: str
+    base_url: str
+    config: Config = field(default_factory=Config)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    images: dict[str, bytes] = field(default_factory=dict)
+    callbacks_sent: list[dict[str, Any]] = field(default_factory=list)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def error(self, code: int, msg: str) -> JSONResponse:
+        return JSONResponse({"code": code, "msg": msg, "data": None})
+
+    async def create_task(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return self.error(401, "Unauthorized")
+        if self.config.error_code:
+            return self.error(self.config.error_code, "forced by the test")
+        try:
+            body = await request.json()
+            model, callback, payload = body["model"], body["callBackUrl"], body["input"]
+            prompt = payload["prompt"]
+        except (ValueError, KeyError, TypeError):
+            return self.error(422, "Invalid request body")
+        if model not in (TEXT_MODEL, EDIT_MODEL) or not isinstance(prompt, str) or len(prompt) > 5000:
+            return self.error(422, "Invalid model or prompt")
+        urls = payload.get("image_urls") or []
+        if model == EDIT_MODEL and not 1 <= len(urls) <= 10:
+            return self.error(422, "image_urls must hold 1 to 10 images")
+        task_id = uuid.uuid4().hex
+        now = int(time.time() * 1000)
+        self.records[task_id] = {
+            "taskId": task_id,
+            "model": model,
+            "state": "waiting",
+            "param": json.dumps(body),
+            "resultJson": "",
+            "failCode": "",
+            "failMsg": "",
+            "costTime": 0,
+            "createTime": now,
+            "completeTime": None,
+            "updateTime": now,
+        }
+        task = asyncio.create_task(self.run(task_id, callback, prompt, payload.get("aspect_ratio", "1:1"), urls))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return JSONResponse({"code": 200, "msg": "success", "data": {"taskId": task_id}})
+
+    async def run(self, task_id: str, callback: str, prompt: str, ratio: str, urls: list[str]) -> None:
+        record = self.records[task_id]
+        await asyncio.sleep(self.config.delay_s / 2)
+        record.update(state="generating", updateTime=int(time.time() * 1000))
+        await asyncio.sleep(self.config.delay_s / 2)
+        try:
+            if self.config.fail_generation:
+                raise RuntimeError("generation failed on purpose")
+            async with httpx.AsyncClient(timeout=10) as http:
+                inputs = [(await http.get(u)).raise_for_status().content for u in urls]
+            image = render_edit(prompt, ratio, inputs) if inputs else render_text_to_image(prompt, ratio)
+            self.images[task_id] = image
+            result = {"resultUrls": [f"{self.base_url}/files/{task_id}.png"]}
+            record.update(state="success", resultJson=json.dumps(result))
+        except Exception as exc:
+            record.update(state="fail", failCode="500", failMsg=str(exc))
+        record.update(completeTime=int(time.time() * 1000), updateTime=int(time.time() * 1000))
+        if self.config.callbacks:
+            for _ in range(2 if self.config.duplicate_callbacks else 1):
+                await self.deliver(callback, record)
+
+    async def deliver(self, callback: str, record: dict[str, Any]) -> None:
+        stamp = str(int(time.time()))
+        headers = {"X-Webhook-Timestamp": stamp}
+        if self.hmac_key:
+            headers["X-Webhook-Signature"] = sign(self.hmac_key, record["taskId"], stamp)
+        body = {"code": 200, "msg": "success", "data": dict(record)}
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                response = await http.post(callback, json=body, headers=headers)
+            self.callbacks_sent.append({"taskId": record["taskId"], "status": response.status_code})
+        except httpx.HTTPError as exc:
+            self.callbacks_sent.append({"taskId": record["taskId"], "error": type(exc).__name__})
+
+    async def record_info(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return self.error(401, "Unauthorized")
+        record = self.records.get(request.query_params.get("taskId", ""))
+        if record is None:
+            return self.error(404, "Task not found")
+        return JSONResponse({"code": 200, "msg": "success", "data": record})
+
+    async def file(self, request: Request) -> Response:
+        image = self.images.get(request.path_params["task_id"])
+        return Response(image, media_type="image/png") if image else Response(status_code=404)
+
+    async def set_config(self, request: Request) -> Response:
+        self.config = Config(**(await request.json()))
+        return JSONResponse(vars(self.config))
+
+    async def list_tasks(self, _: Request) -> Response:
+        return JSONResponse({"records": list(self.records.values()), "callbacks": self.callbacks_sent})
+
+    async def health(self, _: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/api/v1/jobs/createTask", self.create_task, methods=["POST"]),
+                Route("/api/v1/jobs/recordInfo", self.record_info),
+                Route("/files/{task_id}.png", self.file),
+                Route("/_fake/config", self.set_config, methods=["POST"]),
+                Route("/_fake/tasks", self.list_tasks),
+                Route("/_fake/health", self.health),
+            ]
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--hmac-key", default="")
+    args = parser.parse_args()
+    fake = FakeKie(api_key=args.api_key, hmac_key=args.hmac_key, base_url=f"http://127.0.0.1:{args.port}")
+    uvicorn.run(fake.app(), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
