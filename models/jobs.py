@@ -167,9 +167,9 @@ class JobBook:
         node = tx.session.get(Node, job.node_id)
         if node is None:
             return
-        completed = job.status == JobStatus.COMPLETED and job.image_path
-        if completed:
-            tx.session.add(NodeResult(node_id=job.node_id, job_id=job.id, image_path=job.image_path))
+        image = job.image_path if job.status == JobStatus.COMPLETED else None
+        if image:
+            tx.session.add(NodeResult(node_id=job.node_id, job_id=job.id, image_path=image))
         # A job that finishes after a newer one of the same node must not replace its outcome.
         newer_outcome = tx.session.exec(
             select(Job.id).where(
@@ -179,6 +179,6 @@ class JobBook:
             )
         ).first()
         if newer_outcome is None:
-            node.image_path = job.image_path if completed else node.image_path
-            node.error = None if completed else job.error
+            node.image_path = image or node.image_path
+            node.error = None if image else job.error
         Canvas.touch_node(tx, node)
