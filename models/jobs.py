@@ -18,7 +18,7 @@ from models.feed import ChangeWriter, Transaction
 from models.logs import get_logger, log_step
 from models.tables import Job, Node, NodeResult, utcnow
 from models.views import JobView
-from providers.base import JobStatus, NodeKind, ProviderRegistry
+from providers.base import JobStatus, NodeKind, ProviderRegistry, TaskRef
 
 log = get_logger("jobs")
 
@@ -77,10 +77,28 @@ class JobBook:
             done = [s.value for s in JobStatus if s.is_terminal]
             return list(tx.session.exec(select(Job).where(col(Job.status).not_in(done)).order_by(col(Job.created_at))))
 
-    def mark_submitted(self, job_id: str, task_id: str, first_poll_at: datetime | None = None) -> bool:
+    def mark_submitted(self, job_id: str, task: TaskRef, first_poll_at: datetime | None = None) -> bool:
         return self._advance(
-            job_id, JobStatus.SUBMITTED, provider_task_id=task_id, submitted_at=utcnow(), next_poll_at=first_poll_at
+            job_id,
+            JobStatus.SUBMITTED,
+            provider_task_id=task.task_id,
+            provider_handle=dict(task.handle),
+            submitted_at=utcnow(),
+            next_poll_at=first_poll_at,
         )
+
+    def note_progress(self, job_id: str, progress: str) -> bool:
+        """Show the provider's live detail (queue position, last log line) on an unfinished job."""
+        with self.writer.transaction() as tx:
+            job = get_or_404(tx.session, Job, job_id)
+            if job.status.is_terminal or job.progress == progress:
+                return False
+            job.progress = progress[:300]
+            job.version += 1
+            job.updated_at = utcnow()
+            tx.session.add(job)
+            tx.changed(job.project_id, "job", job.id)
+            return True
 
     def due_for_poll(self, now: datetime) -> list[Job]:
         """Submitted or running jobs whose next fallback poll is due."""
@@ -140,6 +158,7 @@ class JobBook:
             for name, value in fields.items():
                 setattr(job, name, value)
             job.status = status
+            job.progress = "" if status.is_terminal else job.progress
             job.version += 1
             job.updated_at = utcnow()
             if status.is_terminal:

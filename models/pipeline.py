@@ -33,6 +33,7 @@ from providers.base import (
     ProviderError,
     ProviderRegistry,
     SubmitRequest,
+    TaskRef,
     TaskUpdate,
     WebhookRejected,
 )
@@ -140,7 +141,7 @@ class Pipeline:
                 return  # cancelled meanwhile
             started = time.perf_counter()
             try:
-                task_id = await provider.submit(request)
+                task = await provider.submit(request)
                 break
             except (ProviderError, httpx.HTTPError) as exc:
                 error = _provider_error(job.provider, exc)
@@ -165,27 +166,27 @@ class Pipeline:
             job_id=job_id,
             project_id=job.project_id,
             provider=job.provider,
-            task_id=task_id,
+            task_id=task.task_id,
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         first_poll = utcnow() + timedelta(seconds=self.poll.start_s)
-        if not await asyncio.to_thread(self.jobs.mark_submitted, job_id, task_id, first_poll):
+        if not await asyncio.to_thread(self.jobs.mark_submitted, job_id, task, first_poll):
             current = await asyncio.to_thread(self.jobs.get, job_id)
             if current.status == JobStatus.CANCELLED:
                 # Cancelled while the provider was answering: tell it to stop.
-                await self._cancel_at_provider(job.provider, task_id, job_id)
+                await self._cancel_at_provider(job.provider, task, job_id)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel locally at once (the user's choice is final), then tell the provider."""
         job = await asyncio.to_thread(self.jobs.get, job_id)
         cancelled = await asyncio.to_thread(self.jobs.cancel, job_id)
-        if cancelled and job.provider_task_id:
-            await self._cancel_at_provider(job.provider, job.provider_task_id, job_id)
+        if cancelled and (task := _task_of(job)) is not None:
+            await self._cancel_at_provider(job.provider, task, job_id)
         return cancelled
 
-    async def _cancel_at_provider(self, provider: str, task_id: str, job_id: str) -> None:
+    async def _cancel_at_provider(self, provider: str, task: TaskRef, job_id: str) -> None:
         try:
-            await self.registry.get(provider).cancel(task_id)
+            await self.registry.get(provider).cancel(task)
         except (ProviderError, httpx.HTTPError) as exc:
             log_step(log, "provider.cancel_failed", job_id=job_id, provider=provider, error=str(exc))
 
@@ -207,7 +208,8 @@ class Pipeline:
         return len(due)
 
     async def _poll(self, job: Job) -> None:
-        assert job.provider_task_id is not None and job.submitted_at is not None
+        task = _task_of(job)
+        assert task is not None and job.submitted_at is not None
         waited = (utcnow() - job.submitted_at).total_seconds()
         if waited > self.poll.timeout_s:
             message = f"No result from {job.provider} after {waited / 60:.0f} min; gave up waiting (timeout)"
@@ -217,7 +219,7 @@ class Pipeline:
         next_at = utcnow() + timedelta(seconds=self.poll.next_delay(job.poll_attempts + 1))
         await asyncio.to_thread(self.jobs.schedule_poll, job.id, next_at)
         try:
-            update = await self.registry.get(job.provider).query(job.provider_task_id)
+            update = await self.registry.get(job.provider).query(task)
         except (ProviderError, httpx.HTTPError) as exc:
             error = _provider_error(job.provider, exc)
             log_step(
@@ -259,7 +261,7 @@ class Pipeline:
             return WebhookOutcome(403, "bad job token")
         provider = self.registry.get(provider_name)
         try:
-            update = provider.parse_webhook(headers, body)
+            update = await provider.parse_webhook(headers, body)
         except WebhookRejected as exc:
             log_step(log, "webhook.rejected", job_id=job_id, provider=provider_name, reason=exc.reason)
             return WebhookOutcome(exc.status_code, exc.reason)
@@ -278,7 +280,7 @@ class Pipeline:
         )
         if not update.verified:
             try:
-                update = await provider.query(update.task_id)
+                update = await provider.query(TaskRef(update.task_id, job.provider_handle))
             except (ProviderError, httpx.HTTPError) as exc:
                 # The poller will ask again; the provider may retry its delivery too.
                 log_step(log, "webhook.unconfirmed", job_id=job_id, error=str(exc))
@@ -311,6 +313,8 @@ class Pipeline:
                 await asyncio.to_thread(self.jobs.cancel, job_id)
             elif update.status == JobStatus.COMPLETED:
                 await self._store_result(job, update)
+            if update.progress and not update.status.is_terminal:
+                await asyncio.to_thread(self.jobs.note_progress, job_id, update.progress)
 
     async def _store_result(self, job: Job, update: TaskUpdate) -> None:
         if not update.result_urls:
@@ -334,6 +338,10 @@ class Pipeline:
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         await asyncio.to_thread(self.jobs.complete, job.id, path)
+
+
+def _task_of(job: Job) -> TaskRef | None:
+    return TaskRef(job.provider_task_id, job.provider_handle) if job.provider_task_id else None
 
 
 def _provider_error(provider: str, exc: Exception) -> ProviderError:

@@ -64,6 +64,10 @@ class Job(SQLModel, table=True):
     #: Increases on every change; a tab drops any update older than what it shows.
     version: int = 1
     provider_task_id: str | None = Field(default=None, index=True)
+    #: The provider's own data for finding the task again (see `TaskRef.handle`).
+    provider_handle: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    #: Live detail from the provider ("position 3 in queue"); empty when there is none.
+    progress: str = ""
     #: Secret in the callback URL, so a forged callback for this job is rejected.
     callback_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
     #: Set by the tab that clicked Generate; makes creation idempotent and lets the

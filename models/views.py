@@ -66,6 +66,7 @@ class JobView:
     elapsed: str = ""
     error: str = ""
     client_request_id: str = ""
+    progress: str = ""
 
     @classmethod
     def of(cls, row: Job) -> JobView:
@@ -84,6 +85,7 @@ class JobView:
             elapsed=elapsed,
             error=row.error or "",
             client_request_id=row.client_request_id or "",
+            progress=row.progress,
         )
 
 

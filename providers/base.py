@@ -73,6 +73,15 @@ class SubmitRequest:
 
 
 @dataclass(frozen=True)
+class TaskRef:
+    """A provider's handle on a submitted task, stored with the job."""
+
+    task_id: str
+    #: Whatever else the provider needs to find the task again (e.g. Fal's status URL).
+    handle: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TaskUpdate:
     """What a provider says about a task, from a poll or a webhook."""
 
@@ -82,6 +91,8 @@ class TaskUpdate:
     error: str | None = None
     #: False for an unsigned callback: a hint the app confirms with `query` first.
     verified: bool = True
+    #: Live detail for the queue row, e.g. "position 3 in queue" or the last log line.
+    progress: str = ""
 
 
 class ProviderError(Exception):
@@ -112,19 +123,19 @@ class Provider(Protocol):
     #: Extra HTTP routes the provider serves inside the app (the local provider's outputs).
     routes: Sequence[BaseRoute]
 
-    async def submit(self, request: SubmitRequest) -> str:
-        """Start a task and return its provider task id."""
+    async def submit(self, request: SubmitRequest) -> TaskRef:
+        """Start a task and return how to find it again."""
         ...
 
-    async def query(self, task_id: str) -> TaskUpdate:
+    async def query(self, task: TaskRef) -> TaskUpdate:
         """Ask the provider where a task is (fallback when no webhook arrives)."""
         ...
 
-    async def cancel(self, task_id: str) -> None:
+    async def cancel(self, task: TaskRef) -> None:
         """Best effort: ask the provider to stop a task."""
         ...
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TaskUpdate:
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TaskUpdate:
         """Verify and parse a callback, or raise `WebhookRejected`."""
         ...
 

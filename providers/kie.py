@@ -27,6 +27,7 @@ from providers.base import (
     NodeKind,
     ProviderError,
     SubmitRequest,
+    TaskRef,
     TaskUpdate,
     WebhookRejected,
 )
@@ -128,7 +129,7 @@ class KieProvider:
             ModelInfo(EDIT_MODEL, self.name, NodeKind.IMAGE_EDIT, ASPECT_RATIOS, MAX_INPUT_IMAGES, reason),
         )
 
-    async def submit(self, request: SubmitRequest) -> str:
+    async def submit(self, request: SubmitRequest) -> TaskRef:
         if not self.api_key:
             raise ProviderError("KIE.ai is not configured: set KIE_API_KEY")
         if len(request.prompt) > MAX_PROMPT_CHARS:
@@ -150,21 +151,21 @@ class KieProvider:
         body = {"model": request.model, "callBackUrl": request.callback_url, "input": payload}
         data = await self._call("POST", "/api/v1/jobs/createTask", json=body)
         try:
-            return _task_id(data)
+            return TaskRef(_task_id(data))
         except ValueError:
             raise ProviderError("KIE.ai answered without a task id", retryable=True) from None
 
-    async def query(self, task_id: str) -> TaskUpdate:
-        data = await self._call("GET", "/api/v1/jobs/recordInfo", params={"taskId": task_id})
+    async def query(self, task: TaskRef) -> TaskUpdate:
+        data = await self._call("GET", "/api/v1/jobs/recordInfo", params={"taskId": task.task_id})
         try:
             return parse_record(data)
         except ValueError as exc:
             raise ProviderError(f"KIE.ai sent an unreadable task record ({exc})", retryable=True) from exc
 
-    async def cancel(self, task_id: str) -> None:
+    async def cancel(self, task: TaskRef) -> None:
         """KIE.ai has no cancel endpoint; the job is cancelled on our side only."""
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TaskUpdate:
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TaskUpdate:
         try:
             payload = json.loads(body)
             data = payload["data"]

@@ -31,6 +31,7 @@ from providers.base import (
     NodeKind,
     ProviderError,
     SubmitRequest,
+    TaskRef,
     TaskUpdate,
     WebhookRejected,
 )
@@ -76,7 +77,7 @@ class LocalProvider:
         self.routes: Sequence[BaseRoute] = (Route(OUTPUTS_ROUTE + "/{name}", self._serve_output),)
 
     # Provider protocol --------------------------------------------------
-    async def submit(self, request: SubmitRequest) -> str:
+    async def submit(self, request: SubmitRequest) -> TaskRef:
         info = next((m for m in self.models if m.id == request.model), None)
         if info is None:
             raise ProviderError(f"The local provider has no model {request.model!r}")
@@ -85,22 +86,23 @@ class LocalProvider:
         task_id = f"local-{uuid.uuid4().hex[:16]}"
         self._state[task_id] = TaskUpdate(task_id, JobStatus.SUBMITTED)
         self._work[task_id] = asyncio.create_task(self._run(task_id, request))
-        return task_id
+        return TaskRef(task_id)
 
-    async def query(self, task_id: str) -> TaskUpdate:
+    async def query(self, task: TaskRef) -> TaskUpdate:
+        task_id = task.task_id
         state = self._state.get(task_id)
         if state is None:
             lost = "The local provider restarted before finishing this task; retry it"
             return TaskUpdate(task_id, JobStatus.FAILED, error=lost)
         return state
 
-    async def cancel(self, task_id: str) -> None:
-        work = self._work.pop(task_id, None)
+    async def cancel(self, task: TaskRef) -> None:
+        work = self._work.pop(task.task_id, None)
         if work is not None:
             work.cancel()
-        self._state[task_id] = TaskUpdate(task_id, JobStatus.CANCELLED)
+        self._state[task.task_id] = TaskUpdate(task.task_id, JobStatus.CANCELLED)
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TaskUpdate:
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TaskUpdate:
         try:
             payload = json.loads(body)
             task_id = str(payload["task_id"])

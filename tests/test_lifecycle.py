@@ -8,7 +8,7 @@ import pytest
 
 from models.canvas import InvalidInput
 from models.core import Core
-from providers.base import JobStatus, NodeKind
+from providers.base import JobStatus, NodeKind, TaskRef
 
 
 async def wait_for_status(core: Core, job_id: str, *statuses: JobStatus, timeout: float = 5) -> JobStatus:
@@ -50,7 +50,7 @@ async def test_same_client_request_creates_one_job(core: Core, node_id: int) -> 
 
 def test_status_never_moves_backwards(core: Core, node_id: int) -> None:
     job = core.jobs.create(node_id)
-    assert core.jobs.mark_submitted(job.id, "t1")
+    assert core.jobs.mark_submitted(job.id, TaskRef("t1"))
     assert core.jobs.complete(job.id, "/media/x.png")
     version = core.jobs.get(job.id).version
     assert not core.jobs.mark_running(job.id)
@@ -63,7 +63,7 @@ def test_status_never_moves_backwards(core: Core, node_id: int) -> None:
 def test_every_change_gets_the_next_sequence_number(core: Core, project_id: int, node_id: int) -> None:
     start = core.canvas.snapshot(project_id).seq
     job = core.jobs.create(node_id)
-    core.jobs.mark_submitted(job.id, "t")
+    core.jobs.mark_submitted(job.id, TaskRef("t"))
     core.canvas.update_node(node_id, prompt="changed")
     changes = core.canvas.changes(project_id, start)
     assert changes.seq == start + 3
@@ -163,7 +163,7 @@ def test_an_older_job_finishing_late_does_not_replace_the_newer_result(core: Cor
 
 async def test_concurrent_completions_complete_once(core: Core, node_id: int) -> None:
     job = core.jobs.create(node_id)
-    core.jobs.mark_submitted(job.id, "t")
+    core.jobs.mark_submitted(job.id, TaskRef("t"))
     results = await asyncio.gather(
         *(asyncio.to_thread(core.jobs.complete, job.id, f"/media/{i}.png") for i in range(8))
     )

@@ -14,7 +14,7 @@ import respx
 
 from models.core import Core
 from models.settings import Settings
-from providers.base import JobStatus, NodeKind, ProviderError
+from providers.base import JobStatus, NodeKind, ProviderError, TaskRef
 from providers.kie import TEXT_MODEL
 from providers.local_render import render_text_to_image
 
@@ -181,7 +181,7 @@ async def test_cancelled_job_ignores_a_late_result(kie_core: Core, kie_node: int
     assert await kie_core.pipeline.cancel(job_id)
     kie_core.jobs.schedule_poll(job_id, kie_core.jobs.get(job_id).submitted_at)
     assert await kie_core.pipeline.poll_due() == 0  # cancelled jobs are not polled
-    await kie_core.pipeline.apply(job_id, (await kie_core.registry.get("kie").query("t1")))
+    await kie_core.pipeline.apply(job_id, (await kie_core.registry.get("kie").query(TaskRef("t1"))))
     job = kie_core.jobs.get(job_id)
     assert (job.status, job.image_path) == (JobStatus.CANCELLED, None)
 

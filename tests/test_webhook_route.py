@@ -8,7 +8,7 @@ import time
 import httpx
 
 from models.core import Core
-from providers.base import JobStatus
+from providers.base import JobStatus, TaskRef
 from providers.local import SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
 from providers.local_render import render_text_to_image
 
@@ -27,7 +27,7 @@ def _signed(core: Core, task_id: str, body: dict, *, timestamp: int | None = Non
 
 async def _submitted_job(core: Core, node_id: int) -> tuple[str, str, str]:
     job = core.jobs.create(node_id)
-    core.jobs.mark_submitted(job.id, "local-task-1")
+    core.jobs.mark_submitted(job.id, TaskRef("local-task-1"))
     row = core.jobs.get(job.id)
     return job.id, row.callback_token, "local-task-1"
 

@@ -41,7 +41,12 @@ def _job_row(job: rx.Var[JobView]) -> rx.Component:
         rx.table.cell(rx.text("#", job.node_id)),
         rx.table.cell(job.provider),
         rx.table.cell(rx.code(job.model)),
-        rx.table.cell(_status_badge(job.status)),
+        rx.table.cell(
+            _status_badge(job.status),
+            rx.cond(
+                job.progress != "", rx.text(job.progress, size="1", color_scheme="gray", data_testid="job-progress")
+            ),
+        ),
         rx.table.cell(_elapsed(job)),
         rx.table.cell(rx.text(job.error, color_scheme="red", size="1", data_testid="job-error")),
         rx.table.cell(

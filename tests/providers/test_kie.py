@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-from providers.base import JobStatus, ProviderError, SubmitRequest, WebhookRejected
+from providers.base import JobStatus, ProviderError, SubmitRequest, TaskRef, WebhookRejected
 from providers.kie import EDIT_MODEL, ERRORS, TEXT_MODEL, KieProvider, sign
 
 BASE = "https://kie.test"
@@ -41,7 +41,7 @@ async def test_submit_sends_the_contract_and_returns_the_task_id(kie: KieProvide
     route = respx.post(f"{BASE}/api/v1/jobs/createTask").respond(
         json={"code": 200, "msg": "success", "data": {"taskId": "t1"}}
     )
-    assert await kie.submit(request(EDIT_MODEL, ("https://app.test/media/a.png",))) == "t1"
+    assert await kie.submit(request(EDIT_MODEL, ("https://app.test/media/a.png",))) == TaskRef("t1")
     sent = json.loads(route.calls[0].request.content)
     assert route.calls[0].request.headers["authorization"] == "Bearer key-1"
     assert sent == {
@@ -98,7 +98,7 @@ async def test_malformed_replies_are_errors_not_crashes(kie: KieProvider) -> Non
 @respx.mock
 async def test_submit_accepts_either_task_id_spelling(kie: KieProvider) -> None:
     respx.post(f"{BASE}/api/v1/jobs/createTask").respond(json={"code": 200, "data": {"task_id": "t9"}})
-    assert await kie.submit(request()) == "t9"
+    assert await kie.submit(request()) == TaskRef("t9")
 
 
 @pytest.mark.parametrize(
@@ -121,7 +121,7 @@ async def test_submit_accepts_either_task_id_spelling(kie: KieProvider) -> None:
 @respx.mock
 async def test_query_maps_states(kie: KieProvider, data: dict, status: JobStatus, urls: tuple, error: str | None):
     respx.get(f"{BASE}/api/v1/jobs/recordInfo", params={"taskId": "t1"}).respond(json={"code": 200, "data": data})
-    update = await kie.query("t1")
+    update = await kie.query(TaskRef("t1"))
     assert (update.task_id, update.status, update.result_urls) == ("t1", status, urls)
     assert (error is None and update.error is None) or (error and error in (update.error or ""))
 
@@ -130,11 +130,11 @@ async def test_query_maps_states(kie: KieProvider, data: dict, status: JobStatus
 async def test_query_of_unknown_task_or_missing_state(kie: KieProvider) -> None:
     respx.get(f"{BASE}/api/v1/jobs/recordInfo").respond(json={"code": 404, "msg": "not found"})
     with pytest.raises(ProviderError, match="404") as caught:
-        await kie.query("nope")
+        await kie.query(TaskRef("nope"))
     assert not caught.value.retryable
     respx.get(f"{BASE}/api/v1/jobs/recordInfo").respond(json={"code": 200, "data": {"taskId": "t1"}})
     with pytest.raises(ProviderError, match="unreadable"):
-        await kie.query("t1")
+        await kie.query(TaskRef("t1"))
 
 
 def callback(data: dict, *, key: str = "hmac-1", ts: int | None = None, task_id: str = "t1"):
@@ -143,9 +143,9 @@ def callback(data: dict, *, key: str = "hmac-1", ts: int | None = None, task_id:
     return headers, json.dumps({"code": 200, "msg": "success", "data": data}).encode()
 
 
-def test_signed_callback_is_verified(kie: KieProvider) -> None:
+async def test_signed_callback_is_verified(kie: KieProvider) -> None:
     headers, body = callback(record("success", resultJson=json.dumps({"resultUrls": ["https://cdn.test/1.png"]})))
-    update = kie.parse_webhook(headers, body)
+    update = await kie.parse_webhook(headers, body)
     assert (update.status, update.verified, update.result_urls) == (
         JobStatus.COMPLETED,
         True,
@@ -153,10 +153,10 @@ def test_signed_callback_is_verified(kie: KieProvider) -> None:
     )
 
 
-def test_callback_with_snake_case_task_id(kie: KieProvider) -> None:
+async def test_callback_with_snake_case_task_id(kie: KieProvider) -> None:
     data = {"task_id": "t1", "state": "generating"}
     headers, body = callback(data)
-    assert kie.parse_webhook(headers, body).status == JobStatus.RUNNING
+    assert (await kie.parse_webhook(headers, body)).status == JobStatus.RUNNING
 
 
 @pytest.mark.parametrize(
@@ -170,10 +170,10 @@ def test_callback_with_snake_case_task_id(kie: KieProvider) -> None:
     ],
     ids=["wrong key", "no signature", "no headers", "stale timestamp", "signature of another task"],
 )
-def test_bad_signatures_are_rejected(kie: KieProvider, tamper) -> None:
+async def test_bad_signatures_are_rejected(kie: KieProvider, tamper) -> None:
     headers, body = tamper(*callback(record("generating")))
     with pytest.raises(WebhookRejected) as caught:
-        kie.parse_webhook(headers, body)
+        await kie.parse_webhook(headers, body)
     assert caught.value.status_code == 401
 
 
@@ -187,17 +187,17 @@ def test_bad_signatures_are_rejected(kie: KieProvider, tamper) -> None:
         b'{"data": {"taskId": "t1", "state": "exploded"}}',
     ],
 )
-def test_malformed_callbacks_are_rejected(kie: KieProvider, body: bytes) -> None:
+async def test_malformed_callbacks_are_rejected(kie: KieProvider, body: bytes) -> None:
     headers, _ = callback(record("generating"))
     with pytest.raises(WebhookRejected):
-        kie.parse_webhook(headers, body)
+        await kie.parse_webhook(headers, body)
 
 
 async def test_unsigned_callback_is_only_a_hint_without_a_key() -> None:
     async with httpx.AsyncClient() as http:
         kie = KieProvider(api_key="k", base_url=BASE, http=http)
         _, body = callback(record("generating"))
-        assert kie.parse_webhook({}, body).verified is False
+        assert (await kie.parse_webhook({}, body)).verified is False
 
 
 async def test_edit_without_public_url_says_why() -> None:
