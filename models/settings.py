@@ -35,6 +35,9 @@ class Settings:
     kie_api_key: str = ""
     kie_base_url: str = "https://api.kie.ai"
     kie_webhook_hmac_key: str = ""
+    fal_key: str = ""
+    fal_queue_url: str = "https://queue.fal.run"
+    fal_jwks_url: str = "https://rest.fal.ai/.well-known/jwks.json"
 
     @property
     def media_dir(self) -> Path:
@@ -77,6 +80,9 @@ class Settings:
             kie_api_key=_env("KIE_API_KEY", ""),
             kie_base_url=_env("KIE_BASE_URL", "https://api.kie.ai").rstrip("/"),
             kie_webhook_hmac_key=_env("KIE_WEBHOOK_HMAC_KEY", ""),
+            fal_key=_env("FAL_KEY", ""),
+            fal_queue_url=_env("FAL_QUEUE_URL", "https://queue.fal.run").rstrip("/"),
+            fal_jwks_url=_env("FAL_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json"),
         )
 
 

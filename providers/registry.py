@@ -8,6 +8,7 @@ import httpx
 
 from models.settings import Settings
 from providers.base import ProviderRegistry
+from providers.fal import FalProvider
 from providers.kie import KieProvider
 from providers.local import LocalProvider
 
@@ -29,6 +30,15 @@ def build_registry(settings: Settings, http: httpx.AsyncClient) -> ProviderRegis
             base_url=settings.kie_base_url,
             http=http,
             hmac_key=settings.kie_webhook_hmac_key,
+            public_url=settings.has_public_url,
+        )
+    )
+    registry.register(
+        FalProvider(
+            api_key=settings.fal_key,
+            queue_url=settings.fal_queue_url,
+            jwks_url=settings.fal_jwks_url,
+            http=http,
             public_url=settings.has_public_url,
         )
     )
