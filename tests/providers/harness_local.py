@@ -1,0 +1,48 @@
+"""The local provider is its own fake: the harness steers its task table directly."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import respx
+
+from providers.base import JobStatus, Provider, TaskRef, TaskUpdate
+from providers.local import FAIL_FLAG, SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
+from tests.providers.harness import result_url
+
+
+class LocalHarness:
+    name = "local"
+    text_model = "local/sketch"
+    signs = True
+
+    def settings(self) -> dict[str, Any]:
+        return {"local_delay_s": 3600}  # its own worker stays out of the way unless asked
+
+    def install(self, router: respx.MockRouter, provider: Provider) -> None:
+        assert isinstance(provider, LocalProvider)
+        self.provider = provider
+
+    def report(self, task: TaskRef, status: JobStatus) -> None:
+        urls = (result_url(task),) if status == JobStatus.COMPLETED else ()
+        error = "local failure" if status == JobStatus.FAILED else None
+        self.provider._state[task.task_id] = TaskUpdate(task.task_id, status, urls, error)
+
+    def webhook(self, task: TaskRef, status: JobStatus, *, forged: bool = False) -> tuple[dict[str, str], bytes]:
+        stamp = str(int(time.time()))
+        secret = "not-the-secret" if forged else self.provider.secret
+        urls = [result_url(task)] if status == JobStatus.COMPLETED else []
+        body = {
+            "task_id": task.task_id,
+            "status": status.value,
+            "result_urls": urls,
+            "error": "local failure" if status == JobStatus.FAILED else None,
+        }
+        headers = {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sign(secret, task.task_id, stamp)}
+        return headers, json.dumps(body).encode()
+
+    def make_next_job_fail(self) -> tuple[str, str]:
+        self.provider.delay_s = 0
+        return f"please {FAIL_FLAG}", FAIL_FLAG

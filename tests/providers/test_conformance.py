@@ -1,0 +1,110 @@
+"""One suite every provider passes, local included, through its fake or mock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from models.core import Core
+from models.tables import Job
+from providers.base import JobStatus, TaskRef, WebhookRejected
+from tests.providers.harness import Harness
+
+
+async def submitted_job(core: Core, node_id: int) -> Job:
+    view = await core.pipeline.generate(node_id)
+    await core.pipeline.drain()
+    return core.jobs.get(view.id)
+
+
+def task_of(job: Job) -> TaskRef:
+    assert job.provider_task_id
+    return TaskRef(job.provider_task_id, job.provider_handle)
+
+
+async def test_submit_returns_a_task(harness: Harness, conformance_core: Core, node_id: int) -> None:
+    job = await submitted_job(conformance_core, node_id)
+    assert job.status == JobStatus.SUBMITTED
+    assert job.provider == harness.name
+    assert job.provider_task_id
+
+
+@pytest.mark.parametrize("status", [JobStatus.SUBMITTED, JobStatus.RUNNING, JobStatus.COMPLETED, JobStatus.FAILED])
+async def test_status_maps_to_the_apps_statuses(
+    harness: Harness, conformance_core: Core, node_id: int, status: JobStatus
+) -> None:
+    task = task_of(await submitted_job(conformance_core, node_id))
+    harness.report(task, status)
+    update = await conformance_core.registry.get(harness.name).query(task)
+    assert (update.task_id, update.status) == (task.task_id, status)
+    if status == JobStatus.COMPLETED:
+        assert update.result_urls
+    if status == JobStatus.FAILED:
+        assert update.error and len(update.error) > 10
+
+
+@pytest.mark.parametrize("status", [JobStatus.COMPLETED, JobStatus.FAILED])
+async def test_webhook_parses_success_and_failure(
+    harness: Harness, conformance_core: Core, node_id: int, status: JobStatus
+) -> None:
+    task = task_of(await submitted_job(conformance_core, node_id))
+    update = await conformance_core.registry.get(harness.name).parse_webhook(*harness.webhook(task, status))
+    assert (update.task_id, update.status, update.verified) == (task.task_id, status, True)
+    assert bool(update.result_urls) is (status == JobStatus.COMPLETED)
+    assert bool(update.error) is (status == JobStatus.FAILED)
+
+
+async def test_forged_webhook_is_rejected_and_changes_nothing(
+    harness: Harness, conformance_core: Core, node_id: int
+) -> None:
+    if not harness.signs:
+        pytest.skip(f"{harness.name} does not sign its webhooks")
+    job = await submitted_job(conformance_core, node_id)
+    headers, body = harness.webhook(task_of(job), JobStatus.COMPLETED, forged=True)
+    with pytest.raises(WebhookRejected) as caught:
+        await conformance_core.registry.get(harness.name).parse_webhook(headers, body)
+    assert caught.value.status_code == 401
+    outcome = await conformance_core.pipeline.on_webhook(harness.name, job.id, job.callback_token, headers, body)
+    assert outcome.status_code == 401
+    after = conformance_core.jobs.get(job.id)
+    assert (after.status, after.version) == (job.status, job.version)
+
+
+async def test_polling_completes_a_job_whose_webhook_never_came(
+    harness: Harness, conformance_core: Core, node_id: int
+) -> None:
+    job = await submitted_job(conformance_core, node_id)
+    harness.report(task_of(job), JobStatus.COMPLETED)
+    assert await conformance_core.pipeline.poll_due() == 1
+    done = conformance_core.jobs.get(job.id)
+    assert done.status == JobStatus.COMPLETED and done.image_path
+
+
+async def test_duplicate_and_out_of_order_deliveries_are_no_ops(
+    harness: Harness, conformance_core: Core, node_id: int
+) -> None:
+    job = await submitted_job(conformance_core, node_id)
+    task = task_of(job)
+    for status in (JobStatus.COMPLETED, JobStatus.COMPLETED, JobStatus.FAILED):
+        headers, body = harness.webhook(task, status)
+        outcome = await conformance_core.pipeline.on_webhook(harness.name, job.id, job.callback_token, headers, body)
+        assert outcome.status_code == 200
+    done = conformance_core.jobs.get(job.id)
+    assert done.status == JobStatus.COMPLETED
+    assert done.version == job.version + 1
+    assert len(conformance_core.canvas.snapshot(done.project_id).nodes[0].history) == 1
+
+
+async def test_a_failure_reads_well_in_the_queue(harness: Harness, conformance_core: Core, node_id: int) -> None:
+    prompt, expected = harness.make_next_job_fail()
+    conformance_core.canvas.update_node(node_id, prompt=prompt)
+    view = await conformance_core.pipeline.generate(node_id)
+    async with asyncio.timeout(5):
+        while not (job := conformance_core.jobs.get(view.id)).status.is_terminal:
+            await conformance_core.pipeline.drain()
+            await conformance_core.pipeline.poll_due()
+            await asyncio.sleep(0.02)
+    assert job.status == JobStatus.FAILED
+    assert expected in (job.error or "")
+    assert conformance_core.canvas.snapshot(job.project_id).nodes[0].error == job.error

@@ -1,0 +1,169 @@
+"""Fal.ai specifics beyond the conformance suite: JWKS caching, signature edges, errors."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from providers.base import JobStatus, ProviderError, SubmitRequest, TaskRef, WebhookRejected
+from providers.fal import EDIT_MODEL, TEXT_MODEL, FalProvider
+from tests.providers.harness_fal import jwk, signed_headers
+
+QUEUE = "https://fal.test"
+JWKS = "https://keys.test/jwks.json"
+KEY = Ed25519PrivateKey.generate()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def fal() -> FalProvider:
+    async with httpx.AsyncClient() as http:
+        yield FalProvider(api_key="k", queue_url=QUEUE, jwks_url=JWKS, http=http)
+
+
+def webhook(request_id: str = "r1", key: Ed25519PrivateKey = KEY) -> tuple[dict[str, str], bytes]:
+    body = json.dumps({"request_id": request_id, "status": "OK", "payload": {"images": [{"url": "https://c/1.png"}]}})
+    return signed_headers(key, request_id, body.encode()), body.encode()
+
+
+@respx.mock
+async def test_jwks_is_fetched_once_and_cached(fal: FalProvider) -> None:
+    keys = respx.get(JWKS).respond(json={"keys": [jwk(KEY), {"kty": "RSA", "n": "x"}]})
+    for _ in range(3):
+        update = await fal.parse_webhook(*webhook())
+        assert update.status == JobStatus.COMPLETED
+    assert keys.call_count == 1
+
+
+@respx.mock
+async def test_jwks_is_refetched_after_a_day() -> None:
+    clock = Clock()
+    keys = respx.get(JWKS).respond(json={"keys": [jwk(KEY)]})
+    _, body = webhook()
+    async with httpx.AsyncClient() as http:
+        fal = FalProvider(api_key="k", queue_url=QUEUE, jwks_url=JWKS, http=http, clock=clock)
+        await fal.parse_webhook(signed_headers(KEY, "r1", body, now=clock.now), body)
+        clock.now += 24 * 3600 + 1
+        await fal.parse_webhook(signed_headers(KEY, "r1", body, now=clock.now), body)
+    assert keys.call_count == 2
+
+
+@respx.mock
+async def test_rotated_key_is_picked_up_on_a_miss() -> None:
+    clock = Clock()
+    new_key = Ed25519PrivateKey.generate()
+    respx.get(JWKS).mock(
+        side_effect=[httpx.Response(200, json={"keys": [jwk(KEY)]}), httpx.Response(200, json={"keys": [jwk(new_key)]})]
+    )
+    _, body = webhook()
+    async with httpx.AsyncClient() as http:
+        fal = FalProvider(api_key="k", queue_url=QUEUE, jwks_url=JWKS, http=http, clock=clock)
+        await fal.parse_webhook(signed_headers(KEY, "r1", body, now=clock.now), body)
+        clock.now += 120
+        update = await fal.parse_webhook(signed_headers(new_key, "r1", body, now=clock.now), body)
+    assert update.status == JobStatus.COMPLETED
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda h, b: ({**h, "x-fal-webhook-timestamp": str(int(h["x-fal-webhook-timestamp"]) - 600)}, b),
+        lambda h, b: (h, b.replace(b"1.png", b"2.png")),
+        lambda h, b: ({**h, "x-fal-webhook-signature": "zz"}, b),
+        lambda h, b: ({k: v for k, v in h.items() if k != "x-fal-webhook-user-id"}, b),
+        lambda h, b: webhook(key=Ed25519PrivateKey.generate()),
+    ],
+    ids=["stale", "body changed", "not hex", "missing header", "other key"],
+)
+async def test_bad_signatures_are_rejected(fal: FalProvider, tamper) -> None:
+    respx.get(JWKS).respond(json={"keys": [jwk(KEY)]})
+    with pytest.raises(WebhookRejected) as caught:
+        await fal.parse_webhook(*tamper(*webhook()))
+    assert caught.value.status_code == 401
+
+
+@respx.mock
+async def test_body_must_name_the_signed_request(fal: FalProvider) -> None:
+    respx.get(JWKS).respond(json={"keys": [jwk(KEY)]})
+    body = json.dumps({"request_id": "someone-else", "status": "OK", "payload": {"images": []}}).encode()
+    with pytest.raises(WebhookRejected, match="different requests"):
+        await fal.parse_webhook(signed_headers(KEY, "r1", body), body)
+
+
+@respx.mock
+async def test_unreachable_jwks_asks_fal_to_retry(fal: FalProvider) -> None:
+    respx.get(JWKS).mock(side_effect=httpx.ConnectError("down"))
+    with pytest.raises(WebhookRejected) as caught:
+        await fal.parse_webhook(*webhook())
+    assert caught.value.status_code == 503
+
+
+@respx.mock
+async def test_submit_uses_the_queue_contract(fal: FalProvider) -> None:
+    route = respx.post(f"{QUEUE}/{EDIT_MODEL}").respond(
+        json={
+            "request_id": "r1",
+            "response_url": f"{QUEUE}/fal-ai/nano-banana/requests/r1",
+            "status_url": f"{QUEUE}/fal-ai/nano-banana/requests/r1/status",
+            "cancel_url": f"{QUEUE}/fal-ai/nano-banana/requests/r1/cancel",
+        }
+    )
+    task = await fal.submit(SubmitRequest("j", EDIT_MODEL, "night", "auto", "https://app/cb", ("https://app/a.png",)))
+    sent = route.calls[0].request
+    assert sent.headers["authorization"] == "Key k"
+    assert sent.url.params["fal_webhook"] == "https://app/cb"
+    assert json.loads(sent.content) == {
+        "prompt": "night",
+        "num_images": 1,
+        "output_format": "png",
+        "aspect_ratio": "auto",
+        "image_urls": ["https://app/a.png"],
+    }
+    assert task.handle["status_url"].endswith("/requests/r1/status")
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("status", "words", "retryable"),
+    [
+        (401, "rejected FAL_KEY", False),
+        (403, "rejected FAL_KEY", False),
+        (422, "prompt too long", False),
+        (429, "rate limiting", True),
+        (500, "server error", True),
+        (503, "server error", True),
+    ],
+)
+async def test_errors_map_to_readable_messages(fal: FalProvider, status: int, words: str, retryable: bool) -> None:
+    respx.post(f"{QUEUE}/{TEXT_MODEL}").respond(status, json={"detail": [{"msg": "prompt too long"}]})
+    with pytest.raises(ProviderError) as caught:
+        await fal.submit(SubmitRequest("j", TEXT_MODEL, "x", "1:1", "https://app/cb"))
+    assert words in caught.value.message
+    assert caught.value.retryable is retryable
+
+
+@respx.mock
+async def test_queue_position_and_logs_become_progress(fal: FalProvider) -> None:
+    handle = {"status_url": f"{QUEUE}/s", "response_url": f"{QUEUE}/r", "cancel_url": f"{QUEUE}/c"}
+    respx.get(f"{QUEUE}/s").mock(
+        side_effect=[
+            httpx.Response(202, json={"status": "IN_QUEUE", "queue_position": 2}),
+            httpx.Response(202, json={"status": "IN_PROGRESS", "logs": [{"message": "a"}, {"message": "step 4/8"}]}),
+        ]
+    )
+    first = await fal.query(TaskRef("r1", handle))
+    second = await fal.query(TaskRef("r1", handle))
+    assert (first.status, first.progress) == (JobStatus.SUBMITTED, "position 3 in queue")
+    assert (second.status, second.progress) == (JobStatus.RUNNING, "step 4/8")
