@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
-from e2e.server import AppServer, FakeKieServer
+from e2e.helpers import open_canvas
+from e2e.server import AppServer, FakeProviderServer
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -28,21 +29,39 @@ def browser_type_launch_args() -> dict:
     return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
+KIE_HMAC_KEY = "e2e-kie-hmac"
+
+
 @pytest.fixture(scope="session")
-def fake_kie(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeKieServer]:
-    server = FakeKieServer(log_path=Path(tmp_path_factory.mktemp("kie")) / "kie.log")
+def fake_kie(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeProviderServer]:
+    server = FakeProviderServer(
+        "kie_server", Path(tmp_path_factory.mktemp("kie")) / "kie.log", "e2e-kie-key", ("--hmac-key", KIE_HMAC_KEY)
+    )
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="session")
-def app_server(tmp_path_factory: pytest.TempPathFactory, fake_kie: FakeKieServer) -> Iterator[AppServer]:
+def fake_fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeProviderServer]:
+    server = FakeProviderServer("fal_server", Path(tmp_path_factory.mktemp("fal")) / "fal.log", "e2e-fal-key")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def app_server(
+    tmp_path_factory: pytest.TempPathFactory, fake_kie: FakeProviderServer, fake_fal: FakeProviderServer
+) -> Iterator[AppServer]:
     env = {
         "KIE_API_KEY": fake_kie.api_key,
         "KIE_BASE_URL": fake_kie.url,
-        "KIE_WEBHOOK_HMAC_KEY": fake_kie.hmac_key,
-        "IMAGE_FETCH_ALLOW_HOSTS": "127.0.0.1",  # the fake serves its results on loopback
+        "KIE_WEBHOOK_HMAC_KEY": KIE_HMAC_KEY,
+        "FAL_KEY": fake_fal.api_key,
+        "FAL_QUEUE_URL": fake_fal.url,
+        "FAL_JWKS_URL": f"{fake_fal.url}/.well-known/jwks.json",
+        "IMAGE_FETCH_ALLOW_HOSTS": "127.0.0.1",  # the fakes serve their results on loopback
         "POLL_START_S": "1",
         "POLL_CAP_S": "2",
         "RETRY_BASE_S": "0.2",
@@ -51,14 +70,6 @@ def app_server(tmp_path_factory: pytest.TempPathFactory, fake_kie: FakeKieServer
     server.start()
     yield server
     server.stop()
-
-
-def open_canvas(page: Page, url: str) -> None:
-    """Load a page and wait until the app hydrated (its data came over the websocket)."""
-    page.goto(url)
-    page.wait_for_url(re.compile(r".*/p/\d+$"))
-    expect(page.get_by_role("region", name="Queue")).to_be_visible()
-    expect(page.get_by_label("Project name")).not_to_have_value("", timeout=15_000)
 
 
 @pytest.fixture

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Locator, Page, WebSocketRoute, expect
+from playwright.sync_api import Browser, Locator, Page, WebSocketRoute, expect
 
 EVENT_SOCKET = re.compile(r".*/_event.*")
 RESULT_ALT = re.compile(r"^Result")
+
+
+def open_canvas(page: Page, url: str) -> None:
+    """Load a page and wait until the app hydrated (its data came over the websocket)."""
+    page.goto(url)
+    page.wait_for_url(re.compile(r".*/p/\d+$"))
+    expect(page.get_by_role("region", name="Queue")).to_be_visible()
+    expect(page.get_by_label("Project name")).not_to_have_value("", timeout=15_000)
 
 
 def queue(page: Page) -> Locator:
@@ -27,11 +35,42 @@ def add_text_node(page: Page, prompt: str) -> Locator:
     return node
 
 
+def model_node(page: Page, prompt: str, model: str) -> Locator:
+    """A new text-to-image node with `prompt`, set to run on `model`."""
+    node = add_text_node(page, prompt)
+    node.get_by_label("Model").select_option(model)
+    expect(node.get_by_label("Model")).to_have_value(model)
+    return node
+
+
+def add_edit_node(page: Page, prompt: str, model: str) -> Locator:
+    """A new image edit node on `model` whose input is the first node's result."""
+    before = nodes(page).count()
+    page.get_by_role("button", name="Add image edit node").click()
+    expect(nodes(page)).to_have_count(before + 1)
+    edit = nodes(page).nth(before)
+    edit.get_by_label("Model").select_option(model)
+    expect(edit.get_by_label("Model")).to_have_value(model)
+    set_prompt(edit, prompt)
+    edit.get_by_label("Add input from node").select_option(index=1)
+    expect(edit.get_by_alt_text("Input image")).to_have_count(1)
+    return edit
+
+
 def set_prompt(node: Locator, prompt: str) -> None:
     field = node.get_by_label("Prompt")
     field.fill(prompt)
     field.press("Tab")  # blur flushes the debounced change to the server
     expect(field).to_have_value(prompt)
+
+
+def two_tabs(browser: Browser, url: str) -> tuple[Page, Page]:
+    """Two tabs of one browser context, both hydrated on `url`."""
+    context = browser.new_context()
+    a, b = context.new_page(), context.new_page()
+    for page in (a, b):
+        open_canvas(page, url)
+    return a, b
 
 
 def job_rows(page: Page) -> Locator:

@@ -52,12 +52,13 @@ def stop_process(process: subprocess.Popen[bytes] | None) -> None:
 
 
 @dataclass
-class FakeKieServer:
-    """The fake KIE.ai (`e2e/fakes/kie_server.py`) as its own process."""
+class FakeProviderServer:
+    """A fake provider (`e2e/fakes/<module>.py`) as its own process on loopback."""
 
+    module: str
     log_path: Path
-    api_key: str = "e2e-kie-key"
-    hmac_key: str = "e2e-kie-hmac"
+    api_key: str
+    extra_args: tuple[str, ...] = ()
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -69,13 +70,12 @@ class FakeKieServer:
         command = [
             sys.executable,
             "-m",
-            "e2e.fakes.kie_server",
+            f"e2e.fakes.{self.module}",
             "--port",
             str(self.port),
             "--api-key",
             self.api_key,
-            "--hmac-key",
-            self.hmac_key,
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(
             command, cwd=ROOT, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
@@ -84,6 +84,9 @@ class FakeKieServer:
 
     def configure(self, **config: object) -> None:
         httpx.post(f"{self.url}/_fake/config", json=config).raise_for_status()
+
+    def state(self, path: str) -> dict:
+        return httpx.get(f"{self.url}/_fake/{path}").json()
 
     def stop(self) -> None:
         stop_process(self.process)

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 
-from e2e.conftest import open_canvas
-from e2e.helpers import RESULT_ALT, add_text_node, job_rows, nodes, set_prompt
+from e2e.helpers import RESULT_ALT, add_text_node, job_rows, nodes, open_canvas, set_prompt
 from e2e.server import AppServer
 
 

@@ -5,44 +5,27 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, expect
 
-from e2e.conftest import open_canvas
-from e2e.helpers import RESULT_ALT, add_text_node, job_rows, nodes, set_prompt
-from e2e.server import AppServer, FakeKieServer
+from e2e.helpers import RESULT_ALT, job_rows, model_node, nodes, open_canvas, set_prompt, two_tabs
+from e2e.server import AppServer, FakeProviderServer
 
 DONE = 30_000
 
 
 @pytest.fixture(autouse=True)
-def fresh_fake(fake_kie: FakeKieServer) -> Iterator[None]:
+def fresh_fake(fake_kie: FakeProviderServer) -> Iterator[None]:
     fake_kie.configure()
     yield
     fake_kie.configure()
 
 
-def two_tabs(browser: Browser, url: str) -> tuple[Page, Page]:
-    context = browser.new_context()
-    a, b = context.new_page(), context.new_page()
-    for page in (a, b):
-        open_canvas(page, url)
-    return a, b
-
-
-def kie_node(page: Page, prompt: str, model: str = "google/nano-banana") -> Locator:
-    node = add_text_node(page, prompt)
-    node.get_by_label("Model").select_option(model)
-    expect(node.get_by_label("Model")).to_have_value(model)
-    return node
-
-
 def test_nano_banana_and_its_edit_complete_in_both_tabs(
-    browser: Browser, project_url: str, fake_kie: FakeKieServer
+    browser: Browser, project_url: str, fake_kie: FakeProviderServer
 ) -> None:
     a, b = two_tabs(browser, project_url)
-    source = kie_node(a, "a red kite over the sea")
+    source = model_node(a, "a red kite over the sea", "google/nano-banana")
     source.get_by_role("button", name="Generate").click()
     for page in (a, b):
         expect(job_rows(page)).to_have_count(1)
@@ -65,18 +48,18 @@ def test_nano_banana_and_its_edit_complete_in_both_tabs(
         expect(job_rows(page).first).to_have_attribute("data-status", "completed", timeout=DONE)
         expect(nodes(page).nth(1).get_by_alt_text(RESULT_ALT)).to_be_visible()
 
-    records = httpx.get(f"{fake_kie.url}/_fake/tasks").json()["records"]
+    records = fake_kie.state("tasks")["records"]
     edit_request = json.loads(next(r for r in records if r["model"] == "google/nano-banana-edit")["param"])
     assert edit_request["input"]["image_urls"][0].startswith("http://127.0.0.1:")
     assert "/media/" in edit_request["input"]["image_urls"][0]
 
 
 def test_polling_completes_the_job_when_no_callback_comes(
-    browser: Browser, project_url: str, fake_kie: FakeKieServer, app_server: AppServer
+    browser: Browser, project_url: str, fake_kie: FakeProviderServer, app_server: AppServer
 ) -> None:
     fake_kie.configure(callbacks=False)
     a, b = two_tabs(browser, project_url)
-    kie_node(a, "a quiet harbour").get_by_role("button", name="Generate").click()
+    model_node(a, "a quiet harbour", "google/nano-banana").get_by_role("button", name="Generate").click()
     for page in (a, b):
         expect(job_rows(page).first).to_have_attribute("data-status", "completed", timeout=DONE)
         expect(nodes(page).first.get_by_alt_text(RESULT_ALT)).to_be_visible()
@@ -86,11 +69,11 @@ def test_polling_completes_the_job_when_no_callback_comes(
 
 
 def test_duplicate_signed_callbacks_complete_once(
-    browser: Browser, project_url: str, fake_kie: FakeKieServer, app_server: AppServer
+    browser: Browser, project_url: str, fake_kie: FakeProviderServer, app_server: AppServer
 ) -> None:
     fake_kie.configure(duplicate_callbacks=True, delay_s=0.5)
     a, b = two_tabs(browser, project_url)
-    kie_node(a, "twice told").get_by_role("button", name="Generate").click()
+    model_node(a, "twice told", "google/nano-banana").get_by_role("button", name="Generate").click()
     for page in (a, b):
         expect(job_rows(page).first).to_have_attribute("data-status", "completed", timeout=DONE)
     job_id = job_rows(a).first.get_attribute("data-job-id")
@@ -99,10 +82,12 @@ def test_duplicate_signed_callbacks_complete_once(
     assert all(e["verified"] for e in app_server.log_events("webhook.received", job_id))
 
 
-def test_insufficient_credits_shows_in_both_tabs(browser: Browser, project_url: str, fake_kie: FakeKieServer) -> None:
+def test_insufficient_credits_shows_in_both_tabs(
+    browser: Browser, project_url: str, fake_kie: FakeProviderServer
+) -> None:
     fake_kie.configure(error_code=402)
     a, b = two_tabs(browser, project_url)
-    kie_node(a, "an expensive picture").get_by_role("button", name="Generate").click()
+    model_node(a, "an expensive picture", "google/nano-banana").get_by_role("button", name="Generate").click()
     for page in (a, b):
         expect(job_rows(page).first).to_have_attribute("data-status", "failed", timeout=DONE)
         expect(job_rows(page).first.get_by_test_id("job-error")).to_contain_text("insufficient credits")
@@ -110,11 +95,11 @@ def test_insufficient_credits_shows_in_both_tabs(browser: Browser, project_url: 
 
 
 def test_job_running_while_the_backend_restarts_still_completes(
-    browser: Browser, project_url: str, fake_kie: FakeKieServer, app_server: AppServer
+    browser: Browser, project_url: str, fake_kie: FakeProviderServer, app_server: AppServer
 ) -> None:
     fake_kie.configure(delay_s=3, callbacks=False)  # only the restarted app's poller can finish it
     a, _ = two_tabs(browser, project_url)
-    kie_node(a, "patience").get_by_role("button", name="Generate").click()
+    model_node(a, "patience", "google/nano-banana").get_by_role("button", name="Generate").click()
     expect(job_rows(a).first).to_have_attribute("data-status", "submitted", timeout=DONE)
     job_id = job_rows(a).first.get_attribute("data-job-id")
 

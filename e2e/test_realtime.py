@@ -7,13 +7,13 @@ import time
 
 from playwright.sync_api import Browser, expect
 
-from e2e.conftest import open_canvas
 from e2e.helpers import (
     RESULT_ALT,
     SocketGate,
     add_text_node,
     job_rows,
     nodes,
+    open_canvas,
     queue,
     set_prompt,
     watch_for_result_image,

@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from e2e.fakes.render import render_result
 from providers.kie import EDIT_MODEL, TEXT_MODEL, sign
-from providers.local_render import render_edit, render_text_to_image
 
 
 @dataclass
@@ -93,10 +93,7 @@ class FakeKie:
         try:
             if self.config.fail_generation:
                 raise RuntimeError("generation failed on purpose")
-            async with httpx.AsyncClient(timeout=10) as http:
-                inputs = [(await http.get(u)).raise_for_status().content for u in urls]
-            image = render_edit(prompt, ratio, inputs) if inputs else render_text_to_image(prompt, ratio)
-            self.images[task_id] = image
+            self.images[task_id] = await render_result(prompt, ratio, urls)
             result = {"resultUrls": [f"{self.base_url}/files/{task_id}.png"]}
             record.update(state="success", resultJson=json.dumps(result))
         except Exception as exc:

@@ -1,0 +1,14 @@
+"""What the fake providers draw: the local provider's renderer, fed the input URLs' bytes."""
+
+from __future__ import annotations
+
+import httpx
+
+from providers.local_render import render_edit, render_text_to_image
+
+
+async def render_result(prompt: str, aspect_ratio: str, input_urls: list[str]) -> bytes:
+    """A real image, as a provider would make it (downloading the inputs as they would)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        inputs = [(await http.get(url)).raise_for_status().content for url in input_urls]
+    return render_edit(prompt, aspect_ratio, inputs) if inputs else render_text_to_image(prompt, aspect_ratio)
