@@ -132,16 +132,21 @@ class AppServer:
     def stop(self) -> None:
         stop_process(self.process)
 
-    def log_events(self, step: str, job_id: str | None = None) -> list[dict]:
-        """Structured log lines of one step (optionally of one job)."""
+    def log_lines(self) -> list[dict]:
+        """Every structured (JSON) line the app logged."""
         events = []
         for line in self.log_path.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if event.get("step") == step and (job_id is None or event.get("job_id") == job_id):
-                events.append(event)
+            if line.startswith("{"):
+                try:
+                    events.append(json.loads(line))
+                except ValueError:
+                    continue
         return events
+
+    def log_events(self, step: str, job_id: str | None = None) -> list[dict]:
+        """Structured log lines of one step (optionally of one job)."""
+        return [e for e in self.log_events_of(job_id) if e.get("step") == step]
+
+    def log_events_of(self, job_id: str | None) -> list[dict]:
+        """What `grep <job id>` over the logs finds (every line when `job_id` is None)."""
+        return [e for e in self.log_lines() if job_id is None or e.get("job_id") == job_id]

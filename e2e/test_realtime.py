@@ -137,3 +137,34 @@ def test_tab_that_lost_its_connection_catches_up(browser: Browser, project_url: 
     gate.restore()
     expect(nodes(b).get_by_alt_text(RESULT_ALT)).to_be_visible(timeout=30_000)
     expect(job_rows(b).first).to_have_attribute("data-status", "completed")
+
+
+def test_expanded_timeline_is_live_in_every_tab_and_the_log_tells_the_chain(
+    browser: Browser, app_server: AppServer, project_url: str
+) -> None:
+    context = browser.new_context()
+    a, b = context.new_page(), context.new_page()
+    for page in (a, b):
+        open_canvas(page, project_url)
+    add_text_node(a, "a timeline of a lighthouse")
+    nodes(a).get_by_role("button", name="Generate").click()
+    expect(job_rows(b)).to_have_count(1)
+    for page in (a, b):
+        job_rows(page).first.get_by_role("button", name="Timeline").click()
+        expect(page.get_by_test_id("timeline")).to_be_visible()
+        expect(page.get_by_test_id("timeline-step").first).to_contain_text("generate.clicked")
+    for page in (a, b):  # steps arrive while the panel is open, without touching it
+        steps = page.get_by_test_id("timeline-step")
+        expect(steps.filter(has_text="status.completed")).to_have_count(1, timeout=20_000)
+        expect(steps.filter(has_text="webhook.received")).not_to_have_count(0)
+        expect(steps.filter(has_text="image.downloaded")).to_contain_text("bytes in")
+    job_id = job_rows(a).first.get_attribute("data-job-id")
+    chain = {e["step"] for e in app_server.log_events_of(job_id)}
+    assert chain >= {
+        "job.created",
+        "provider.submitted",
+        "webhook.received",
+        "image.stored",
+        "job.updated",
+        "feed.pushed",
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import httpx
@@ -39,7 +40,7 @@ class Core:
         writer = ChangeWriter(db.session, notifier)
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.download_timeout_s, connect=5.0), transport=transport)
         registry = build_registry(settings, http)
-        jobs = JobBook(writer, registry)
+        jobs = JobBook(writer, registry, stall_after_s=settings.stall_after_s)
         media = MediaStore(settings.media_dir)
         fetch = FetchPolicy(
             max_bytes=settings.max_image_bytes,
@@ -60,6 +61,19 @@ class Core:
             ),
         )
         return cls(settings, db, notifier, registry, Canvas(writer, registry), jobs, media, pipeline, http)
+
+    async def readiness(self) -> dict[str, str]:
+        """Each check's verdict: "ok" or what is wrong."""
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.to_thread(self.db.ping)
+            checks["database"] = "ok"
+        except Exception as exc:  # any driver error means not ready
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["change_feed"] = "ok" if self.notifier.listening else "no listener is running"
+        problems = self.settings.problems()
+        checks["config"] = "; ".join(problems) if problems else "ok"
+        return checks
 
     async def aclose(self) -> None:
         await self.pipeline.drain()

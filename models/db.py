@@ -47,6 +47,10 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
 
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
     def create_schema(self) -> None:
         SQLModel.metadata.create_all(self.engine)
 

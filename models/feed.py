@@ -67,6 +67,11 @@ class ChangeNotifier:
         finally:
             self._queues.discard(queue)
 
+    @property
+    def listening(self) -> bool:
+        """Whether anything (the bridge to the tabs) is subscribed."""
+        return bool(self._queues)
+
     def publish(self, project_id: int, seq: int) -> None:
         """Callable from any thread; a no-op when nobody listens."""
         loop, notice = self._loop, Notice(project_id, seq)

@@ -9,27 +9,39 @@ Rules that keep every tab truthful:
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
 from models.canvas import Canvas, InvalidInput, get_or_404
 from models.feed import ChangeWriter, Transaction
 from models.logs import get_logger, log_step
-from models.tables import Job, Node, NodeResult, utcnow
-from models.views import JobView
+from models.tables import Job, JobStep, Node, NodeResult, utcnow
+from models.views import JobView, StepView, TimelineView
 from providers.base import JobStatus, NodeKind, ProviderRegistry, TaskRef
 
 log = get_logger("jobs")
 
 
 class JobBook:
-    def __init__(self, writer: ChangeWriter, registry: ProviderRegistry) -> None:
+    def __init__(self, writer: ChangeWriter, registry: ProviderRegistry, stall_after_s: float = 120.0) -> None:
         self.writer = writer
         self.registry = registry
+        self.stall_after_s = stall_after_s
 
-    def create(self, node_id: int, client_request_id: str | None = None, retry_of: str | None = None) -> JobView:
-        """Queue a job from the node's current settings; idempotent per client request."""
+    def create(
+        self,
+        node_id: int,
+        client_request_id: str | None = None,
+        retry_of: str | None = None,
+        clicked_at: datetime | None = None,
+    ) -> JobView:
+        """Queue a job from the node's current settings; idempotent per client request.
+
+        `clicked_at` is when the user pressed Generate (the browser's clock): the
+        timeline's first step.
+        """
         with self.writer.transaction() as tx:
             if client_request_id:
                 existing = tx.session.exec(select(Job).where(Job.client_request_id == client_request_id)).first()
@@ -54,7 +66,11 @@ class JobBook:
             )
             tx.session.add(job)
             tx.session.flush()
+            if clicked_at is not None:
+                _note(tx, job, "generate.clicked", "browser clock", at=clicked_at)
+            _note(tx, job, "job.created", f"{job.provider} {job.model}")
             seq = tx.changed(node.project_id, "job", job.id)
+            _note(tx, job, "change.published", f"seq {seq}")
         log_step(
             log,
             "job.created",
@@ -112,6 +128,42 @@ class JobBook:
                 )
             )
 
+    def note(self, job_id: str, step: str, detail: str = "", *, announce: bool = True) -> None:
+        """Add a timeline step outside a status change; `announce` tells the tabs it grew."""
+        with self.writer.transaction() as tx:
+            job = get_or_404(tx.session, Job, job_id)
+            _note(tx, job, step, detail)
+            if announce:
+                tx.changed(job.project_id, "job", job.id)
+
+    def timeline(self, job_id: str, now: datetime | None = None) -> TimelineView:
+        """The job's steps with durations, and why it looks stalled if it does."""
+        with self.writer.transaction() as tx:
+            job = get_or_404(tx.session, Job, job_id)
+            rows = list(tx.session.exec(select(JobStep).where(JobStep.job_id == job_id).order_by(col(JobStep.at))))
+        if not rows:
+            return TimelineView(job_id, [])
+        first = rows[0].at
+        steps, previous = [], first
+        for row in rows:
+            steps.append(
+                StepView(
+                    row.step,
+                    row.detail,
+                    row.at.isoformat(timespec="milliseconds"),
+                    _ms(row.at - first),
+                    _ms(row.at - previous),
+                )
+            )
+            previous = row.at
+        stalled = ""
+        quiet = ((now or utcnow()) - rows[-1].at).total_seconds()
+        if not job.status.is_terminal and quiet > self.stall_after_s:
+            stalled = f"No progress for {quiet / 60:.0f} min since {rows[-1].step}"
+            if rows[-1].step == "poll.failed":
+                stalled += f"; polling is failing: {rows[-1].detail}"
+        return TimelineView(job_id, steps, stalled)
+
     def schedule_poll(self, job_id: str, next_poll_at: datetime) -> None:
         """Book the next poll; deliberately no version bump or change event."""
         with self.writer.transaction() as tx:
@@ -129,8 +181,14 @@ class JobBook:
     def cancel(self, job_id: str) -> bool:
         return self._advance(job_id, JobStatus.CANCELLED, error="Cancelled by user")
 
-    def complete(self, job_id: str, image_path: str) -> bool:
-        return self._advance(job_id, JobStatus.COMPLETED, image_path=image_path)
+    def complete(self, job_id: str, image_path: str, download: str = "") -> bool:
+        """`download` describes the fetch (bytes, ms) for the timeline."""
+        return self._advance(
+            job_id,
+            JobStatus.COMPLETED,
+            image_path=image_path,
+            _steps=[("image.downloaded", download), ("image.stored", image_path)],
+        )
 
     def retry(self, job_id: str) -> JobView:
         job = self.get(job_id)
@@ -140,8 +198,13 @@ class JobBook:
             raise InvalidInput("The node of this job was deleted")
         return self.create(job.node_id, retry_of=job.id)
 
-    def _advance(self, job_id: str, status: JobStatus, **fields: object) -> bool:
-        """Move a job forward; returns False (and changes nothing) for a stale update."""
+    def _advance(
+        self, job_id: str, status: JobStatus, _steps: Sequence[tuple[str, str]] = (), **fields: object
+    ) -> bool:
+        """Move a job forward; returns False (and changes nothing) for a stale update.
+
+        `_steps` are timeline steps that happened just before (same transaction).
+        """
         with self.writer.transaction() as tx:
             job = get_or_404(tx.session, Job, job_id)
             previous = job.status
@@ -164,8 +227,12 @@ class JobBook:
             if status.is_terminal:
                 job.finished_at = job.updated_at
                 self._settle_node(tx, job)
+            for step, detail in _steps:
+                _note(tx, job, step, detail)
+            _note(tx, job, f"status.{status.value}", job.error or job.provider_task_id or "")
             tx.session.add(job)
             seq = tx.changed(job.project_id, "job", job.id)
+            _note(tx, job, "change.published", f"seq {seq}")
         log_step(
             log,
             "job.updated",
@@ -201,3 +268,13 @@ class JobBook:
             node.image_path = image or node.image_path
             node.error = None if image else job.error
         Canvas.touch_node(tx, node)
+
+
+def _note(tx: Transaction, job: Job, step: str, detail: str = "", at: datetime | None = None) -> None:
+    tx.session.add(JobStep(job_id=job.id, step=step, detail=detail[:500], at=at or utcnow()))
+    job.steps += 1
+    tx.session.add(job)
+
+
+def _ms(delta: timedelta) -> int:
+    return round(delta.total_seconds() * 1000)

@@ -16,7 +16,7 @@ import time
 import weakref
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -113,9 +113,26 @@ class Pipeline:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # Generate -----------------------------------------------------------
-    async def generate(self, node_id: int, client_request_id: str | None = None) -> JobView:
+    async def _step(self, job: Job, step: str, detail: str, **fields: Any) -> None:
+        """One step of the chain: a structured log line and a line in the job's timeline."""
+        log_step(log, step, job_id=job.id, project_id=job.project_id, provider=job.provider, **fields)
+        await asyncio.to_thread(self.jobs.note, job.id, step, detail)
+
+    def record_delivery(self, job_ids: list[str], seq: int, tabs: int) -> None:
+        """Timeline step "delivered to N tabs", written after the push so it never delays one.
+
+        Not announced to the tabs: announcing a delivery would cause another delivery.
+        """
+        for job_id in job_ids:
+            self._spawn(
+                asyncio.to_thread(self.jobs.note, job_id, "feed.delivered", f"seq {seq} to {tabs} tabs", announce=False)
+            )
+
+    async def generate(
+        self, node_id: int, client_request_id: str | None = None, clicked_at: datetime | None = None
+    ) -> JobView:
         """Insert the job and return at once; submission continues in the background."""
-        view = await asyncio.to_thread(self.jobs.create, node_id, client_request_id)
+        view = await asyncio.to_thread(self.jobs.create, node_id, client_request_id, None, clicked_at)
         if view.status == JobStatus.QUEUED:
             self._spawn(self.submit(view.id))
         return view
@@ -222,27 +239,25 @@ class Pipeline:
             update = await self.registry.get(job.provider).query(task)
         except (ProviderError, httpx.HTTPError) as exc:
             error = _provider_error(job.provider, exc)
-            log_step(
-                log,
+            attempt = job.poll_attempts + 1
+            await self._step(
+                job,
                 "poll.failed",
-                job_id=job.id,
-                project_id=job.project_id,
-                provider=job.provider,
+                f"attempt {attempt}: {error.message}",
                 error=error.message,
-                attempt=job.poll_attempts + 1,
+                attempt=attempt,
                 will_retry=error.retryable,
             )
             if not error.retryable:
                 await asyncio.to_thread(self.jobs.fail, job.id, error.message)
             return
-        log_step(
-            log,
+        attempt = job.poll_attempts + 1
+        await self._step(
+            job,
             "poll.answered",
-            job_id=job.id,
-            project_id=job.project_id,
-            provider=job.provider,
+            f"attempt {attempt}: {update.status.value}",
             status=update.status.value,
-            attempt=job.poll_attempts + 1,
+            attempt=attempt,
         )
         await self.apply(job.id, update)
 
@@ -263,17 +278,16 @@ class Pipeline:
         try:
             update = await provider.parse_webhook(headers, body)
         except WebhookRejected as exc:
-            log_step(log, "webhook.rejected", job_id=job_id, provider=provider_name, reason=exc.reason)
+            await self._step(job, "webhook.rejected", exc.reason, reason=exc.reason)
             return WebhookOutcome(exc.status_code, exc.reason)
         if job.provider_task_id is not None and update.task_id != job.provider_task_id:
             log_step(log, "webhook.rejected", job_id=job_id, provider=provider_name, reason="task id mismatch")
             return WebhookOutcome(409, "task id does not belong to this job")
-        log_step(
-            log,
+        verification = "signature verified" if update.verified else "unsigned: confirming with the provider"
+        await self._step(
+            job,
             "webhook.received",
-            job_id=job_id,
-            project_id=job.project_id,
-            provider=provider_name,
+            f"{update.status.value}; {verification}",
             status=update.status.value,
             task_id=update.task_id,
             verified=update.verified,
@@ -328,6 +342,7 @@ class Pipeline:
             log_step(log, "image.rejected", job_id=job.id, project_id=job.project_id, error=str(exc))
             await asyncio.to_thread(self.jobs.fail, job.id, str(exc))
             return
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
         log_step(
             log,
             "image.stored",
@@ -335,9 +350,9 @@ class Pipeline:
             project_id=job.project_id,
             bytes=len(data),
             path=path,
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            duration_ms=duration_ms,
         )
-        await asyncio.to_thread(self.jobs.complete, job.id, path)
+        await asyncio.to_thread(self.jobs.complete, job.id, path, f"{len(data)} bytes in {duration_ms} ms")
 
 
 def _task_of(job: Job) -> TaskRef | None:

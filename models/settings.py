@@ -32,6 +32,7 @@ class Settings:
     poll_timeout_s: float = 15 * 60
     submit_attempts: int = 4
     retry_base_s: float = 1.0
+    stall_after_s: float = 120.0
     kie_api_key: str = ""
     kie_base_url: str = "https://api.kie.ai"
     kie_webhook_hmac_key: str = ""
@@ -50,6 +51,26 @@ class Settings:
     @property
     def base_url(self) -> str:
         return (self.public_base_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in a log line."""
+        return (self.kie_api_key, self.kie_webhook_hmac_key, self.fal_key)
+
+    def problems(self) -> list[str]:
+        """Configuration that cannot work; empty when the settings are usable."""
+        found = []
+        for name, url in (
+            ("KIE_BASE_URL", self.kie_base_url),
+            ("FAL_QUEUE_URL", self.fal_queue_url),
+            ("FAL_JWKS_URL", self.fal_jwks_url),
+            ("PUBLIC_BASE_URL", self.base_url),
+        ):
+            if not url.startswith(("http://", "https://")):
+                found.append(f"{name} must be an http(s) URL")
+        if self.poll_start_s < 0 or self.poll_cap_s < self.poll_start_s or self.poll_timeout_s <= 0:
+            found.append("POLL_START_S <= POLL_CAP_S and POLL_TIMEOUT_S > 0 are required")
+        return found
 
     @property
     def has_public_url(self) -> bool:
@@ -77,6 +98,7 @@ class Settings:
             poll_timeout_s=float(_env("POLL_TIMEOUT_S", str(15 * 60))),
             submit_attempts=int(_env("SUBMIT_ATTEMPTS", "4")),
             retry_base_s=float(_env("RETRY_BASE_S", "1.0")),
+            stall_after_s=float(_env("STALL_AFTER_S", "120")),
             kie_api_key=_env("KIE_API_KEY", ""),
             kie_base_url=_env("KIE_BASE_URL", "https://api.kie.ai").rstrip("/"),
             kie_webhook_hmac_key=_env("KIE_WEBHOOK_HMAC_KEY", ""),

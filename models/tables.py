@@ -68,6 +68,8 @@ class Job(SQLModel, table=True):
     provider_handle: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     #: Live detail from the provider ("position 3 in queue"); empty when there is none.
     progress: str = ""
+    #: How many timeline steps the job has; a tab showing the timeline reloads when it grows.
+    steps: int = 0
     #: Secret in the callback URL, so a forged callback for this job is rejected.
     callback_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
     #: Set by the tab that clicked Generate; makes creation idempotent and lets the
@@ -83,6 +85,16 @@ class Job(SQLModel, table=True):
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class JobStep(SQLModel, table=True):
+    """One step of a job's way through the update chain, for its timeline."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: str = Field(foreign_key="job.id", index=True)
+    step: str
+    at: datetime = Field(default_factory=utcnow)
+    detail: str = ""
 
 
 class ChangeEvent(SQLModel, table=True):

@@ -67,6 +67,7 @@ class JobView:
     error: str = ""
     client_request_id: str = ""
     progress: str = ""
+    steps: int = 0
 
     @classmethod
     def of(cls, row: Job) -> JobView:
@@ -86,7 +87,27 @@ class JobView:
             error=row.error or "",
             client_request_id=row.client_request_id or "",
             progress=row.progress,
+            steps=row.steps,
         )
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One timeline line: when (ms after the first step), how long since the previous one."""
+
+    step: str
+    detail: str
+    at: str
+    offset_ms: int
+    delta_ms: int
+
+
+@dataclass(frozen=True)
+class TimelineView:
+    job_id: str
+    steps: list[StepView]
+    #: Why the job looks stuck (empty when it does not).
+    stalled: str = ""
 
 
 @dataclass(frozen=True)

@@ -34,13 +34,21 @@ def build_api(core: Core) -> Starlette:
         return FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
     async def healthz(_: Request) -> Response:
+        """The process is up (liveness)."""
         return JSONResponse({"ok": True})
+
+    async def readyz(_: Request) -> Response:
+        """Database reachable, change feed listening, configuration usable (readiness)."""
+        checks = await core.readiness()
+        ready = all(verdict == "ok" for verdict in checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
     return Starlette(
         routes=[
             Route("/api/webhooks/{provider}/{job_id}/{token}", webhook, methods=["POST"]),
             Route("/media/{name}", media),
             Route("/healthz", healthz),
+            Route("/readyz", readyz),
             *(route for provider in core.registry.providers.values() for route in provider.routes),
         ]
     )

@@ -7,7 +7,7 @@ from models.logs import configure_logging
 from models.settings import get_settings
 
 settings = get_settings()
-configure_logging(settings.log_format, settings.log_level)
+configure_logging(settings.log_format, settings.log_level, settings.secrets)
 core = Core.build(settings)
 
 

@@ -102,3 +102,19 @@ async def test_media_route_serves_only_stored_files(core: Core, client: httpx.As
     assert (await client.get(url)).headers["content-type"] == "image/png"
     assert (await client.get("/media/..%2fapp.db")).status_code == 404
     assert (await client.get("/media/" + "0" * 64 + ".png")).status_code == 404
+
+
+async def test_readiness_reports_each_check(core: Core, client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).status_code == 200
+    not_ready = await client.get("/readyz")
+    assert not_ready.status_code == 503
+    assert not_ready.json()["checks"] == {"database": "ok", "change_feed": "no listener is running", "config": "ok"}
+    with core.notifier.subscribe():
+        ready = await client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    core.db.engine.dispose()
+    core.settings.data_dir.joinpath("app.db").unlink()
+    core.settings.data_dir.joinpath("app.db").mkdir()  # a database that cannot be opened
+    with core.notifier.subscribe():
+        broken = await client.get("/readyz")
+    assert broken.status_code == 503 and broken.json()["checks"]["database"].startswith("unreachable")

@@ -113,7 +113,10 @@ def node_card(node: rx.Var[NodeView]) -> rx.Component:
                 rx.spacer(),
                 rx.button(
                     "Generate",
-                    on_click=[add_pending(node.id, node.model), ProjectFeed.generate(node.id, LAST_REQUEST_ID)],
+                    on_click=[
+                        add_pending(node.id, node.model),
+                        ProjectFeed.generate(node.id, LAST_REQUEST_ID, rx.Var("Date.now()")),
+                    ],
                 ),
                 width="100%",
                 align="center",

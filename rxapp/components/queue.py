@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import reflex as rx
 
-from models.views import JobView
+from models.views import JobView, StepView
 from rxapp.states.feed import ProjectFeed
 from rxapp.states.pending import pending_jobs
+from rxapp.states.timeline import TimelineState
 
 COLUMNS = ("Node", "Provider", "Model", "Status", "Elapsed", "Error", "")
 STATUS_COLOURS = {
@@ -35,8 +36,55 @@ def _elapsed(job: rx.Var[JobView]) -> rx.Component:
     )
 
 
+def _step_line(step: rx.Var[StepView]) -> rx.Component:
+    return rx.hstack(
+        rx.text("+", step.delta_ms, " ms", size="1", color_scheme="gray", width="80px", text_align="right"),
+        rx.box(width="8px", height="8px", border_radius="50%", background="var(--accent-9)", flex_shrink="0"),
+        rx.code(step.step, size="1"),
+        rx.text(step.detail, size="1", color_scheme="gray"),
+        rx.spacer(),
+        rx.text(step.offset_ms, " ms", size="1", color_scheme="gray"),
+        align="center",
+        width="100%",
+        data_testid="timeline-step",
+    )
+
+
+def _timeline(job: rx.Var[JobView]) -> rx.Component:
+    return rx.table.row(
+        rx.table.cell(
+            rx.cond(
+                TimelineState.stalled != "",
+                rx.callout(
+                    TimelineState.stalled, icon="clock", color_scheme="amber", size="1", data_testid="timeline-stalled"
+                ),
+            ),
+            rx.vstack(rx.foreach(TimelineState.steps, _step_line), spacing="1", width="100%"),
+            col_span=len(COLUMNS),
+        ),
+        data_testid="timeline",
+    )
+
+
+def _timeline_refresher() -> rx.Component:
+    """Remounts, and so reloads the expanded timeline, whenever that job gains a step.
+
+    It lives outside the queue's foreach because Reflex hoists mount hooks out of it.
+    """
+    expanded = TimelineState.expanded
+    steps = ProjectFeed.job_steps.to(dict[str, int])[expanded].to_string()
+    return rx.cond(
+        expanded != "",
+        rx.box(key=expanded + "-" + steps, on_mount=TimelineState.reload, display="none"),
+    )
+
+
 def _job_row(job: rx.Var[JobView]) -> rx.Component:
     unfinished = (job.status == "queued") | (job.status == "submitted") | (job.status == "running")
+    return rx.fragment(_job_line(job, unfinished), rx.cond(TimelineState.expanded == job.id, _timeline(job)))
+
+
+def _job_line(job: rx.Var[JobView], unfinished: rx.Var[bool]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text("#", job.node_id)),
         rx.table.cell(job.provider),
@@ -57,6 +105,13 @@ def _job_row(job: rx.Var[JobView]) -> rx.Component:
             rx.cond(
                 (job.status == "failed") | (job.status == "cancelled"),
                 rx.button("Retry", size="1", variant="soft", on_click=ProjectFeed.retry_job(job.id)),
+            ),
+            rx.button(
+                "Timeline",
+                size="1",
+                variant="ghost",
+                on_click=TimelineState.toggle(job.id),
+                aria_expanded=rx.cond(TimelineState.expanded == job.id, "true", "false"),
             ),
         ),
         data_testid="queue-row",
@@ -101,6 +156,7 @@ def queue_monitor() -> rx.Component:
             width="100%",
         ),
         rx.cond(ProjectFeed.jobs.length() == 0, rx.text("No jobs yet.", color_scheme="gray", size="2")),
+        _timeline_refresher(),
         role="region",
         aria_labelledby="queue-heading",
         width="100%",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import reflex as rx
@@ -39,6 +40,11 @@ class ProjectFeed(rx.SharedState):
     def confirmed_requests(self) -> list[str]:
         """Client request ids whose real job row arrived (their optimistic rows hide)."""
         return [j.client_request_id for j in self.jobs if j.client_request_id]
+
+    @rx.var
+    def job_steps(self) -> dict[str, int]:
+        """Timeline length per job, so an open timeline knows when to reload."""
+        return {j.id: j.steps for j in self.jobs}
 
     @rx.var
     def finished_images(self) -> list[str]:
@@ -88,6 +94,7 @@ class ProjectFeed(rx.SharedState):
         jobs = _merge(self.jobs, changes.jobs, [], key=lambda j: j.id)
         self.jobs = sorted(jobs, key=lambda j: j.created_at, reverse=True)
         tabs = len(self._linked_from)
+        core.pipeline.record_delivery([job.id for job in changes.jobs], changes.seq, tabs)
         for job in changes.jobs:
             log_step(
                 log,
@@ -149,8 +156,9 @@ class ProjectFeed(rx.SharedState):
         return await self._run(asyncio.to_thread(lambda: core.canvas.change_inputs(node_id, remove=[image_url])))
 
     @rx.event
-    async def generate(self, node_id: int, client_request_id: str):
-        refused = await self._run(core.pipeline.generate(node_id, client_request_id or None))
+    async def generate(self, node_id: int, client_request_id: str, clicked_at_ms: int = 0):
+        clicked_at = datetime.fromtimestamp(clicked_at_ms / 1000, UTC) if clicked_at_ms else None
+        refused = await self._run(core.pipeline.generate(node_id, client_request_id or None, clicked_at))
         # The optimistic row of a refused Generate must not linger.
         return [refused, pending_jobs.push([])] if refused else None
 

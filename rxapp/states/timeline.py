@@ -1,0 +1,41 @@
+"""A queue row's timeline, per tab: which job is expanded and its steps.
+
+The shared job row carries `steps` (how many the timeline has); a hidden element
+is keyed on the expanded job's count, so when another step lands anywhere it
+remounts and reloads the timeline: live in every tab without polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import reflex as rx
+
+from models.canvas import NotFound
+from models.views import StepView
+from rxapp.runtime import core
+
+
+class TimelineState(rx.State):
+    expanded: str = ""
+    steps: list[StepView] = []
+    stalled: str = ""
+
+    @rx.event
+    async def toggle(self, job_id: str):
+        if self.expanded == job_id:
+            self.expanded, self.steps, self.stalled = "", [], ""
+            return
+        self.expanded = job_id
+        await self.reload()
+
+    @rx.event
+    async def reload(self):
+        if not self.expanded:
+            return
+        try:
+            timeline = await asyncio.to_thread(core.jobs.timeline, self.expanded)
+        except NotFound:
+            self.expanded, self.steps, self.stalled = "", [], ""
+            return
+        self.steps, self.stalled = timeline.steps, timeline.stalled
