@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PORT ?= 3000
 ENV := source scripts/env.sh &&
 
-.PHONY: setup run dev test unit e2e lint typecheck clean
+.PHONY: setup run dev test unit e2e lint typecheck bench clean
 
 setup:
 	@scripts/setup.sh
@@ -36,3 +36,7 @@ typecheck: setup
 
 clean:
 	rm -rf .web .states data
+
+bench: setup
+	@scripts/setup.sh --browser
+	@$(ENV) python -m bench.run

@@ -50,6 +50,16 @@ def fake_fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeProviderS
     server.stop()
 
 
+@pytest.fixture
+def fresh_fakes(fake_kie: FakeProviderServer, fake_fal: FakeProviderServer) -> Iterator[None]:
+    """Each test starts and ends with the fakes in their default mode."""
+    for fake in (fake_kie, fake_fal):
+        fake.configure()
+    yield
+    for fake in (fake_kie, fake_fal):
+        fake.configure()
+
+
 @pytest.fixture(scope="session")
 def app_server(
     tmp_path_factory: pytest.TempPathFactory, fake_kie: FakeProviderServer, fake_fal: FakeProviderServer

@@ -7,15 +7,12 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 
-from e2e.helpers import RESULT_ALT, add_text_node, job_rows, nodes, open_canvas, set_prompt
+from e2e.helpers import RESULT_ALT, add_text_node, job_rows, nodes, open_canvas, set_prompt, two_tabs
 from e2e.server import AppServer
 
 
 def test_edit_node_uses_another_nodes_result_and_an_upload(browser: Browser, project_url: str, tmp_path: Path) -> None:
-    context = browser.new_context()
-    a, b = context.new_page(), context.new_page()
-    for page in (a, b):
-        open_canvas(page, project_url)
+    a, b = two_tabs(browser, project_url)
     source = add_text_node(a, "a mountain lake")
     source.get_by_role("button", name="Generate").click()
     expect(source.get_by_alt_text(RESULT_ALT)).to_be_visible(timeout=20_000)
@@ -49,10 +46,7 @@ def test_edit_node_uses_another_nodes_result_and_an_upload(browser: Browser, pro
 
 
 def test_node_delete_and_model_choice_reach_the_other_tab(browser: Browser, project_url: str) -> None:
-    context = browser.new_context()
-    a, b = context.new_page(), context.new_page()
-    for page in (a, b):
-        open_canvas(page, project_url)
+    a, b = two_tabs(browser, project_url)
     add_text_node(a, "first")
     add_text_node(a, "second")
     expect(nodes(b)).to_have_count(2)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from playwright.sync_api import Browser, expect
 
@@ -13,11 +11,7 @@ from e2e.server import AppServer, FakeProviderServer
 DONE = 30_000
 
 
-@pytest.fixture(autouse=True)
-def fresh_fake(fake_fal: FakeProviderServer) -> Iterator[None]:
-    fake_fal.configure()
-    yield
-    fake_fal.configure()
+pytestmark = pytest.mark.usefixtures("fresh_fakes")
 
 
 def test_fal_text_to_image_and_edit_complete_in_both_tabs(

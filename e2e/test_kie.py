@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, expect
@@ -14,11 +13,7 @@ from e2e.server import AppServer, FakeProviderServer
 DONE = 30_000
 
 
-@pytest.fixture(autouse=True)
-def fresh_fake(fake_kie: FakeProviderServer) -> Iterator[None]:
-    fake_kie.configure()
-    yield
-    fake_kie.configure()
+pytestmark = pytest.mark.usefixtures("fresh_fakes")
 
 
 def test_nano_banana_and_its_edit_complete_in_both_tabs(

@@ -16,6 +16,7 @@ from e2e.helpers import (
     open_canvas,
     queue,
     set_prompt,
+    two_tabs,
     watch_for_result_image,
 )
 from e2e.server import AppServer
@@ -78,10 +79,7 @@ def test_generate_is_optimistic_then_completes_in_every_tab(
 
 
 def test_failed_job_shows_its_error_in_node_and_queue_of_both_tabs(browser: Browser, project_url: str) -> None:
-    context = browser.new_context()
-    a, b = context.new_page(), context.new_page()
-    for page in (a, b):
-        open_canvas(page, project_url)
+    a, b = two_tabs(browser, project_url)
     add_text_node(a, "this one should [fail]")
     nodes(a).get_by_role("button", name="Generate").click()
     for page in (a, b):
@@ -102,10 +100,7 @@ def test_failed_job_shows_its_error_in_node_and_queue_of_both_tabs(browser: Brow
 
 
 def test_cancel_from_another_tab_shows_cancelled_everywhere(browser: Browser, project_url: str) -> None:
-    context = browser.new_context()
-    a, b = context.new_page(), context.new_page()
-    for page in (a, b):
-        open_canvas(page, project_url)
+    a, b = two_tabs(browser, project_url)
     add_text_node(a, "a slow painting")
     nodes(a).get_by_role("button", name="Generate").click()
     expect(job_rows(b)).to_have_count(1)
@@ -121,7 +116,7 @@ def test_cancel_from_another_tab_shows_cancelled_everywhere(browser: Browser, pr
 def test_tab_that_lost_its_connection_catches_up(browser: Browser, project_url: str) -> None:
     context = browser.new_context()
     a, b = context.new_page(), context.new_page()
-    gate = SocketGate(b)
+    gate = SocketGate(b)  # before loading: it must sit on b's first websocket
     for page in (a, b):
         open_canvas(page, project_url)
     add_text_node(a, "painted while the other tab was offline")
@@ -142,10 +137,7 @@ def test_tab_that_lost_its_connection_catches_up(browser: Browser, project_url: 
 def test_expanded_timeline_is_live_in_every_tab_and_the_log_tells_the_chain(
     browser: Browser, app_server: AppServer, project_url: str
 ) -> None:
-    context = browser.new_context()
-    a, b = context.new_page(), context.new_page()
-    for page in (a, b):
-        open_canvas(page, project_url)
+    a, b = two_tabs(browser, project_url)
     add_text_node(a, "a timeline of a lighthouse")
     nodes(a).get_by_role("button", name="Generate").click()
     expect(job_rows(b)).to_have_count(1)

@@ -109,10 +109,11 @@ class FakeKie:
         if self.hmac_key:
             headers["X-Webhook-Signature"] = sign(self.hmac_key, record["taskId"], stamp)
         body = {"code": 200, "msg": "success", "data": dict(record)}
+        sent_at = time.time()
         try:
             async with httpx.AsyncClient(timeout=10) as http:
                 response = await http.post(callback, json=body, headers=headers)
-            self.callbacks_sent.append({"taskId": record["taskId"], "status": response.status_code})
+            self.callbacks_sent.append({"taskId": record["taskId"], "status": response.status_code, "sent_at": sent_at})
         except httpx.HTTPError as exc:
             self.callbacks_sent.append({"taskId": record["taskId"], "error": type(exc).__name__})
 
