@@ -7,6 +7,7 @@ Not part of `make test`: numbers are reported, never asserted.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -315,7 +316,61 @@ def fan_out_memory(browser: Browser, app: AppServer, results: Results, tabs: int
         page.close()
 
 
+def browser_suite(app: AppServer, kie: FakeProviderServer, results: Results) -> None:
+    """Everything measured in Chromium: latency to the image and the row, polling, memory."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for tabs, runs in ((1, 10), (10, 10), (50, 4)):
+            print(f"webhook -> image visible, {tabs} tabs ...", flush=True)
+            polling = 3 if tabs == 10 else 0
+            sample = webhook_to_visible(browser, app, kie, tabs, runs, results, polling_tabs=polling)
+            push = sample["push"]
+            met = None
+            if tabs == 10:
+                met = pct(push, 50) <= 25 and pct(push, 99) <= 80
+            results.add(
+                f"webhook -> image visible, {tabs} tabs",
+                f"p50 {pct(push, 50):.0f} / p95 {pct(push, 95):.0f} / p99 {pct(push, 99):.0f} ms",
+                "p50 <= 25, p99 <= 80 ms (10 tabs)" if tabs == 10 else "",
+                met,
+                f"{len(push)} samples",
+            )
+            if tabs == 10:
+                opt = sample["optimistic"]
+                results.add(
+                    "click -> row visible, same tab (optimistic)",
+                    f"p50 {pct(opt, 50):.1f} / p95 {pct(opt, 95):.1f} ms",
+                    "p95 <= 20 ms",
+                    pct(opt, 95) <= 20,
+                    f"{len(opt)} samples",
+                )
+                other = sample["other_rows"]
+                results.add(
+                    "click -> row visible, other tab",
+                    f"p50 {pct(other, 50):.0f} / p95 {pct(other, 95):.0f} ms",
+                    "",
+                    None,
+                    f"{len(other)} samples",
+                )
+                polled = sample["polled"]
+                if polled:
+                    ratio = statistics.median(polled) / max(statistics.median(push), 0.1)
+                    results.add(
+                        "push vs polling every 2 s (median)",
+                        f"{statistics.median(push):.0f} ms vs {statistics.median(polled):.0f} ms",
+                        "",
+                        None,
+                        f"polling is {ratio:.0f}x slower",
+                    )
+        print("fan-out memory ...", flush=True)
+        fan_out_memory(browser, app, results)
+        browser.close()
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=["browser", "ingestion"], help="run one part of the suite")
+    only = parser.parse_args().only
     results = Results()
     workdir = Path(tempfile.mkdtemp(prefix="canvas-bench-"))
     kie = FakeProviderServer("kie_server", workdir / "kie.log", KIE_KEY, ("--hmac-key", KIE_HMAC))
@@ -335,55 +390,11 @@ def main() -> None:
     print("starting the production app ...", flush=True)
     app.start()
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            for tabs, runs in ((1, 10), (10, 10), (50, 4)):
-                print(f"webhook -> image visible, {tabs} tabs ...", flush=True)
-                polling = 3 if tabs == 10 else 0
-                sample = webhook_to_visible(browser, app, kie, tabs, runs, results, polling_tabs=polling)
-                push = sample["push"]
-                met = None
-                if tabs == 10:
-                    met = pct(push, 50) <= 25 and pct(push, 99) <= 80
-                results.add(
-                    f"webhook -> image visible, {tabs} tabs",
-                    f"p50 {pct(push, 50):.0f} / p95 {pct(push, 95):.0f} / p99 {pct(push, 99):.0f} ms",
-                    "p50 <= 25, p99 <= 80 ms (10 tabs)" if tabs == 10 else "",
-                    met,
-                    f"{len(push)} samples",
-                )
-                if tabs == 10:
-                    opt = sample["optimistic"]
-                    results.add(
-                        "click -> row visible, same tab (optimistic)",
-                        f"p50 {pct(opt, 50):.1f} / p95 {pct(opt, 95):.1f} ms",
-                        "p95 <= 20 ms",
-                        pct(opt, 95) <= 20,
-                        f"{len(opt)} samples",
-                    )
-                    other = sample["other_rows"]
-                    results.add(
-                        "click -> row visible, other tab",
-                        f"p50 {pct(other, 50):.0f} / p95 {pct(other, 95):.0f} ms",
-                        "",
-                        None,
-                        f"{len(other)} samples",
-                    )
-                    polled = sample["polled"]
-                    if polled:
-                        ratio = statistics.median(polled) / max(statistics.median(push), 0.1)
-                        results.add(
-                            "push vs polling every 2 s (median)",
-                            f"{statistics.median(push):.0f} ms vs {statistics.median(polled):.0f} ms",
-                            "",
-                            None,
-                            f"polling is {ratio:.0f}x slower",
-                        )
-            print("fan-out memory ...", flush=True)
-            fan_out_memory(browser, app, results)
-            browser.close()
-        print("ingestion throughput ...", flush=True)
-        ingestion(app, workdir, results)
+        if only != "ingestion":
+            browser_suite(app, kie, results)
+        if only != "browser":
+            print("ingestion throughput ...", flush=True)
+            ingestion(app, workdir, results)
     finally:
         app.stop()
         kie.stop()

@@ -35,7 +35,8 @@ def record_change(session: Session, project_id: int, entity: str, entity_id: str
         .values(last_seq=col(Project.last_seq) + 1)
         .returning(col(Project.last_seq))
     )
-    seq: int = session.execute(bump).scalar_one()
+    # Core-level on the session's connection: the ORM's synchronize step would triple its cost.
+    seq: int = session.connection().execute(bump).scalar_one()
     session.add(ChangeEvent(project_id=project_id, seq=seq, entity=entity, entity_id=str(entity_id), op=op))
     return int(seq)
 

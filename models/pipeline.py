@@ -113,10 +113,13 @@ class Pipeline:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # Generate -----------------------------------------------------------
-    async def _step(self, job: Job, step: str, detail: str, **fields: Any) -> None:
-        """One step of the chain: a structured log line and a line in the job's timeline."""
+    async def _step(self, job: Job, step: str, detail: str, *, announce: bool = True, **fields: Any) -> None:
+        """One step of the chain: a structured log line and a line in the job's timeline.
+
+        `announce=False` when the change that follows at once will tell the tabs anyway.
+        """
         log_step(log, step, job_id=job.id, project_id=job.project_id, provider=job.provider, **fields)
-        await asyncio.to_thread(self.jobs.note, job.id, step, detail)
+        await asyncio.to_thread(self.jobs.note, job.id, step, detail, announce=announce)
 
     def record_delivery(self, job_ids: list[str], seq: int, tabs: int) -> None:
         """Timeline step "delivered to N tabs", written after the push so it never delays one.
@@ -288,6 +291,7 @@ class Pipeline:
             job,
             "webhook.received",
             f"{update.status.value}; {verification}",
+            announce=False,  # the status change it carries is pushed a moment later
             status=update.status.value,
             task_id=update.task_id,
             verified=update.verified,

@@ -11,7 +11,7 @@ from models.logs import get_logger
 from rxapp.api import build_api
 from rxapp.pages.canvas import canvas_page, redirect_page
 from rxapp.runtime import core, project_token
-from rxapp.states.feed import ProjectFeed
+from rxapp.states.feed import OPEN_PROJECTS, ProjectFeed
 
 log = get_logger("bridge")
 POLL_TICK_S = 0.5
@@ -23,10 +23,10 @@ app.add_page(canvas_page, route="/p/[project_id]", title="Canvas", on_load=Proje
 
 async def _push(project_id: int) -> None:
     """Bring the project's shared state up to the database; Reflex fans it out."""
+    if project_id not in OPEN_PROJECTS:
+        return  # no tab here shows it: building its state would cost more than the change
     async with app.modify_state(rx.BaseStateToken(ident=project_token(project_id), cls=rx.State)) as root:
         feed = await root.get_state(ProjectFeed)
-        if not feed.project_id:
-            return  # no tab has opened this project in this process
         await feed.catch_up()
 
 

@@ -25,6 +25,9 @@ from rxapp.runtime import core, project_token
 from rxapp.states.pending import pending_jobs
 
 log = get_logger("feed")
+
+#: Projects some tab has opened in this process: the only ones worth pushing to.
+OPEN_PROJECTS: set[int] = set()
 T = TypeVar("T")
 
 
@@ -65,6 +68,7 @@ class ProjectFeed(rx.SharedState):
         except NotFound:
             return [rx.toast.error(f"Project {project_id} does not exist"), rx.redirect("/")]
         linked = await self._link_to(project_token(project_id))
+        OPEN_PROJECTS.add(project_id)
         linked.apply_snapshot(snapshot)
         linked.projects = await asyncio.to_thread(core.canvas.list_projects)
         log_step(log, "tab.linked", project_id=project_id, seq=snapshot.seq, tabs=len(linked._linked_from))
