@@ -13,6 +13,8 @@ from models.settings import Settings
 from providers.base import NodeKind
 from rxapp.api import build_api
 
+pytest_plugins = ["tests.kie_mock"]
+
 
 class LateBoundASGI:
     """An ASGI app set after the client is built (the core's API needs the core)."""

@@ -4,63 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import pytest
 import respx
 
 from models.core import Core
-from models.settings import Settings
 from providers.base import JobStatus, NodeKind, ProviderError, TaskRef
 from providers.kie import TEXT_MODEL
-from providers.local_render import render_text_to_image
-
-KIE = "https://kie.test"
-IMAGE_URL = "https://cdn.test/result.png"
-CREATE = f"{KIE}/api/v1/jobs/createTask"
-RECORD = f"{KIE}/api/v1/jobs/recordInfo"
-
-
-def ok(data: dict) -> httpx.Response:
-    return httpx.Response(200, json={"code": 200, "msg": "success", "data": data})
-
-
-def record(state: str) -> httpx.Response:
-    data = {"taskId": "t1", "state": state}
-    if state == "success":
-        data["resultJson"] = json.dumps({"resultUrls": [IMAGE_URL]})
-    return ok(data)
-
-
-@pytest.fixture
-def kie_settings(tmp_path: Path) -> Settings:
-    return Settings(
-        data_dir=tmp_path,
-        public_base_url="http://testapp",
-        kie_api_key="k",
-        kie_base_url=KIE,
-        image_fetch_allow_hosts=("cdn.test",),
-        poll_start_s=0,
-        retry_base_s=0.01,
-    )
-
-
-@pytest.fixture
-def kie_api() -> Iterator[respx.MockRouter]:
-    """KIE.ai and its CDN, mocked for the app's HTTP client."""
-    with respx.mock(assert_all_called=False) as mock:
-        mock.get(IMAGE_URL).respond(200, content=render_text_to_image("x", "1:1"))
-        yield mock
-
-
-@pytest.fixture
-async def kie_core(kie_settings: Settings, kie_api: respx.MockRouter) -> AsyncIterator[Core]:
-    core = Core.build(kie_settings)
-    yield core
-    await core.aclose()
+from tests.kie_mock import CREATE, RECORD, ok, record
 
 
 @pytest.fixture
