@@ -31,7 +31,13 @@ def _select(label: str, value: rx.Var | str, on_change, *options: rx.Component) 
         value=value,
         on_change=on_change,
         aria_label=label,
-        style={"padding": "4px", "border_radius": "6px", "border": "1px solid var(--gray-7)"},
+        style={
+            "padding": "4px",
+            "border_radius": "6px",
+            "border": "1px solid var(--gray-7)",
+            "min_width": "72px",
+            "max_width": "100%",
+        },
     )
 
 
@@ -160,6 +166,7 @@ def node_card(node: rx.Var[NodeView]) -> rx.Component:
             width="100%",
         ),
         width="340px",
+        flex_shrink="0",
         data_testid="node",
         data_node_id=node.id,
     )

@@ -13,7 +13,7 @@ from rxapp.states.upload import upload_zone
 
 
 def canvas_page() -> rx.Component:
-    return rx.container(
+    return rx.box(
         pending_jobs,
         upload_zone(),
         toolbar(),
@@ -23,17 +23,20 @@ def canvas_page() -> rx.Component:
                 rx.cond(ProjectFeed.nodes.length() == 0, rx.text("Add a node to start.", color_scheme="gray")),
                 wrap="wrap",
                 gap="4",
-                flex="3",
+                flex="1",
+                min_width="0",
                 align="start",
                 data_testid="canvas",
             ),
-            rx.box(queue_monitor(), flex="2", min_width="420px"),
+            rx.box(queue_monitor(), width="min(600px, 100%)", flex_shrink="0"),
             gap="5",
             width="100%",
             wrap="wrap",
+            align="start",
         ),
-        size="4",
-        padding="4",
+        max_width="1800px",
+        margin="0 auto",
+        padding="16px",
     )
 
 
