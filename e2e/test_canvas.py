@@ -89,3 +89,19 @@ def test_projects_are_created_renamed_switched_and_survive_a_restart(browser: Br
     expect(nodes(reopened).get_by_alt_text(RESULT_ALT)).to_be_visible()
     expect(job_rows(reopened).first).to_have_attribute("data-status", "completed")
     expect(reopened.get_by_label("Project", exact=True)).to_contain_text(re.compile("My first project"))
+
+
+def test_two_tabs_editing_one_prompt_converge_on_the_last_write(browser: Browser, project_url: str) -> None:
+    a, b = two_tabs(browser, project_url)
+    add_text_node(a, "start")
+    prompt_a, prompt_b = nodes(a).get_by_label("Prompt"), nodes(b).get_by_label("Prompt")
+    expect(prompt_b).to_have_value("start")
+    prompt_a.fill("written in tab A <script>alert(1)</script>")
+    prompt_b.fill("written in tab B ✨")
+    prompt_a.press("Tab")
+    prompt_b.press("Tab")
+    expect(prompt_a).to_have_value("written in tab B ✨")  # the last write wins, everywhere
+    expect(prompt_b).to_have_value("written in tab B ✨")
+    reopened = browser.new_page()
+    open_canvas(reopened, project_url)
+    expect(nodes(reopened).get_by_label("Prompt")).to_have_value("written in tab B ✨")

@@ -214,6 +214,7 @@ class JobBook:
                     "job.update_dropped",
                     job_id=job_id,
                     project_id=job.project_id,
+                    provider=job.provider,
                     status=status.value,
                     current=previous.value,
                 )
@@ -238,6 +239,7 @@ class JobBook:
             "job.updated",
             job_id=job_id,
             project_id=job.project_id,
+            provider=job.provider,
             status=status.value,
             previous=previous.value,
             version=job.version,

@@ -20,6 +20,8 @@ MAX_WEBHOOK_BYTES = 1024 * 1024
 def build_api(core: Core) -> Starlette:
 
     async def webhook(request: Request) -> Response:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return JSONResponse({"error": "webhooks must be application/json"}, status_code=415)
         body = await request.body()
         if len(body) > MAX_WEBHOOK_BYTES:
             return JSONResponse({"error": "body too large"}, status_code=413)

@@ -21,7 +21,11 @@ def _local(core: Core) -> LocalProvider:
 
 def _signed(core: Core, task_id: str, body: dict, *, timestamp: int | None = None, secret: str | None = None):
     ts = str(timestamp if timestamp is not None else int(time.time()))
-    headers = {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: sign(secret or _local(core).secret, task_id, ts)}
+    headers = {
+        "content-type": "application/json",
+        TIMESTAMP_HEADER: ts,
+        SIGNATURE_HEADER: sign(secret or _local(core).secret, task_id, ts),
+    }
     return json.dumps(body).encode(), headers
 
 
@@ -50,10 +54,12 @@ async def test_forged_or_malformed_callbacks_change_nothing(
         (url, *_signed(core, task_id, failed, timestamp=int(time.time()) - 3600), 401),
         (url, *_signed(core, "someone-elses-task", {**failed, "task_id": "someone-elses-task"}), 409),
         (url, b"x" * (1024 * 1024 + 1), headers, 413),
+        (url, body, {**headers, "content-type": "text/plain"}, 415),
+        (url, body, {**headers, "content-type": "application/x-www-form-urlencoded"}, 415),
     ]
     before = core.jobs.get(job_id)
     for path, payload, hdrs, expected in cases:
-        response = await client.post(path, content=payload, headers=hdrs)
+        response = await client.post(path, content=payload, headers={"content-type": "application/json", **hdrs})
         assert response.status_code == expected, (path, response.text)
     after = core.jobs.get(job_id)
     assert (after.status, after.version, after.error) == (before.status, before.version, before.error)

@@ -1,0 +1,119 @@
+"""Fuzzed webhooks: a parser answers with a TaskUpdate or WebhookRejected, never anything else."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import respx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from providers.base import Provider, TaskUpdate, WebhookRejected
+from providers.fal import FalProvider
+from providers.kie import KieProvider
+from providers.kie import sign as kie_sign
+from providers.local import LocalProvider
+from providers.local import sign as local_sign
+from tests.providers.harness_fal import jwk, signed_headers
+
+JWKS = "https://keys.test/jwks.json"
+FAL_KEY = Ed25519PrivateKey.generate()
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=15,
+)
+header_names = st.sampled_from(
+    [
+        "x-webhook-timestamp",
+        "x-webhook-signature",
+        "x-local-timestamp",
+        "x-local-signature",
+        "x-fal-webhook-request-id",
+        "x-fal-webhook-user-id",
+        "x-fal-webhook-timestamp",
+        "x-fal-webhook-signature",
+    ]
+)
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def parse(provider: Provider, headers: dict[str, str], body: bytes) -> TaskUpdate | None:
+    """Parse under a JWKS mock; None when the webhook was rejected (the only allowed failure)."""
+
+    async def run() -> TaskUpdate | None:
+        with respx.mock:
+            respx.get(JWKS).respond(json={"keys": [jwk(FAL_KEY)]})
+            try:
+                return await provider.parse_webhook(headers, body)
+            except WebhookRejected:
+                return None
+
+    return asyncio.run(run())
+
+
+def providers() -> list[Provider]:
+    http = httpx.AsyncClient()
+    return [
+        LocalProvider(outputs_dir=Path("/tmp/fuzz-local-outputs"), base_url="http://app", http=http, secret="s3cret"),
+        KieProvider(api_key="k", base_url="https://kie.test", http=http, hmac_key="h"),
+        KieProvider(api_key="k", base_url="https://kie.test", http=http),
+        FalProvider(api_key="k", queue_url="https://fal.test", jwks_url=JWKS, http=http),
+    ]
+
+
+PROVIDERS = providers()
+
+
+@FUZZ
+@given(body=st.binary(max_size=600), headers=st.dictionaries(header_names, st.text(max_size=40), max_size=8))
+def test_arbitrary_bytes_and_headers(body: bytes, headers: dict[str, str]) -> None:
+    for provider in PROVIDERS:
+        parse(provider, headers, body)
+
+
+@FUZZ
+@given(
+    data=st.dictionaries(
+        st.sampled_from(["taskId", "task_id", "state", "resultJson", "failMsg", "failCode"]), json_values, max_size=6
+    ),
+    state=st.sampled_from(["waiting", "queuing", "generating", "success", "fail", "other"]),
+)
+def test_correctly_signed_kie_records_with_fuzzed_fields(data: dict[str, Any], state: str) -> None:
+    data.setdefault("state", state)
+    task_id = data.get("taskId") or data.get("task_id")
+    stamp = str(int(time.time()))
+    headers = {"x-webhook-timestamp": stamp}
+    if isinstance(task_id, str):
+        headers["x-webhook-signature"] = kie_sign("h", task_id, stamp)
+    update = parse(PROVIDERS[1], headers, json.dumps({"code": 200, "data": data}).encode())
+    if update is not None:
+        assert update.task_id == task_id and update.verified
+
+
+@FUZZ
+@given(payload=json_values, status=st.sampled_from(["OK", "ERROR", "WHATEVER"]), request_id=st.text(min_size=1))
+def test_correctly_signed_fal_webhooks_with_fuzzed_payloads(payload: Any, status: str, request_id: str) -> None:
+    body = json.dumps({"request_id": request_id, "status": status, "payload": payload}).encode()
+    try:
+        headers = signed_headers(FAL_KEY, request_id, body)
+    except UnicodeEncodeError:
+        return  # not a header value anyone could send
+    update = parse(PROVIDERS[3], headers, body)
+    if update is not None:
+        assert update.task_id == request_id and update.status.is_terminal
+
+
+@FUZZ
+@given(payload=st.dictionaries(st.sampled_from(["task_id", "status", "result_urls", "error"]), json_values))
+def test_correctly_signed_local_callbacks_with_fuzzed_fields(payload: dict[str, Any]) -> None:
+    stamp = str(int(time.time()))
+    task_id = str(payload.get("task_id", ""))
+    headers = {"x-local-timestamp": stamp, "x-local-signature": local_sign("s3cret", task_id, stamp)}
+    parse(PROVIDERS[0], headers, json.dumps(payload).encode())
