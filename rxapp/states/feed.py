@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import reflex as rx
 from reflex.event import EventSpec
 
-from models.canvas import InvalidInput, NotFound
+from models.canvas import QUEUE_LIMIT, InvalidInput, NotFound
 from models.logs import get_logger, log_step
 from models.views import Changes, JobView, NodeView, ProjectView, Snapshot
 from providers.base import NodeKind, ProviderError
@@ -96,7 +96,7 @@ class ProjectFeed(rx.SharedState):
             self.projects = await asyncio.to_thread(core.canvas.list_projects)
         self.nodes = _merge(self.nodes, changes.nodes, changes.deleted_nodes, key=lambda n: n.id)
         jobs = _merge(self.jobs, changes.jobs, [], key=lambda j: j.id)
-        self.jobs = sorted(jobs, key=lambda j: j.created_at, reverse=True)
+        self.jobs = sorted(jobs, key=lambda j: j.created_at, reverse=True)[:QUEUE_LIMIT]
         tabs = len(self._linked_from)
         core.pipeline.record_delivery([job.id for job in changes.jobs], changes.seq, tabs)
         for job in changes.jobs:
