@@ -59,7 +59,8 @@ def test_node_delete_and_model_choice_reach_the_other_tab(browser: Browser, proj
 
 def test_projects_are_created_renamed_switched_and_survive_a_restart(browser: Browser, app_server: AppServer) -> None:
     context = browser.new_context()
-    a, b = context.new_page(), context.new_page()
+    a, b, elsewhere = context.new_page(), context.new_page(), context.new_page()
+    open_canvas(elsewhere, app_server.url)
     open_canvas(a, app_server.url)
     before = a.url
     a.get_by_role("button", name="New project").click()
@@ -72,6 +73,8 @@ def test_projects_are_created_renamed_switched_and_survive_a_restart(browser: Br
     name.press("Tab")
     expect(b.get_by_label("Project name")).to_have_value("Holiday <b>cards</b> ✨")
     expect(b.get_by_label("Project", exact=True)).to_contain_text("Holiday <b>cards</b> ✨")  # shown as text
+    elsewhere.get_by_label("Project", exact=True).focus()  # opened before: learns of it from the picker
+    expect(elsewhere.get_by_label("Project", exact=True)).to_contain_text("Holiday <b>cards</b> ✨")
     add_text_node(a, "a snowy cabin")
     nodes(a).get_by_role("button", name="Generate").click()
     expect(nodes(b).get_by_alt_text(RESULT_ALT)).to_be_visible(timeout=20_000)

@@ -14,6 +14,7 @@ def toolbar() -> rx.Component:
             rx.foreach(ProjectFeed.projects, lambda p: rx.el.option(p.name, value=p.id.to_string())),
             value=ProjectFeed.project_id.to_string(),
             on_change=ProjectFeed.switch_project,
+            on_focus=ProjectFeed.refresh_projects,
             aria_label="Project",
             style={"padding": "4px", "border_radius": "6px", "border": "1px solid var(--gray-7)"},
         ),

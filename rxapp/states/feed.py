@@ -188,6 +188,11 @@ class ProjectFeed(rx.SharedState):
         return await self._run(asyncio.to_thread(core.canvas.rename_project, self.project_id, name))
 
     @rx.event
+    async def refresh_projects(self):
+        """Projects made or renamed in another project's tabs are not in this feed: reread on focus."""
+        self.projects = await asyncio.to_thread(core.canvas.list_projects)
+
+    @rx.event
     def switch_project(self, project_id: str):
         return rx.redirect(f"/p/{project_id}")
 
