@@ -56,9 +56,3 @@ class MediaStore:
             return None
         path = self.root / name
         return path if path.is_file() else None
-
-    def read(self, url: str) -> bytes | None:
-        if not url.startswith(MEDIA_PREFIX):
-            return None
-        path = self.file_for(url.removeprefix(MEDIA_PREFIX))
-        return path.read_bytes() if path else None

@@ -8,6 +8,7 @@ import pytest
 
 from models.canvas import InvalidInput
 from models.core import Core
+from models.media import MEDIA_PREFIX
 from providers.base import JobStatus, NodeKind, TaskRef
 
 
@@ -25,7 +26,8 @@ async def test_generate_completes_through_webhook_and_stores_image(core: Core, n
     job = core.jobs.get(view.id)
     assert job.provider_task_id and job.provider_task_id.startswith("local-")
     assert job.image_path and job.image_path.startswith("/media/")
-    assert core.media.read(job.image_path)[:8] == b"\x89PNG\r\n\x1a\n"
+    stored = core.media.file_for(job.image_path.removeprefix(MEDIA_PREFIX))
+    assert stored is not None and stored.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     node = next(n for n in core.canvas.snapshot(job.project_id).nodes if n.id == node_id)
     assert node.image_url == job.image_path
     assert node.history == [job.image_path]
