@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import uuid
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -45,7 +46,8 @@ class MediaStore:
         name = f"{hashlib.sha256(data).hexdigest()}.{image_extension(data)}"
         target = self.root / name
         if not target.exists():
-            partial = target.with_suffix(".part")
+            # A private temporary name: two callbacks may store the same image at once.
+            partial = target.with_name(f".{name}.{uuid.uuid4().hex}.part")
             partial.write_bytes(data)
             partial.replace(target)
         return MEDIA_PREFIX + name

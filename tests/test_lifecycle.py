@@ -10,6 +10,7 @@ from models.canvas import InvalidInput
 from models.core import Core
 from models.media import MEDIA_PREFIX
 from providers.base import JobStatus, NodeKind, TaskRef
+from providers.local_render import render_text_to_image
 
 
 async def wait_for_status(core: Core, job_id: str, *statuses: JobStatus, timeout: float = 5) -> JobStatus:
@@ -171,3 +172,13 @@ async def test_concurrent_completions_complete_once(core: Core, node_id: int) ->
     )
     assert results.count(True) == 1
     assert len(core.canvas.snapshot(core.jobs.get(job.id).project_id).nodes[0].history) == 1
+
+
+async def test_the_same_image_stored_concurrently_is_stored_once(core: Core) -> None:
+    names = set()
+    for round_ in range(6):
+        image = render_text_to_image(f"same {round_}", "1:1")
+        urls = await asyncio.gather(*(asyncio.to_thread(core.media.save, image) for _ in range(32)))
+        assert len(set(urls)) == 1
+        names.add(urls[0].removeprefix(MEDIA_PREFIX))
+    assert sorted(p.name for p in core.media.root.iterdir()) == sorted(names)
