@@ -114,6 +114,15 @@ class WebhookRejected(Exception):
         self.status_code = status_code
 
 
+def require_reachable_inputs(provider_label: str, public_url: bool) -> None:
+    """A remote provider downloads edit inputs from this app: refuse clearly when it cannot reach us."""
+    if not public_url:
+        raise ProviderError(
+            f"{provider_label} must download the input images from this app, but PUBLIC_BASE_URL is not set "
+            f"to an address it can reach; set PUBLIC_BASE_URL to edit with {provider_label}"
+        )
+
+
 @runtime_checkable
 class Provider(Protocol):
     """One image-generation backend. Adding a provider is one module implementing this."""

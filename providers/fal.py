@@ -31,6 +31,7 @@ from providers.base import (
     TaskRef,
     TaskUpdate,
     WebhookRejected,
+    require_reachable_inputs,
 )
 
 TEXT_MODEL = "fal-ai/nano-banana"
@@ -119,11 +120,7 @@ class FalProvider:
         if request.model == EDIT_MODEL:
             if not request.input_image_urls:
                 raise ProviderError(f"{EDIT_MODEL} needs at least one input image")
-            if not self.public_url:
-                raise ProviderError(
-                    "Fal.ai must download the input images from this app, but PUBLIC_BASE_URL is not set "
-                    "to an address it can reach; set PUBLIC_BASE_URL to edit with Fal.ai"
-                )
+            require_reachable_inputs("Fal.ai", self.public_url)
             payload["image_urls"] = list(request.input_image_urls)
         response = await self.http.post(
             f"{self.queue_url}/{request.model}",

@@ -30,6 +30,7 @@ from providers.base import (
     TaskRef,
     TaskUpdate,
     WebhookRejected,
+    require_reachable_inputs,
 )
 
 TEXT_MODEL = "google/nano-banana"
@@ -142,11 +143,7 @@ class KieProvider:
         if request.model == EDIT_MODEL:
             if not request.input_image_urls or len(request.input_image_urls) > MAX_INPUT_IMAGES:
                 raise ProviderError(f"{EDIT_MODEL} takes 1 to {MAX_INPUT_IMAGES} input images")
-            if not self.public_url:
-                raise ProviderError(
-                    "KIE.ai must download the input images from this app, but PUBLIC_BASE_URL is not set "
-                    "to an address it can reach; set PUBLIC_BASE_URL to edit with KIE.ai"
-                )
+            require_reachable_inputs("KIE.ai", self.public_url)
             payload["image_urls"] = list(request.input_image_urls)
         body = {"model": request.model, "callBackUrl": request.callback_url, "input": payload}
         data = await self._call("POST", "/api/v1/jobs/createTask", json=body)
