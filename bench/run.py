@@ -30,6 +30,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from e2e.helpers import job_rows, model_node, open_canvas
 from e2e.server import AppServer, FakeProviderServer, free_port
+from models.accounts import Accounts
 from models.canvas import Canvas
 from models.db import Database
 from models.feed import ChangeNotifier, ChangeWriter
@@ -239,7 +240,8 @@ def ingestion(app: AppServer, workdir: Path, results: Results, jobs: int = 400, 
     writer = ChangeWriter(db.session, ChangeNotifier())
     registry = build_registry(settings, httpx.AsyncClient())
     canvas, book = Canvas(writer, registry), JobBook(writer, registry)
-    project = canvas.create_project("ingestion bench")
+    owner = Accounts(db.session).local_user()
+    project = canvas.create_project(owner.id, "ingestion bench")
     node = canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
     canvas.update_node(node.id, prompt="ingest", model=MODEL)
     ids = []

@@ -51,21 +51,19 @@ class Canvas:
         self.registry = registry
 
     # projects -----------------------------------------------------------
-    def list_projects(self) -> list[ProjectView]:
+    def list_projects(self, owner_id: int) -> list[ProjectView]:
         with self.writer.transaction() as tx:
-            rows = tx.session.exec(select(Project).order_by(col(Project.id)))
+            rows = tx.session.exec(select(Project).where(Project.owner_id == owner_id).order_by(col(Project.id)))
             return [ProjectView.of(p) for p in rows]
 
-    def ensure_default_project(self) -> ProjectView:
-        with self.writer.transaction() as tx:
-            first = tx.session.exec(select(Project).order_by(col(Project.id))).first()
-            if first is not None:
-                return ProjectView.of(first)
-        return self.create_project("My first project")
+    def ensure_default_project(self, owner_id: int) -> ProjectView:
+        """The owner's first project, made on their first visit."""
+        projects = self.list_projects(owner_id)
+        return projects[0] if projects else self.create_project(owner_id, "My first project")
 
-    def create_project(self, name: str) -> ProjectView:
+    def create_project(self, owner_id: int, name: str) -> ProjectView:
         with self.writer.transaction() as tx:
-            project = Project(name=_clean_name(name))
+            project = Project(owner_id=owner_id, name=_clean_name(name))
             tx.session.add(project)
             tx.session.flush()
             assert project.id is not None

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from models.access import Access, MediaLinks, load_or_create_secret
+from models.accounts import Accounts, UserView
 from models.canvas import Canvas
 from models.db import Database
 from models.feed import ChangeNotifier, ChangeWriter
@@ -30,6 +32,9 @@ class Core:
     media: MediaStore
     pipeline: Pipeline
     http: httpx.AsyncClient
+    accounts: Accounts
+    access: Access
+    links: MediaLinks
 
     @classmethod
     def build(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> Core:
@@ -42,6 +47,9 @@ class Core:
         registry = build_registry(settings, http)
         jobs = JobBook(writer, registry, stall_after_s=settings.stall_after_s)
         media = MediaStore(settings.media_dir)
+        access = Access(db.session)
+        secret = settings.secret_key.encode() or load_or_create_secret(settings.data_dir / "secret_key")
+        links = MediaLinks(secret)
         fetch = FetchPolicy(
             max_bytes=settings.max_image_bytes,
             timeout_s=settings.download_timeout_s,
@@ -55,12 +63,24 @@ class Core:
             http,
             base_url=settings.base_url,
             fetch=fetch,
+            access=access,
+            links=links,
             retry=RetryPolicy(attempts=settings.submit_attempts, base_s=settings.retry_base_s),
             poll=PollPolicy(
                 start_s=settings.poll_start_s, cap_s=settings.poll_cap_s, timeout_s=settings.poll_timeout_s
             ),
         )
-        return cls(settings, db, notifier, registry, Canvas(writer, registry), jobs, media, pipeline, http)
+        canvas = Canvas(writer, registry)
+        return cls(
+            settings, db, notifier, registry, canvas, jobs, media, pipeline, http, Accounts(db.session), access, links
+        )
+
+    def viewer(self, session_token: str) -> UserView | None:
+        """Who is acting: the signed-in user, else the local user unless sign-in is required."""
+        user = self.accounts.user_for(session_token)
+        if user is None and not self.settings.auth_required:
+            return self.accounts.local_user()
+        return user
 
     async def readiness(self) -> dict[str, str]:
         """Each check's verdict: "ok" or what is wrong."""

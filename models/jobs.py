@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from models.canvas import Canvas, InvalidInput, get_or_404
 from models.feed import ChangeWriter, Transaction
 from models.logs import get_logger, log_step
-from models.tables import Job, JobStep, Node, NodeResult, utcnow
+from models.tables import Job, JobStep, Node, NodeResult, WebhookDelivery, utcnow
 from models.views import JobView, StepView, TimelineView
 from providers.base import JobStatus, NodeKind, ProviderRegistry, TaskRef
 
@@ -189,6 +190,18 @@ class JobBook:
             image_path=image_path,
             _steps=[("image.downloaded", download), ("image.stored", image_path)],
         )
+
+    def delivery_seen(self, fingerprint: str) -> bool:
+        with self.writer.transaction() as tx:
+            return tx.session.get(WebhookDelivery, fingerprint) is not None
+
+    def remember_delivery(self, fingerprint: str, job_id: str) -> None:
+        """Called once a signed delivery was applied; a failed one may be retried by the provider."""
+        try:
+            with self.writer.transaction() as tx:
+                tx.session.add(WebhookDelivery(fingerprint=fingerprint, job_id=job_id))
+        except IntegrityError:
+            pass  # the same delivery, applied concurrently: one record is enough
 
     def retry(self, job_id: str) -> JobView:
         job = self.get(job_id)

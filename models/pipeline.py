@@ -11,6 +11,7 @@ work runs in a thread so the event loop (and every websocket) never waits on it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import time
 import weakref
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from models.access import Access, MediaLinks
 from models.canvas import NotFound
 from models.fetch import FetchPolicy, fetch_image
 from models.jobs import JobBook
@@ -79,6 +81,8 @@ class Pipeline:
         *,
         base_url: str,
         fetch: FetchPolicy,
+        access: Access,
+        links: MediaLinks,
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
     ) -> None:
@@ -88,6 +92,8 @@ class Pipeline:
         self.http = http
         self.base_url = base_url
         self.fetch = fetch
+        self.access = access
+        self.links = links
         self.retry = retry or RetryPolicy()
         self.poll = poll or PollPolicy()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -153,7 +159,8 @@ class Pipeline:
             prompt=job.prompt,
             aspect_ratio=job.aspect_ratio,
             callback_url=self.callback_url(job),
-            input_image_urls=tuple(self.base_url + path for path in job.input_images),
+            # Signed, because stored images are private and the provider has no session.
+            input_image_urls=tuple(self.base_url + self.links.sign(path) for path in job.input_images),
         )
         provider = self.registry.get(job.provider)
         for attempt in range(self.retry.attempts):
@@ -286,6 +293,10 @@ class Pipeline:
         if job.provider_task_id is not None and update.task_id != job.provider_task_id:
             log_step(log, "webhook.rejected", job_id=job_id, provider=provider_name, reason="task id mismatch")
             return WebhookOutcome(409, "task id does not belong to this job")
+        fingerprint = _fingerprint(provider_name, job_id, update.delivery_id, body) if update.delivery_id else ""
+        if fingerprint and await asyncio.to_thread(self.jobs.delivery_seen, fingerprint):
+            await self._step(job, "webhook.rejected", "replayed delivery", reason="replayed delivery")
+            return WebhookOutcome(409, "this signed delivery was already applied (replay)")
         verification = "signature verified" if update.verified else "unsigned: confirming with the provider"
         await self._step(
             job,
@@ -304,11 +315,22 @@ class Pipeline:
                 log_step(log, "webhook.unconfirmed", job_id=job_id, error=str(exc))
                 return WebhookOutcome(202, "accepted; will confirm by polling")
             log_step(log, "webhook.confirmed", job_id=job_id, status=update.status.value)
-        await self.apply(job_id, update)
+        try:
+            await self.apply(job_id, update, from_webhook=True)
+        except ImageRejected as exc:
+            # Nothing changes: fallback polling asks the provider itself and settles the job.
+            await self._step(job, "webhook.rejected", f"result refused: {exc}", reason=str(exc))
+            return WebhookOutcome(422, f"result refused: {exc}")
+        if fingerprint:
+            await asyncio.to_thread(self.jobs.remember_delivery, fingerprint, job_id)
         return WebhookOutcome(200, "ok")
 
-    async def apply(self, job_id: str, update: TaskUpdate) -> None:
-        """Apply a provider's word on a task, from a webhook or a poll alike (one at a time per job)."""
+    async def apply(self, job_id: str, update: TaskUpdate, *, from_webhook: bool = False) -> None:
+        """Apply a provider's word on a task, from a webhook or a poll alike (one at a time per job).
+
+        A result image we refuse fails the job when our own poll found it; from a
+        webhook it raises `ImageRejected` and changes nothing (webhooks are untrusted input).
+        """
         async with self._lock(job_id):
             job = await asyncio.to_thread(self.jobs.get, job_id)
             if job.status.is_terminal:
@@ -330,7 +352,13 @@ class Pipeline:
             elif update.status == JobStatus.CANCELLED:
                 await asyncio.to_thread(self.jobs.cancel, job_id)
             elif update.status == JobStatus.COMPLETED:
-                await self._store_result(job, update)
+                try:
+                    await self._store_result(job, update)
+                except ImageRejected as exc:
+                    log_step(log, "image.rejected", job_id=job.id, project_id=job.project_id, error=str(exc))
+                    if from_webhook:
+                        raise
+                    await asyncio.to_thread(self.jobs.fail, job.id, str(exc))
             if update.progress and not update.status.is_terminal:
                 await asyncio.to_thread(self.jobs.note_progress, job_id, update.progress)
 
@@ -339,13 +367,9 @@ class Pipeline:
             await asyncio.to_thread(self.jobs.fail, job.id, "The provider finished without an image")
             return
         started = time.perf_counter()
-        try:
-            data = await fetch_image(self.http, update.result_urls[0], self.fetch)
-            path = await asyncio.to_thread(self.media.save, data)
-        except ImageRejected as exc:
-            log_step(log, "image.rejected", job_id=job.id, project_id=job.project_id, error=str(exc))
-            await asyncio.to_thread(self.jobs.fail, job.id, str(exc))
-            return
+        data = await fetch_image(self.http, update.result_urls[0], self.fetch)
+        path = await asyncio.to_thread(self.media.save, data)
+        await asyncio.to_thread(self.access.grant_media_to_owner, job.project_id, path)
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         log_step(
             log,
@@ -357,6 +381,10 @@ class Pipeline:
             duration_ms=duration_ms,
         )
         await asyncio.to_thread(self.jobs.complete, job.id, path, f"{len(data)} bytes in {duration_ms} ms")
+
+
+def _fingerprint(provider: str, job_id: str, delivery_id: str, body: bytes) -> str:
+    return hashlib.sha256(f"{provider}\n{job_id}\n{delivery_id}\n".encode() + body).hexdigest()
 
 
 def _task_of(job: Job) -> TaskRef | None:

@@ -39,6 +39,10 @@ class Settings:
     fal_key: str = ""
     fal_queue_url: str = "https://queue.fal.run"
     fal_jwks_url: str = "https://rest.fal.ai/.well-known/jwks.json"
+    #: Shared deployments: every page and image needs a signed-in user.
+    auth_required: bool = False
+    #: Signs media links for providers; kept in the data dir when not given.
+    secret_key: str = ""
 
     @property
     def media_dir(self) -> Path:
@@ -55,7 +59,7 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a log line."""
-        return (self.kie_api_key, self.kie_webhook_hmac_key, self.fal_key)
+        return (self.kie_api_key, self.kie_webhook_hmac_key, self.fal_key, self.secret_key)
 
     def problems(self) -> list[str]:
         """Configuration that cannot work; empty when the settings are usable."""
@@ -71,6 +75,11 @@ class Settings:
         if self.poll_start_s < 0 or self.poll_cap_s < self.poll_start_s or self.poll_timeout_s <= 0:
             found.append("POLL_START_S <= POLL_CAP_S and POLL_TIMEOUT_S > 0 are required")
         return found
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies only over HTTPS when the app is served over HTTPS."""
+        return self.base_url.startswith("https://")
 
     @property
     def has_public_url(self) -> bool:
@@ -105,6 +114,8 @@ class Settings:
             fal_key=_env("FAL_KEY", ""),
             fal_queue_url=_env("FAL_QUEUE_URL", "https://queue.fal.run").rstrip("/"),
             fal_jwks_url=_env("FAL_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json"),
+            auth_required=_env("AUTH_REQUIRED", "false").lower() in ("1", "true", "yes"),
+            secret_key=_env("SECRET_KEY", ""),
         )
 
 

@@ -16,8 +16,43 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class User(SQLModel, table=True):
+    """An account. The built-in local user (no password) owns work done without signing in."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, unique=True, index=True)
+    #: argon2id hash; empty for the local user, who cannot sign in with a password.
+    password_hash: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AuthSession(SQLModel, table=True):
+    """A signed-in browser. Only a hash of the cookie's token is stored."""
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class MediaGrant(SQLModel, table=True):
+    """Who may see a stored image: the uploader, or the owner of the project it was made in."""
+
+    name: str = Field(primary_key=True, max_length=80)
+    user_id: int = Field(primary_key=True, foreign_key="user.id")
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """A signed callback already applied: the same delivery again is a replay."""
+
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    job_id: str = Field(index=True)
+    received_at: datetime = Field(default_factory=utcnow)
+
+
 class Project(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="user.id", index=True)
     name: str = Field(max_length=200)
     #: Last change-event sequence number of this project; only ever increases.
     last_seq: int = 0

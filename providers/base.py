@@ -93,6 +93,8 @@ class TaskUpdate:
     verified: bool = True
     #: Live detail for the queue row, e.g. "position 3 in queue" or the last log line.
     progress: str = ""
+    #: For a signed webhook, its signature: the same delivery seen twice is a replay.
+    delivery_id: str = ""
 
 
 class ProviderError(Exception):

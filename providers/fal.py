@@ -15,6 +15,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -170,11 +171,13 @@ class FalProvider:
             raise WebhookRejected(f"Malformed Fal.ai webhook: {exc}") from exc
         if request_id != headers.get(HEADER_PREFIX + "request-id"):
             raise WebhookRejected("Fal.ai webhook body and signature name different requests", 401)
+        delivery_id = headers.get(HEADER_PREFIX + "signature", "")
         if status == "OK":
-            return _result_update(request_id, payload.get("payload"))
+            return replace(_result_update(request_id, payload.get("payload")), delivery_id=delivery_id)
         if status == "ERROR":
             reason = _detail(payload) or _detail(payload.get("payload")) or "no reason given"
-            return TaskUpdate(request_id, JobStatus.FAILED, error=f"Fal.ai generation failed: {reason}")
+            error = f"Fal.ai generation failed: {reason}"
+            return TaskUpdate(request_id, JobStatus.FAILED, error=error, delivery_id=delivery_id)
         raise WebhookRejected(f"Malformed Fal.ai webhook: unknown status {status!r}")
 
     async def _verify(self, headers: Mapping[str, str], body: bytes) -> None:

@@ -16,6 +16,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -176,9 +177,10 @@ class KieProvider:
             self._verify(headers, task_id)
             verified = True
         try:
-            return parse_record(data, verified=verified)
+            update = parse_record(data, verified=verified)
         except ValueError as exc:
             raise WebhookRejected(f"Malformed KIE.ai callback: {exc}") from exc
+        return replace(update, delivery_id=headers.get(SIGNATURE_HEADER, "")) if verified else update
 
     def _verify(self, headers: Mapping[str, str], task_id: str) -> None:
         timestamp = headers.get(TIMESTAMP_HEADER, "")

@@ -116,7 +116,7 @@ class LocalProvider:
         if not hmac.compare_digest(sign(self.secret, task_id, timestamp), signature):
             raise WebhookRejected("Bad callback signature", 401)
         urls = payload.get("result_urls") or []
-        return TaskUpdate(task_id, status, tuple(str(u) for u in urls), payload.get("error"))
+        return TaskUpdate(task_id, status, tuple(str(u) for u in urls), payload.get("error"), delivery_id=signature)
 
     # The "remote" side --------------------------------------------------
     async def _run(self, task_id: str, request: SubmitRequest) -> None:

@@ -7,14 +7,30 @@ delays a provider.
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from models.core import Core
+from rxapp.auth import auth_routes, request_viewer
 
 MAX_WEBHOOK_BYTES = 1024 * 1024
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed `limit` (never buffering more)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def build_api(core: Core) -> Starlette:
@@ -22,18 +38,24 @@ def build_api(core: Core) -> Starlette:
     async def webhook(request: Request) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
             return JSONResponse({"error": "webhooks must be application/json"}, status_code=415)
-        body = await request.body()
-        if len(body) > MAX_WEBHOOK_BYTES:
-            return JSONResponse({"error": "body too large"}, status_code=413)
+        body = await _read_limited(request, MAX_WEBHOOK_BYTES)
+        if body is None:
+            return JSONResponse({"error": f"body larger than {MAX_WEBHOOK_BYTES} bytes"}, status_code=413)
         p = request.path_params
         outcome = await core.pipeline.on_webhook(p["provider"], p["job_id"], p["token"], request.headers, body)
         return JSONResponse({"result": outcome.message}, status_code=outcome.status_code)
 
     async def media(request: Request) -> Response:
-        path = core.media.file_for(request.path_params["name"])
+        """An image for its owners, or for a provider holding a signed link; 404 for anyone else."""
+        name = request.path_params["name"]
+        path = core.media.file_for(name)
         if path is None:
             return Response("not found", status_code=404)
-        return FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})
+        if not core.links.verify(name, request.url.query):
+            viewer = await request_viewer(core, request)
+            if viewer is None or not await asyncio.to_thread(core.access.may_see_media, viewer.id, name):
+                return Response("not found", status_code=404)
+        return FileResponse(path, headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
     async def healthz(_: Request) -> Response:
         """The process is up (liveness)."""
@@ -50,6 +72,7 @@ def build_api(core: Core) -> Starlette:
             Route("/api/webhooks/{provider}/{job_id}/{token}", webhook, methods=["POST"]),
             Route("/media/{name}", media),
             Route("/healthz", healthz),
+            *auth_routes(core),
             Route("/readyz", readyz),
             *(route for provider in core.registry.providers.values() for route in provider.routes),
         ]

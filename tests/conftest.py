@@ -47,7 +47,7 @@ async def client(core: Core) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def project_id(core: Core) -> int:
-    return core.canvas.ensure_default_project().id
+    return core.canvas.ensure_default_project(core.accounts.local_user().id).id
 
 
 @pytest.fixture

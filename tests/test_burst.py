@@ -34,7 +34,7 @@ def callback(task_id: str, state: str) -> tuple[dict[str, str], bytes]:
 async def test_burst_of_mixed_callbacks_completes_each_job_once(kie_core: Core) -> None:
     kie = kie_core.registry.get("kie")
     kie.hmac_key = HMAC  # type: ignore[attr-defined]
-    project = kie_core.canvas.ensure_default_project()
+    project = kie_core.canvas.ensure_default_project(kie_core.accounts.local_user().id)
     node = kie_core.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
     kie_core.canvas.update_node(node.id, prompt="burst", model=TEXT_MODEL)
     jobs = []
@@ -57,7 +57,8 @@ async def test_burst_of_mixed_callbacks_completes_each_job_once(kie_core: Core) 
             return outcome.status_code
 
     codes = await asyncio.gather(*(deliver(job, state) for job, state in deliveries))
-    assert set(codes) == {200}
+    # 409: a delivery identical to one already applied (same signature and body) is a replay.
+    assert set(codes) <= {200, 409} and codes.count(200) >= JOBS
     finished = [kie_core.jobs.get(job_id) for job_id, _, _ in jobs]
     by_status = {s: sum(j.status == s for j in finished) for s in JobStatus}
     # A "fail" that overtook its job's "success" wins honestly; nothing is lost, nothing doubles.

@@ -134,11 +134,13 @@ def test_generate_refuses_empty_prompt_and_edit_without_inputs(core: Core, proje
 
 
 def test_projects_create_rename_and_persist(core: Core, settings) -> None:
-    project = core.canvas.create_project("  Holiday   cards ")
+    project = core.canvas.create_project(core.accounts.local_user().id, "  Holiday   cards ")
     assert project.name == "Holiday cards"
     core.canvas.rename_project(project.id, "<script>alert(1)</script>")
     reopened = Core.build(settings)
-    assert any(p.name == "<script>alert(1)</script>" for p in reopened.canvas.list_projects())
+    assert any(
+        p.name == "<script>alert(1)</script>" for p in reopened.canvas.list_projects(reopened.accounts.local_user().id)
+    )
     with pytest.raises(InvalidInput):
         core.canvas.rename_project(project.id, "   ")
 

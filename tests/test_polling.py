@@ -18,7 +18,7 @@ from tests.kie_mock import CREATE, RECORD, ok, record
 
 @pytest.fixture
 def kie_node(kie_core: Core) -> int:
-    project = kie_core.canvas.ensure_default_project()
+    project = kie_core.canvas.ensure_default_project(kie_core.accounts.local_user().id)
     node = kie_core.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
     kie_core.canvas.update_node(node.id, prompt="a fox", model=TEXT_MODEL)
     return node.id

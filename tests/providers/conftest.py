@@ -46,7 +46,7 @@ async def conformance_core(tmp_path: Path, harness: Harness) -> AsyncIterator[Co
 
 @pytest.fixture
 def node_id(conformance_core: Core, harness: Harness) -> int:
-    project = conformance_core.canvas.ensure_default_project()
+    project = conformance_core.canvas.ensure_default_project(conformance_core.accounts.local_user().id)
     node = conformance_core.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
     conformance_core.canvas.update_node(node.id, prompt="a fox", model=harness.text_model)
     return node.id

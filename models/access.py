@@ -1,0 +1,116 @@
+"""Who may read or change what. Every project has one owner; images belong to people.
+
+A check that fails raises `NotFound`, the same as for a row that does not exist,
+so nobody learns which ids belong to someone else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from models.canvas import NotFound, get_or_404
+from models.feed import SessionFactory
+from models.media import MEDIA_PREFIX
+from models.tables import Job, MediaGrant, Node, Project
+
+MEDIA_LINK_TTL_S = 3600
+
+
+class Access:
+    def __init__(self, session_factory: SessionFactory) -> None:
+        self._session = session_factory
+
+    def project(self, user_id: int, project_id: int) -> None:
+        with self._session() as session:
+            _owned(session, user_id, project_id)
+
+    def node(self, user_id: int, node_id: int) -> int:
+        """The node's project id, when the user owns it."""
+        with self._session() as session:
+            node = get_or_404(session, Node, node_id)
+            _owned(session, user_id, node.project_id)
+            return node.project_id
+
+    def job(self, user_id: int, job_id: str) -> int:
+        """The job's project id, when the user owns it."""
+        with self._session() as session:
+            job = get_or_404(session, Job, job_id)
+            _owned(session, user_id, job.project_id)
+            return job.project_id
+
+    def may_see_media(self, user_id: int, url_or_name: str) -> bool:
+        name = url_or_name.removeprefix(MEDIA_PREFIX)
+        with self._session() as session:
+            return session.get(MediaGrant, (name, user_id)) is not None
+
+    def grant_media(self, user_id: int, url_or_name: str) -> None:
+        name = url_or_name.removeprefix(MEDIA_PREFIX)
+        try:
+            with self._session() as session:
+                if session.get(MediaGrant, (name, user_id)) is None:
+                    session.add(MediaGrant(name=name, user_id=user_id))
+        except IntegrityError:
+            pass  # granted meanwhile by a concurrent store of the same image
+
+    def grant_media_to_owner(self, project_id: int, url_or_name: str) -> None:
+        with self._session() as session:
+            owner = get_or_404(session, Project, project_id).owner_id
+        self.grant_media(owner, url_or_name)
+
+
+def _owned(session: Session, user_id: int, project_id: int) -> None:
+    project = session.get(Project, project_id)
+    if project is None or project.owner_id != user_id:
+        raise NotFound(f"Project {project_id} not found")
+
+
+class MediaLinks:
+    """Expiring signed links to stored images, for providers that fetch our inputs.
+
+    A provider has no session; the link's signature is its permission, for one
+    image and for `MEDIA_LINK_TTL_S`.
+    """
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def sign(self, path: str, ttl_s: int = MEDIA_LINK_TTL_S, now: float | None = None) -> str:
+        expires = int((now if now is not None else time.time()) + ttl_s)
+        return f"{path}?exp={expires}&sig={self._signature(path.removeprefix(MEDIA_PREFIX), expires)}"
+
+    def verify(self, name: str, query: str, now: float | None = None) -> bool:
+        params = parse_qs(query)
+        expires, signature = params.get("exp", [""])[0], params.get("sig", [""])[0]
+        if not expires.isdigit() or int(expires) < (now if now is not None else time.time()):
+            return False
+        return hmac.compare_digest(self._signature(name, int(expires)), signature)
+
+    def _signature(self, name: str, expires: int) -> str:
+        return hmac.new(self._secret, f"{name}\n{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def load_or_create_secret(path: Path) -> bytes:
+    """The app's signing secret: SECRET_KEY, or a random one kept in the data dir across restarts."""
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secrets.token_bytes(32))
+    try:
+        os.link(draft, path)  # atomic: the first worker to start wins, complete
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_bytes()

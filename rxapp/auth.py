@@ -1,0 +1,155 @@
+"""Sign-up, sign-in and sign-out as plain HTTP routes.
+
+The session cookie is HttpOnly (scripts cannot read it) and SameSite=Lax (other
+sites' forms, frames and websockets do not carry it), so it is set by a server
+response, never by the Reflex websocket. Every sign-in ends in a full page load,
+which opens a new websocket that carries the new cookie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from html import escape
+from http.cookies import SimpleCookie
+from urllib.parse import urlencode, urlsplit
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from models.accounts import SESSION_DAYS, AuthError, UserView
+from models.core import Core
+
+SESSION_COOKIE = "canvas_session"
+
+
+def session_token(cookie_header: str) -> str:
+    """The session token in a raw Cookie header ("" when there is none)."""
+    cookies: SimpleCookie = SimpleCookie()
+    try:
+        cookies.load(cookie_header or "")
+    except Exception:  # a malformed Cookie header is the same as none
+        return ""
+    morsel = cookies.get(SESSION_COOKIE)
+    return morsel.value if morsel else ""
+
+
+async def request_viewer(core: Core, request: Request) -> UserView | None:
+    return await asyncio.to_thread(core.viewer, request.cookies.get(SESSION_COOKIE, ""))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: a sign-in link must not bounce anyone to another site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def _same_origin(request: Request) -> bool:
+    """Refuse form posts from other sites (login CSRF); browsers send Origin on POST."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · Canvas</title>
+<style>
+body {{ font-family: system-ui, sans-serif; background: #f6f5fb; display: grid; place-items: center; min-height: 100vh;
+  margin: 0; }}
+main {{ background: white; padding: 2rem; border-radius: 12px; box-shadow: 0 2px 12px #0001; width: min(360px, 90vw); }}
+h1 {{ font-size: 1.4rem; margin-top: 0; }}
+label {{ display: block; margin: 0.8rem 0 0.2rem; font-size: 0.9rem; }}
+input {{ width: 100%; box-sizing: border-box; padding: 0.5rem; border: 1px solid #ccc; border-radius: 6px; }}
+button {{ margin-top: 1.2rem; width: 100%; padding: 0.6rem; border: 0; border-radius: 6px; background: #6e56cf;
+  color: white; font-size: 1rem; cursor: pointer; }}
+p.error {{ color: #b42318; background: #fef3f2; padding: 0.5rem; border-radius: 6px; }}
+p.switch {{ font-size: 0.9rem; text-align: center; }}
+</style></head>
+<body><main>
+<h1>{title}</h1>
+{error}
+<form method="post" action="{action}">
+<input type="hidden" name="next" value="{next}">
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" required maxlength="254" value="{email}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="{autocomplete}" required minlength="{minlength}"
+  maxlength="256">
+<button type="submit">{title}</button>
+</form>
+<p class="switch"><a href="{other_href}">{other_label}</a></p>
+</main></body></html>
+"""
+
+
+def _page(*, signup: bool, next_path: str, error: str = "", email: str = "", status: int = 200) -> HTMLResponse:
+    query = urlencode({"next": next_path})
+    html = _PAGE.format(
+        title="Create an account" if signup else "Sign in",
+        action=f"/signup?{query}" if signup else f"/login?{query}",
+        error=f'<p class="error" role="alert">{escape(error)}</p>' if error else "",
+        next=escape(next_path),
+        email=escape(email),
+        autocomplete="new-password" if signup else "current-password",
+        minlength=8 if signup else 1,
+        other_href=f"/login?{query}" if signup else f"/signup?{query}",
+        other_label="I already have an account" if signup else "Create an account",
+    )
+    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def auth_routes(core: Core) -> list[Route]:
+    secure = core.settings.secure_cookies
+
+    def signed_in(token: str, next_path: str) -> Response:
+        response = RedirectResponse(next_path, status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=SESSION_DAYS * 24 * 3600,
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+            path="/",
+        )
+        return response
+
+    async def form_page(request: Request, *, signup: bool) -> Response:
+        next_path = _safe_next(request.query_params.get("next"))
+        if request.method == "GET":
+            return _page(signup=signup, next_path=next_path)
+        if not _same_origin(request):
+            return Response("cross-site form post refused", status_code=403)
+        form = await request.form()
+        email, password = str(form.get("email", "")), str(form.get("password", ""))
+        next_path = _safe_next(str(form.get("next", next_path)))
+        action = core.accounts.sign_up if signup else core.accounts.sign_in
+        try:
+            _, token = await asyncio.to_thread(action, email, password)
+        except AuthError as exc:
+            return _page(signup=signup, next_path=next_path, error=str(exc), email=email, status=400)
+        return signed_in(token, next_path)
+
+    async def login(request: Request) -> Response:
+        return await form_page(request, signup=False)
+
+    async def signup(request: Request) -> Response:
+        return await form_page(request, signup=True)
+
+    async def logout(request: Request) -> Response:
+        if not _same_origin(request):
+            return Response("cross-site form post refused", status_code=403)
+        if token := request.cookies.get(SESSION_COOKIE):
+            await asyncio.to_thread(core.accounts.sign_out, token)
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure)
+        return response
+
+    return [
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/signup", signup, methods=["GET", "POST"]),
+        Route("/auth/logout", logout, methods=["POST"]),
+    ]

@@ -1,0 +1,344 @@
+"""Accounts, per-user isolation, private images and a corpus of hostile webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from models.accounts import AuthError, token_hash
+from models.canvas import NotFound
+from models.core import Core
+from models.settings import Settings
+from models.tables import AuthSession, Node
+from providers.base import JobStatus, NodeKind, TaskRef, TaskUpdate
+from providers.local import SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
+from providers.local_render import render_text_to_image
+from rxapp.api import build_api
+from rxapp.auth import SESSION_COOKIE
+from tests.conftest import LateBoundASGI
+
+PNG = render_text_to_image("hostile", "1:1")
+HOSTILE = "results.example"  # served by `hostile_results` below, never by the network
+
+
+async def _drip() -> AsyncIterator[bytes]:
+    while True:
+        await asyncio.sleep(0.2)
+        yield b"\x89"
+
+
+async def _endless() -> AsyncIterator[bytes]:
+    for _ in range(100):  # 100 MB, sent without a Content-Length
+        yield b"\0" * (1024 * 1024)
+
+
+def hostile_results(request: httpx.Request) -> httpx.Response:
+    match request.url.path:
+        case "/ok.png":
+            return httpx.Response(200, content=PNG)
+        case "/page.png":
+            return httpx.Response(200, content=b"<html>not an image</html>")
+        case "/huge.png":
+            return httpx.Response(200, content=_endless())
+        case "/slow.png":
+            return httpx.Response(200, content=_drip())
+    return httpx.Response(404)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        public_base_url="http://testapp",
+        local_delay_s=0.05,
+        image_fetch_allow_hosts=(HOSTILE,),
+        max_image_bytes=5 * 1024 * 1024,
+        download_timeout_s=1.0,
+    )
+
+
+@pytest.fixture
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    app = LateBoundASGI()
+    asgi = httpx.ASGITransport(app=app)
+
+    async def route(request: httpx.Request) -> httpx.Response:
+        if request.url.host == HOSTILE:
+            return hostile_results(request)
+        return await asgi.handle_async_request(request)
+
+    core = Core.build(settings, transport=httpx.MockTransport(route))
+    app.app = build_api(core)
+    yield core
+    await core.aclose()
+
+
+def _client(core: Core, token: str = "") -> httpx.AsyncClient:
+    cookies = {SESSION_COOKIE: token} if token else None
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=build_api(core)), base_url="http://testapp", cookies=cookies
+    )
+
+
+# Accounts --------------------------------------------------------------------
+def test_sign_up_sign_in_and_out(core: Core) -> None:
+    user, token = core.accounts.sign_up(" Alice@Example.com ", "correct horse")
+    assert user.email == "alice@example.com"
+    assert core.accounts.user_for(token) == user
+    with core.db.session() as session:
+        stored = session.exec(select(AuthSession)).one()
+    assert stored.token_hash == token_hash(token) and token not in stored.token_hash  # only the hash is kept
+    _, second = core.accounts.sign_in("alice@example.com", "correct horse")
+    core.accounts.sign_out(token)
+    assert core.accounts.user_for(token) is None
+    assert core.accounts.user_for(second) == user  # signing out one browser leaves the others
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "message"),
+    [
+        ("not-an-email", "long enough", "valid email"),
+        ("bob@example.com", "short", "8 to 256"),
+        ("bob@example.com", "x" * 257, "8 to 256"),
+        ("local@localhost", "long enough", "reserved"),
+    ],
+)
+def test_sign_up_refuses_bad_input(core: Core, email: str, password: str, message: str) -> None:
+    with pytest.raises(AuthError, match=message):
+        core.accounts.sign_up(email, password)
+
+
+def test_sign_in_failures_do_not_say_which_part_was_wrong(core: Core) -> None:
+    core.accounts.sign_up("carol@example.com", "the password")
+    with pytest.raises(AuthError, match=r"^Wrong email or password$"):
+        core.accounts.sign_in("carol@example.com", "not the password")
+    with pytest.raises(AuthError, match=r"^Wrong email or password$"):
+        core.accounts.sign_in("nobody@example.com", "the password")
+    with pytest.raises(AuthError, match="already exists"):
+        core.accounts.sign_up("CAROL@example.com", "another one")
+
+
+def test_expired_session_signs_nobody_in(core: Core) -> None:
+    _, token = core.accounts.sign_up("dave@example.com", "long enough")
+    with core.db.session() as session:
+        row = session.get(AuthSession, token_hash(token))
+        assert row is not None
+        row.expires_at = row.created_at - timedelta(seconds=1)
+    assert core.accounts.user_for(token) is None
+
+
+def test_viewer_is_the_local_user_only_when_sign_in_is_optional(core: Core, settings: Settings) -> None:
+    assert core.viewer("").is_local  # type: ignore[union-attr]
+    assert core.viewer("forged-token").is_local  # type: ignore[union-attr]
+    strict = Core.build(Settings(data_dir=settings.data_dir, auth_required=True))
+    assert strict.viewer("") is None and strict.viewer("forged-token") is None
+    _, token = strict.accounts.sign_up("erin@example.com", "long enough")
+    assert strict.viewer(token).email == "erin@example.com"  # type: ignore[union-attr]
+
+
+# Isolation ---------------------------------------------------------------------
+def test_a_user_sees_and_reaches_only_their_own_projects(core: Core) -> None:
+    alice, _ = core.accounts.sign_up("alice@example.com", "long enough")
+    bob, _ = core.accounts.sign_up("bob@example.com", "long enough")
+    project = core.canvas.create_project(alice.id, "Alice's")
+    node = core.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
+    core.canvas.update_node(node.id, prompt="secret plans")
+    job = core.jobs.create(node.id)
+    assert [p.name for p in core.canvas.list_projects(alice.id)] == ["Alice's"]
+    assert core.canvas.ensure_default_project(bob.id).name == "My first project"  # Bob gets his own
+    assert [p.name for p in core.canvas.list_projects(bob.id)] == ["My first project"]
+    core.access.project(alice.id, project.id)
+    assert core.access.node(alice.id, node.id) == project.id
+    assert core.access.job(alice.id, job.id) == project.id
+    for check in (
+        lambda: core.access.project(bob.id, project.id),
+        lambda: core.access.node(bob.id, node.id),
+        lambda: core.access.job(bob.id, job.id),
+        lambda: core.access.project(bob.id, 99999),
+    ):
+        with pytest.raises(NotFound, match="not found"):  # the same answer as for a row that does not exist
+            check()
+
+
+# Private images -------------------------------------------------------------------
+async def test_stored_images_are_served_to_their_owner_or_a_signed_link_only(core: Core) -> None:
+    alice, alice_token = core.accounts.sign_up("alice@example.com", "long enough")
+    _, bob_token = core.accounts.sign_up("bob@example.com", "long enough")
+    url = core.media.save(PNG)
+    core.access.grant_media(alice.id, url)
+    async with _client(core, alice_token) as alice_http, _client(core, bob_token) as bob_http, _client(core) as anon:
+        assert (await alice_http.get(url)).headers["content-type"] == "image/png"
+        assert "private" in (await alice_http.get(url)).headers["cache-control"]
+        assert (await bob_http.get(url)).status_code == 404
+        assert (await anon.get(url)).status_code == 404  # the anonymous local user was not granted it
+        signed = core.links.sign(url)
+        assert (await anon.get(signed)).status_code == 200
+        assert (await anon.get(signed.replace("sig=", "sig=0"))).status_code == 404
+        expired = core.links.sign(url, now=time.time() - 2 * 3600)
+        assert (await anon.get(expired)).status_code == 404
+        other = core.media.save(render_text_to_image("other", "1:1"))
+        assert (await anon.get(other + "?" + signed.split("?")[1])).status_code == 404  # a link is for one image
+        assert (await alice_http.get("/media/..%2fapp.db")).status_code == 404
+        assert (await alice_http.get("/media/" + "0" * 64 + ".png")).status_code == 404
+
+
+async def test_a_finished_job_grants_its_image_to_the_project_owner(core: Core, node_id: int) -> None:
+    view = await core.pipeline.generate(node_id)
+    async with asyncio.timeout(5):
+        while not (job := core.jobs.get(view.id)).status.is_terminal:
+            await asyncio.sleep(0.02)
+    assert job.status == JobStatus.COMPLETED and job.image_path
+    assert core.access.may_see_media(core.accounts.local_user().id, job.image_path)
+
+
+# Sign-in pages ----------------------------------------------------------------------
+async def test_sign_up_sets_an_httponly_samesite_cookie(core: Core) -> None:
+    async with _client(core) as http:
+        page = await http.get("/signup")
+        assert page.status_code == 200 and 'action="/signup' in page.text
+        response = await http.post(
+            "/signup", data={"email": "frank@example.com", "password": "long enough", "next": "/p/3"}
+        )
+    assert response.status_code == 303 and response.headers["location"] == "/p/3"
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{SESSION_COOKIE}=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
+    token = cookie.split(";")[0].split("=", 1)[1]
+    assert core.accounts.user_for(token).email == "frank@example.com"  # type: ignore[union-attr]
+
+
+async def test_sign_in_errors_are_shown_as_text_and_redirects_stay_on_site(core: Core) -> None:
+    core.accounts.sign_up("grace@example.com", "long enough")
+    async with _client(core) as http:
+        wrong = await http.post("/login", data={"email": "<script>x</script>@a.b", "password": "nope"})
+        assert wrong.status_code == 400 and "Wrong email or password" in wrong.text
+        assert "<script>x</script>" not in wrong.text and "&lt;script&gt;" in wrong.text
+        for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+            ok = await http.post(
+                "/login", data={"email": "grace@example.com", "password": "long enough", "next": target}
+            )
+            assert ok.status_code == 303 and ok.headers["location"] == "/"
+        cross_site = await http.post(
+            "/login",
+            data={"email": "grace@example.com", "password": "long enough"},
+            headers={"origin": "https://evil.example"},
+        )
+        assert cross_site.status_code == 403
+
+
+async def test_sign_out_ends_the_session(core: Core) -> None:
+    _, token = core.accounts.sign_up("heidi@example.com", "long enough")
+    async with _client(core, token) as http:
+        response = await http.post("/auth/logout")
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert f'{SESSION_COOKIE}=""' in response.headers["set-cookie"] and "Max-Age=0" in response.headers["set-cookie"]
+    assert core.accounts.user_for(token) is None
+
+
+# Hostile webhooks ---------------------------------------------------------------------
+def _local(core: Core) -> LocalProvider:
+    provider = core.registry.get("local")
+    assert isinstance(provider, LocalProvider)
+    return provider
+
+
+def _signed(core: Core, body: dict | bytes, *, task_id: str = "local-task-1", age_s: int = 0, secret: str = ""):
+    stamp = str(int(time.time()) - age_s)
+    headers = {
+        "content-type": "application/json",
+        TIMESTAMP_HEADER: stamp,
+        SIGNATURE_HEADER: sign(secret or _local(core).secret, task_id, stamp),
+    }
+    return (body if isinstance(body, bytes) else json.dumps(body).encode()), headers
+
+
+def _completed(url: str) -> dict:
+    return {"task_id": "local-task-1", "status": "completed", "result_urls": [url]}
+
+
+def _job_state(core: Core, job_id: str) -> tuple:
+    job = core.jobs.get(job_id)
+    with core.db.session() as session:
+        node = session.get(Node, job.node_id)
+        assert node is not None
+        return (job.status, job.version, job.error, job.image_path, node.version, node.image_path)
+
+
+async def test_hostile_webhooks_get_a_clear_4xx_and_change_nothing(core: Core, node_id: int) -> None:
+    job = core.jobs.create(node_id)
+    core.jobs.mark_submitted(job.id, TaskRef("local-task-1"))
+    token = core.jobs.get(job.id).callback_token
+    url = f"/api/webhooks/local/{job.id}/{token}"
+    failed = {"task_id": "local-task-1", "status": "failed", "error": "forged"}
+    body, headers = _signed(core, failed)
+    unsigned = {"content-type": "application/json"}
+    cases: list[tuple[str, str, bytes, dict, int]] = [
+        ("malformed JSON", url, *_signed(core, b"{not json"), 400),
+        ("JSON that is not an object", url, *_signed(core, b"[1, 2]"), 400),
+        ("missing fields", url, *_signed(core, {"status": "failed"}), 400),
+        ("unknown status", url, *_signed(core, {**failed, "status": "exploded"}), 400),
+        ("wrong content type", url, body, {**headers, "content-type": "text/plain"}, 415),
+        ("form content type", url, body, {**headers, "content-type": "application/x-www-form-urlencoded"}, 415),
+        ("10 MB body", url, b"{" + b" " * (10 * 1024 * 1024) + b"}", headers, 413),
+        ("unknown job", "/api/webhooks/local/no-such-job/x", body, headers, 404),
+        ("wrong job token", f"/api/webhooks/local/{job.id}/wrong-token", body, headers, 403),
+        ("another provider's route", f"/api/webhooks/kie/{job.id}/{token}", body, headers, 403),
+        ("unknown task id", url, *_signed(core, {**failed, "task_id": "t-9"}, task_id="t-9"), 409),
+        ("absent signature", url, body, unsigned, 401),
+        ("bad signature", url, *_signed(core, failed, secret="not-the-secret"), 401),
+        ("stale signature", url, *_signed(core, failed, age_s=3600), 401),
+        ("result on loopback", url, *_signed(core, _completed("http://127.0.0.1:22/x.png")), 422),
+        ("result at the metadata service", url, *_signed(core, _completed("http://169.254.169.254/latest")), 422),
+        ("result on a private network", url, *_signed(core, _completed("http://10.0.0.1/x.png")), 422),
+        ("result is a local file", url, *_signed(core, _completed("file:///etc/passwd")), 422),
+        ("result is not an image", url, *_signed(core, _completed(f"http://{HOSTILE}/page.png")), 422),
+        ("result of 100 MB", url, *_signed(core, _completed(f"http://{HOSTILE}/huge.png")), 422),
+        ("result from a slow-drip server", url, *_signed(core, _completed(f"http://{HOSTILE}/slow.png")), 422),
+    ]
+    before = _job_state(core, job.id)
+    async with _client(core) as http:
+        for name, path, payload, hdrs, expected in cases:
+            response = await http.post(path, content=payload, headers=hdrs)
+            assert response.status_code == expected, (name, response.text)
+            assert response.json()["result" if expected != 413 and expected != 415 else "error"], name  # a reason
+            assert _job_state(core, job.id) == before, name
+    assert not any(core.settings.media_dir.iterdir())  # nothing was stored
+
+
+async def test_a_replayed_signed_delivery_is_refused(core: Core, node_id: int) -> None:
+    job = core.jobs.create(node_id)
+    core.jobs.mark_submitted(job.id, TaskRef("local-task-1"))
+    url = f"/api/webhooks/local/{job.id}/{core.jobs.get(job.id).callback_token}"
+    running = _signed(core, {"task_id": "local-task-1", "status": "running"})
+    completed = _signed(core, _completed(f"http://{HOSTILE}/ok.png"))
+    async with _client(core) as http:
+        assert (await http.post(url, content=running[0], headers=running[1])).status_code == 200
+        assert (await http.post(url, content=completed[0], headers=completed[1])).status_code == 200
+        done = _job_state(core, job.id)
+        for payload, headers in (running, completed):
+            replay = await http.post(url, content=payload, headers=headers)
+            assert replay.status_code == 409 and "replay" in replay.json()["result"]
+    assert _job_state(core, job.id) == done
+    assert done[0] == JobStatus.COMPLETED
+
+
+async def test_a_refused_result_from_a_webhook_is_settled_by_polling(core: Core, node_id: int) -> None:
+    """The webhook changes nothing; our own poll asks the provider and fails the job readably."""
+    job = core.jobs.create(node_id)
+    core.jobs.mark_submitted(job.id, TaskRef("local-task-1"))
+    update_url = f"http://{HOSTILE}/page.png"
+    payload, headers = _signed(core, _completed(update_url))
+    async with _client(core) as http:
+        url = f"/api/webhooks/local/{job.id}/{core.jobs.get(job.id).callback_token}"
+        assert (await http.post(url, content=payload, headers=headers)).status_code == 422
+    assert core.jobs.get(job.id).status == JobStatus.SUBMITTED
+    await core.pipeline.apply(job.id, TaskUpdate("local-task-1", JobStatus.COMPLETED, (update_url,)))
+    failed = core.jobs.get(job.id)
+    assert failed.status == JobStatus.FAILED and failed.error == "The result is not a valid image"
