@@ -4,6 +4,8 @@ import os
 
 import reflex as rx
 
+from models.settings import get_settings
+
 config = rx.Config(
     app_name="rxapp",
     telemetry_enabled=False,
@@ -12,4 +14,5 @@ config = rx.Config(
     backend_port=int(os.environ.get("PORT", "3000")),
     plugins=[rx.plugins.RadixThemesPlugin(theme=rx.theme(accent_color="violet"))],
     disable_plugins=[rx.plugins.SitemapPlugin],
+    cors_allowed_origins=list(get_settings().allowed_origins),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -97,6 +98,10 @@ class AppServer:
     data_dir: Path
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
+    #: A second app running beside the session's one needs its own `.web` and `.states`:
+    #: every start rebuilds the frontend and wipes the states, which would pull them from
+    #: under a running server.
+    private_workdirs: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -118,6 +123,11 @@ class AppServer:
             **self.env,
         }
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.private_workdirs:
+            web = self.data_dir / "web"
+            if not web.exists() and (ROOT / ".web").is_dir():
+                shutil.copytree(ROOT / ".web", web, symlinks=True)  # reuses its installed packages
+            env |= {"REFLEX_WEB_WORKDIR": str(web), "REFLEX_STATES_WORKDIR": str(self.data_dir / "states")}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             ["bash", "-c", "source scripts/env.sh && exec reflex run --env prod --single-port"],
@@ -131,6 +141,12 @@ class AppServer:
 
     def stop(self) -> None:
         stop_process(self.process)
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no shutdown code runs, as in a crash."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
     def log_lines(self) -> list[dict]:
         """Every structured (JSON) line the app logged."""

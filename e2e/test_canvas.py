@@ -108,3 +108,21 @@ def test_two_tabs_editing_one_prompt_converge_on_the_last_write(browser: Browser
     reopened = browser.new_page()
     open_canvas(reopened, project_url)
     expect(nodes(reopened).get_by_label("Prompt")).to_have_value("written in tab B ✨")
+
+
+def test_markup_in_prompts_and_names_is_shown_as_text(browser: Browser, project_url: str) -> None:
+    page = browser.new_page()
+    open_canvas(page, project_url)
+    hostile = '<img src="x" onerror="window.__pwned = 1"> 東京 🌸'
+    page.get_by_label("Project name").fill(hostile)
+    page.get_by_label("Project name").press("Tab")
+    node = add_text_node(page, hostile)
+    node.get_by_role("button", name="Generate").click()
+    expect(job_rows(page).first).to_have_attribute("data-status", "completed", timeout=30_000)
+    page.reload()
+    open_canvas(page, project_url)
+    expect(page.get_by_label("Project name")).to_have_value(hostile)
+    expect(nodes(page).get_by_label("Prompt")).to_have_value(hostile)
+    expect(page.get_by_label("Project", exact=True)).to_contain_text("東京 🌸")
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator('img[src="x"]').count() == 0

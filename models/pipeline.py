@@ -294,7 +294,8 @@ class Pipeline:
             log_step(log, "webhook.rejected", job_id=job_id, provider=provider_name, reason="task id mismatch")
             return WebhookOutcome(409, "task id does not belong to this job")
         fingerprint = _fingerprint(provider_name, job_id, update.delivery_id, body) if update.delivery_id else ""
-        if fingerprint and await asyncio.to_thread(self.jobs.delivery_seen, fingerprint):
+        replayed: bool = bool(fingerprint) and await asyncio.to_thread(self.jobs.delivery_seen, fingerprint)
+        if replayed:
             await self._step(job, "webhook.rejected", "replayed delivery", reason="replayed delivery")
             return WebhookOutcome(409, "this signed delivery was already applied (replay)")
         verification = "signature verified" if update.verified else "unsigned: confirming with the provider"

@@ -6,6 +6,10 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
+
+
+LOOPBACK_HOSTS = {"localhost": "localhost", "127.0.0.1": "127.0.0.1", "::1": "[::1]"}
 
 
 def _env(name: str, default: str) -> str:
@@ -75,6 +79,19 @@ class Settings:
         if self.poll_start_s < 0 or self.poll_cap_s < self.poll_start_s or self.poll_timeout_s <= 0:
             found.append("POLL_START_S <= POLL_CAP_S and POLL_TIMEOUT_S > 0 are required")
         return found
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """Pages that may open the websocket: the app's own origin (and its loopback twins).
+
+        Another site must not drive the app from a visitor's browser (cross-site
+        websocket hijacking), which matters most for the signed-out local user.
+        """
+        parts = urlsplit(self.base_url)
+        port = f":{parts.port}" if parts.port else ""
+        if parts.hostname in LOOPBACK_HOSTS:
+            return tuple(f"{parts.scheme}://{host}{port}" for host in LOOPBACK_HOSTS.values())
+        return (f"{parts.scheme}://{parts.netloc}",)
 
     @property
     def secure_cookies(self) -> bool:

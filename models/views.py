@@ -16,11 +16,12 @@ def _iso(moment: datetime | None) -> str:
 class ProjectView:
     id: int
     name: str
+    owner_id: int = 0
 
     @classmethod
     def of(cls, row: Project) -> ProjectView:
         assert row.id is not None
-        return cls(id=row.id, name=row.name)
+        return cls(id=row.id, name=row.name, owner_id=row.owner_id)
 
 
 @dataclass(frozen=True)

@@ -342,3 +342,16 @@ async def test_a_refused_result_from_a_webhook_is_settled_by_polling(core: Core,
     await core.pipeline.apply(job.id, TaskUpdate("local-task-1", JobStatus.COMPLETED, (update_url,)))
     failed = core.jobs.get(job.id)
     assert failed.status == JobStatus.FAILED and failed.error == "The result is not a valid image"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "origins"),
+    [
+        ("", ("http://localhost:3000", "http://127.0.0.1:3000", "http://[::1]:3000")),
+        ("http://[::1]:5000/", ("http://localhost:5000", "http://127.0.0.1:5000", "http://[::1]:5000")),
+        ("https://canvas.example.com/", ("https://canvas.example.com",)),
+        ("http://192.168.1.5:3000", ("http://192.168.1.5:3000",)),
+    ],
+)
+def test_only_the_apps_own_pages_may_open_its_websocket(base_url: str, origins: tuple[str, ...]) -> None:
+    assert Settings(public_base_url=base_url).allowed_origins == origins

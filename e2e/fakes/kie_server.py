@@ -33,6 +33,8 @@ class Config:
     duplicate_callbacks: bool = False
     error_code: int | None = None
     fail_generation: bool = False
+    #: Like real providers, a delivery that fails (refused, 5xx) is retried, re-signed, for this long.
+    delivery_retry_s: float = 180.0
 
 
 @dataclass
@@ -104,18 +106,27 @@ class FakeKie:
                 await self.deliver(callback, record)
 
     async def deliver(self, callback: str, record: dict[str, Any]) -> None:
-        stamp = str(int(time.time()))
-        headers = {"X-Webhook-Timestamp": stamp}
-        if self.hmac_key:
-            headers["X-Webhook-Signature"] = sign(self.hmac_key, record["taskId"], stamp)
+        """Deliver until the app answers below 500, backing off up to 2 s between attempts."""
         body = {"code": 200, "msg": "success", "data": dict(record)}
-        sent_at = time.time()
-        try:
-            async with httpx.AsyncClient(timeout=10) as http:
-                response = await http.post(callback, json=body, headers=headers)
-            self.callbacks_sent.append({"taskId": record["taskId"], "status": response.status_code, "sent_at": sent_at})
-        except httpx.HTTPError as exc:
-            self.callbacks_sent.append({"taskId": record["taskId"], "error": type(exc).__name__})
+        give_up_at, pause = time.monotonic() + self.config.delivery_retry_s, 0.25
+        while True:
+            stamp = str(int(time.time()))
+            headers = {"X-Webhook-Timestamp": stamp}
+            if self.hmac_key:
+                headers["X-Webhook-Signature"] = sign(self.hmac_key, record["taskId"], stamp)
+            sent_at = time.time()
+            entry: dict[str, Any] = {"taskId": record["taskId"], "sent_at": sent_at}
+            try:
+                async with httpx.AsyncClient(timeout=10) as http:
+                    response = await http.post(callback, json=body, headers=headers)
+                entry["status"] = response.status_code
+            except httpx.HTTPError as exc:
+                entry["error"] = type(exc).__name__
+            self.callbacks_sent.append(entry)
+            if entry.get("status", 500) < 500 or time.monotonic() > give_up_at:
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
     async def record_info(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":

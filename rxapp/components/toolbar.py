@@ -5,6 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rxapp.states.feed import ProjectFeed
+from rxapp.states.viewer import ViewerState
 
 
 def toolbar() -> rx.Component:
@@ -39,8 +40,29 @@ def toolbar() -> rx.Component:
             aria_label="Add image edit node",
             on_click=ProjectFeed.add_edit_node,
         ),
+        account(),
         width="100%",
         align="center",
         wrap="wrap",
         padding_y="2",
+    )
+
+
+# A native form post (Reflex forms stop the browser's own submit), so the response can clear the cookie.
+SIGN_OUT = (
+    "const form = document.createElement('form'); form.method = 'post'; form.action = '/auth/logout';"
+    " document.body.appendChild(form); form.submit();"
+)
+
+
+def account() -> rx.Component:
+    """Who is working here; sign-in and sign-out are full page loads (the cookie is HttpOnly)."""
+    return rx.cond(
+        ViewerState.signed_in,
+        rx.hstack(
+            rx.text(ViewerState.email, size="2", color_scheme="gray", data_testid="signed-in-as"),
+            rx.button("Sign out", variant="ghost", size="1", on_click=rx.call_script(SIGN_OUT)),
+            align="center",
+        ),
+        rx.el.a(rx.button("Sign in", variant="ghost", size="1"), href="/login"),
     )

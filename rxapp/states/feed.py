@@ -23,6 +23,7 @@ from models.views import Changes, JobView, NodeView, ProjectView, Snapshot
 from providers.base import NodeKind, ProviderError
 from rxapp.runtime import core, project_token
 from rxapp.states.pending import pending_jobs
+from rxapp.states.viewer import ViewerState, current_viewer, to_login
 
 log = get_logger("feed")
 
@@ -57,20 +58,28 @@ class ProjectFeed(rx.SharedState):
     # loading and catching up ---------------------------------------------
     @rx.event
     async def open_project(self):
-        """on_load: link this tab to its project and resync from the database."""
+        """on_load: check the viewer owns the project, link this tab to it, resync from the database."""
+        viewer = await current_viewer(self)
+        if viewer is None:
+            return to_login()
+        shown = await self.get_state(ViewerState)
+        shown.email, shown.signed_in = viewer.email, not viewer.is_local
         raw = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
         project_id = int(raw) if raw.isdigit() else 0
         if not project_id:
-            default = await asyncio.to_thread(core.canvas.ensure_default_project)
+            default = await asyncio.to_thread(core.canvas.ensure_default_project, viewer.id)
             return rx.redirect(f"/p/{default.id}")
         try:
+            await asyncio.to_thread(core.access.project, viewer.id, project_id)
             snapshot = await asyncio.to_thread(core.canvas.snapshot, project_id)
         except NotFound:
+            # Someone else's project reads exactly like one that does not exist.
+            log_step(log, "tab.refused", project_id=project_id, user_id=viewer.id)
             return [rx.toast.error(f"Project {project_id} does not exist"), rx.redirect("/")]
         linked = await self._link_to(project_token(project_id))
         OPEN_PROJECTS.add(project_id)
         linked.apply_snapshot(snapshot)
-        linked.projects = await asyncio.to_thread(core.canvas.list_projects)
+        linked.projects = await asyncio.to_thread(core.canvas.list_projects, viewer.id)
         log_step(log, "tab.linked", project_id=project_id, seq=snapshot.seq, tabs=len(linked._linked_from))
         return pending_jobs.push([])
 
@@ -93,7 +102,7 @@ class ProjectFeed(rx.SharedState):
         self.seq = changes.seq
         if changes.project is not None:
             self.project_name = changes.project.name
-            self.projects = await asyncio.to_thread(core.canvas.list_projects)
+            self.projects = await asyncio.to_thread(core.canvas.list_projects, changes.project.owner_id)
         self.nodes = _merge(self.nodes, changes.nodes, changes.deleted_nodes, key=lambda n: n.id)
         jobs = _merge(self.jobs, changes.jobs, [], key=lambda j: j.id)
         self.jobs = sorted(jobs, key=lambda j: j.created_at, reverse=True)[:QUEUE_LIMIT]
@@ -113,84 +122,121 @@ class ProjectFeed(rx.SharedState):
         return changes
 
     # user actions ----------------------------------------------------------
-    async def _run(self, work: Awaitable[object]) -> EventSpec | None:
-        """Await a core action, then show its effect in every tab at once.
+    async def _run(
+        self, work: Callable[[], Awaitable[object]], *, node_id: int = 0, job_id: str = ""
+    ) -> EventSpec | list[EventSpec] | None:
+        """Check the viewer may act here, run a core action, then show its effect in every tab.
 
-        A refused action (bad input, vanished row, provider error) becomes a toast.
+        The tab's project must be the viewer's, and the node or job acted on must
+        belong to that project. A refused action becomes a toast.
         """
+        viewer = await current_viewer(self)
+        if viewer is None:
+            return to_login()
         try:
-            await work
+            await asyncio.to_thread(self._authorize, viewer.id, node_id, job_id)
+            await work()
         except (InvalidInput, NotFound, ProviderError) as exc:
             return rx.toast.error(str(exc))
         await self.catch_up()
         return None
 
+    def _authorize(self, user_id: int, node_id: int, job_id: str) -> None:
+        core.access.project(user_id, self.project_id)
+        if node_id and core.access.node(user_id, node_id) != self.project_id:
+            raise NotFound(f"Node {node_id} not found")
+        if job_id and core.access.job(user_id, job_id) != self.project_id:
+            raise NotFound(f"Job {job_id} not found")
+
+    @staticmethod
+    def _in_thread(action: Callable[[], object]) -> Callable[[], Awaitable[object]]:
+        return lambda: asyncio.to_thread(action)
+
     @rx.event
     async def add_text_node(self):
-        return await self._run(asyncio.to_thread(core.canvas.add_node, self.project_id, NodeKind.TEXT_TO_IMAGE))
+        return await self._run(self._in_thread(lambda: core.canvas.add_node(self.project_id, NodeKind.TEXT_TO_IMAGE)))
 
     @rx.event
     async def add_edit_node(self):
-        return await self._run(asyncio.to_thread(core.canvas.add_node, self.project_id, NodeKind.IMAGE_EDIT))
+        return await self._run(self._in_thread(lambda: core.canvas.add_node(self.project_id, NodeKind.IMAGE_EDIT)))
 
     @rx.event
     async def delete_node(self, node_id: int):
-        return await self._run(asyncio.to_thread(core.canvas.delete_node, node_id))
+        return await self._run(self._in_thread(lambda: core.canvas.delete_node(node_id)), node_id=node_id)
 
     @rx.event
     async def set_prompt(self, node_id: int, prompt: str):
-        return await self._run(asyncio.to_thread(lambda: core.canvas.update_node(node_id, prompt=prompt)))
+        return await self._run(
+            self._in_thread(lambda: core.canvas.update_node(node_id, prompt=prompt)), node_id=node_id
+        )
 
     @rx.event
     async def set_model(self, node_id: int, model: str):
-        return await self._run(asyncio.to_thread(lambda: core.canvas.update_node(node_id, model=model)))
+        return await self._run(self._in_thread(lambda: core.canvas.update_node(node_id, model=model)), node_id=node_id)
 
     @rx.event
     async def set_aspect_ratio(self, node_id: int, aspect_ratio: str):
-        return await self._run(asyncio.to_thread(lambda: core.canvas.update_node(node_id, aspect_ratio=aspect_ratio)))
+        return await self._run(
+            self._in_thread(lambda: core.canvas.update_node(node_id, aspect_ratio=aspect_ratio)), node_id=node_id
+        )
 
     @rx.event
     async def add_input(self, node_id: int, image_url: str):
         if not image_url:
             return None
-        return await self._run(asyncio.to_thread(lambda: core.canvas.change_inputs(node_id, add=[image_url])))
+        viewer = await current_viewer(self)
+        if viewer is None or not await asyncio.to_thread(core.access.may_see_media, viewer.id, image_url):
+            return rx.toast.error("That image is not one of yours")
+        return await self._run(
+            self._in_thread(lambda: core.canvas.change_inputs(node_id, add=[image_url])), node_id=node_id
+        )
 
     @rx.event
     async def remove_input(self, node_id: int, image_url: str):
-        return await self._run(asyncio.to_thread(lambda: core.canvas.change_inputs(node_id, remove=[image_url])))
+        return await self._run(
+            self._in_thread(lambda: core.canvas.change_inputs(node_id, remove=[image_url])), node_id=node_id
+        )
 
     @rx.event
     async def generate(self, node_id: int, client_request_id: str, clicked_at_ms: int = 0):
         clicked_at = datetime.fromtimestamp(clicked_at_ms / 1000, UTC) if clicked_at_ms else None
-        refused = await self._run(core.pipeline.generate(node_id, client_request_id or None, clicked_at))
+        refused = await self._run(
+            lambda: core.pipeline.generate(node_id, client_request_id or None, clicked_at), node_id=node_id
+        )
         # The optimistic row of a refused Generate must not linger.
         return [refused, pending_jobs.push([])] if refused else None
 
     @rx.event
     async def cancel_job(self, job_id: str):
-        return await self._run(core.pipeline.cancel(job_id))
+        return await self._run(lambda: core.pipeline.cancel(job_id), job_id=job_id)
 
     @rx.event
     async def retry_job(self, job_id: str):
-        return await self._run(core.pipeline.retry_job(job_id))
+        return await self._run(lambda: core.pipeline.retry_job(job_id), job_id=job_id)
 
     # projects ----------------------------------------------------------------
     @rx.event
     async def create_project(self):
+        viewer = await current_viewer(self)
+        if viewer is None:
+            return to_login()
+        name = f"Project {len(self.projects) + 1}"
         try:
-            project = await asyncio.to_thread(core.canvas.create_project, f"Project {len(self.projects) + 1}")
+            project = await asyncio.to_thread(core.canvas.create_project, viewer.id, name)
         except InvalidInput as exc:
             return rx.toast.error(str(exc))
         return rx.redirect(f"/p/{project.id}")
 
     @rx.event
     async def rename_project(self, name: str):
-        return await self._run(asyncio.to_thread(core.canvas.rename_project, self.project_id, name))
+        return await self._run(self._in_thread(lambda: core.canvas.rename_project(self.project_id, name)))
 
     @rx.event
     async def refresh_projects(self):
         """Projects made or renamed in another project's tabs are not in this feed: reread on focus."""
-        self.projects = await asyncio.to_thread(core.canvas.list_projects)
+        viewer = await current_viewer(self)
+        if viewer is not None:
+            self.projects = await asyncio.to_thread(core.canvas.list_projects, viewer.id)
 
     @rx.event
     def switch_project(self, project_id: str):

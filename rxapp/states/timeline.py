@@ -14,6 +14,7 @@ import reflex as rx
 from models.canvas import NotFound
 from models.views import StepView
 from rxapp.runtime import core
+from rxapp.states.viewer import current_viewer
 
 
 class TimelineState(rx.State):
@@ -33,7 +34,11 @@ class TimelineState(rx.State):
     async def reload(self):
         if not self.expanded:
             return
+        viewer = await current_viewer(self)
         try:
+            if viewer is None:
+                raise NotFound("signed out")
+            await asyncio.to_thread(core.access.job, viewer.id, self.expanded)
             timeline = await asyncio.to_thread(core.jobs.timeline, self.expanded)
         except NotFound:
             self.expanded, self.steps, self.stalled = "", [], ""

@@ -14,6 +14,7 @@ import reflex as rx
 from models.canvas import InvalidInput, NotFound
 from models.media import ImageRejected
 from rxapp.runtime import core
+from rxapp.states.viewer import current_viewer, to_login
 
 UPLOAD_ID = "node-input-upload"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
@@ -29,6 +30,13 @@ class UploadState(rx.State):
 
     @rx.event
     async def receive(self, files: list[rx.UploadFile]):
+        viewer = await current_viewer(self)
+        if viewer is None:
+            return to_login()
+        try:
+            await asyncio.to_thread(core.access.node, viewer.id, self.target_node)
+        except NotFound as exc:
+            return rx.toast.error(str(exc))
         saved: list[str] = []
         for upload in files:
             data = await upload.read()
@@ -36,6 +44,7 @@ class UploadState(rx.State):
                 return rx.toast.error(f"{upload.name} is larger than 10 MB")
             try:
                 saved.append(await asyncio.to_thread(core.media.save, data))
+                await asyncio.to_thread(core.access.grant_media, viewer.id, saved[-1])
             except ImageRejected as exc:
                 return rx.toast.error(f"{upload.name}: {exc}")
         if not saved or not self.target_node:
