@@ -9,47 +9,20 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from deploy.cluster import stop_process, wait_until_up
+
 ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT_S = 300
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_until_up(process: subprocess.Popen[bytes], urls: list[str], log_path: Path) -> None:
-    """Wait until every URL answers 200, or fail with the process's log."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited early:\n{log_path.read_text()[-3000:]}")
-        try:
-            if all(httpx.get(url, timeout=5).status_code == 200 for url in urls):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    os.killpg(process.pid, signal.SIGKILL)
-    raise RuntimeError(f"process did not start in {START_TIMEOUT_S}s:\n{log_path.read_text()[-3000:]}")
-
-
-def stop_process(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 @dataclass

@@ -1,0 +1,112 @@
+"""The scaled configuration: PostgreSQL + Redis + 3 workers behind one port, 4 tabs over them."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from playwright.sync_api import Browser, Page, expect
+
+from deploy.cluster import ROOT, Cluster
+from e2e.helpers import RESULT_ALT, add_text_node, job_rows, nodes, open_canvas
+from e2e.server import free_port
+from tests.postgres import fresh_database
+
+WORKERS = 3
+REDIS_DB = 7  # this suite's own Redis database, flushed before and after
+DONE = 60_000
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    workdir = Path(tmp_path_factory.mktemp("scaled"))
+    redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    redis.Redis.from_url(redis_url).flushdb()
+    if (ROOT / ".web").is_dir():  # its own frontend build, beside the session's running app
+        shutil.copytree(ROOT / ".web", workdir / "web", symlinks=True)
+    with fresh_database() as database_url:
+        port = free_port()
+        cluster = Cluster(
+            port=port,
+            worker_ports=[free_port() for _ in range(WORKERS)],
+            log_dir=workdir / "logs",
+            env={
+                "DATABASE_URL": database_url,
+                "REFLEX_REDIS_URL": redis_url,
+                "DATA_DIR": str(workdir / "data"),
+                "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+                "REFLEX_WEB_WORKDIR": str(workdir / "web"),
+                "LOG_FORMAT": "json",
+                "LOCAL_PROVIDER_DELAY_S": "2",
+            },
+        )
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
+    redis.Redis.from_url(redis_url).flushdb()
+
+
+def linked_workers(cluster: Cluster, project_path: str) -> dict[int, int]:
+    """How many tab links each worker logged for the project (worker index -> count)."""
+    project_id = int(project_path.rsplit("/", 1)[-1])
+    links: dict[int, int] = {}
+    for index in range(WORKERS):
+        for line in (cluster.log_dir / f"worker-{index}.log").read_text(errors="replace").splitlines():
+            if line.startswith("{") and '"tab.linked"' in line and json.loads(line).get("project_id") == project_id:
+                links[index] = links.get(index, 0) + 1
+    return links
+
+
+def queue_order(page: Page) -> list[str]:
+    return [str(row.get_attribute("data-job-id")) for row in job_rows(page).all()]
+
+
+def test_four_tabs_over_three_workers_see_every_job_and_survive_a_worker_crash(
+    browser: Browser, cluster: Cluster
+) -> None:
+    first = browser.new_context().new_page()
+    open_canvas(first, cluster.url)
+    project_url = first.url
+    tabs = [first] + [browser.new_context().new_page() for _ in range(3)]
+    for tab in tabs[1:]:
+        open_canvas(tab, project_url)
+    spread = linked_workers(cluster, project_url)
+    assert len(spread) == WORKERS, spread  # the 4 tabs' websockets landed on all 3 workers
+
+    # Work from two tabs on different workers; each change is seen by every tab.
+    add_text_node(tabs[0], "a lighthouse at dusk")
+    add_text_node(tabs[1], "a fox in the snow")
+    for tab in tabs:
+        expect(nodes(tab)).to_have_count(2)
+    nodes(tabs[0]).nth(0).get_by_role("button", name="Generate").click()
+    nodes(tabs[1]).nth(1).get_by_role("button", name="Generate").click()
+    for tab in tabs:
+        expect(job_rows(tab)).to_have_count(2)
+
+    # Crash a worker while both jobs run; more work arrives meanwhile.
+    cluster.kill_worker(1)
+    nodes(tabs[2]).nth(0).get_by_role("button", name="Generate").click()
+    nodes(tabs[3]).nth(1).get_by_role("button", name="Generate").click()
+
+    for tab in tabs:
+        expect(job_rows(tab)).to_have_count(4, timeout=DONE)
+        expect(tab.locator("[data-testid=queue-row][data-status=completed]")).to_have_count(4, timeout=DONE)
+        for index in range(2):
+            expect(nodes(tab).nth(index).get_by_alt_text(RESULT_ALT)).to_be_visible(timeout=DONE)
+    orders = [queue_order(tab) for tab in tabs]
+    assert all(order == orders[0] for order in orders), orders
+
+    # The crashed worker comes back and its new tabs see the same screen.
+    cluster.start_worker(1)
+    late = browser.new_context().new_page()
+    open_canvas(late, project_url)
+    expect(job_rows(late)).to_have_count(4)
+    assert queue_order(late) == orders[0]
+    assert re.search(r"/p/\d+$", late.url)
