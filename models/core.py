@@ -35,7 +35,7 @@ class Core:
     def build(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> Core:
         """`transport` lets tests route the app's outgoing HTTP in-process."""
         db = Database(settings.db_url)
-        db.create_schema()
+        db.migrate()
         notifier = ChangeNotifier()
         writer = ChangeWriter(db.session, notifier)
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.download_timeout_s, connect=5.0), transport=transport)

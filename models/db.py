@@ -1,5 +1,9 @@
-"""Engine and sessions. SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` so the
-webhook route, the poller and the UI can write concurrently without `database is locked`."""
+"""Engine, schema migrations and sessions.
+
+SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` so the webhook route, the poller
+and the UI can write concurrently without `database is locked`. PostgreSQL goes through
+psycopg 3; writers that read before they write lock the row (`SELECT ... FOR UPDATE`).
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,30 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlmodel import Session, create_engine
 
-from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def normalise_url(url: str) -> URL:
+    """`postgres://` and `postgresql://` mean psycopg 3 here (SQLAlchemy would pick psycopg2)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
 
 
 def make_engine(url: str) -> Engine:
-    parsed = make_url(url)
+    parsed = normalise_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,12 +61,26 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
 
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @property
+    def libpq_url(self) -> str:
+        """The URL for a raw psycopg connection (the change listener's)."""
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
 
-    def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
+    def migrate(self) -> None:
+        """Upgrade the schema (tables and the change-feed triggers) to the newest migration."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -106,7 +106,7 @@ class JobBook:
     def note_progress(self, job_id: str, progress: str) -> bool:
         """Show the provider's live detail (queue position, last log line) on an unfinished job."""
         with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id)
+            job = get_or_404(tx.session, Job, job_id, lock=True)
             if job.status.is_terminal or job.progress == progress:
                 return False
             job.progress = progress[:300]
@@ -131,8 +131,8 @@ class JobBook:
     def note(self, job_id: str, step: str, detail: str = "", *, announce: bool = True) -> None:
         """Add a timeline step outside a status change; `announce` tells the tabs it grew."""
         with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id)
-            _note(tx, job, step, detail)
+            job = get_or_404(tx.session, Job, job_id, lock=True)
+            _note(tx, job, step, detail, announced=announce)
             if announce:
                 tx.changed(job.project_id, "job", job.id)
 
@@ -167,7 +167,7 @@ class JobBook:
     def schedule_poll(self, job_id: str, next_poll_at: datetime) -> None:
         """Book the next poll; deliberately no version bump or change event."""
         with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id)
+            job = get_or_404(tx.session, Job, job_id, lock=True)
             job.poll_attempts += 1
             job.next_poll_at = next_poll_at
             tx.session.add(job)
@@ -206,7 +206,7 @@ class JobBook:
         `_steps` are timeline steps that happened just before (same transaction).
         """
         with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id)
+            job = get_or_404(tx.session, Job, job_id, lock=True)
             previous = job.status
             if status.rank <= previous.rank:
                 log_step(
@@ -252,7 +252,7 @@ class JobBook:
         """Show a finished job's outcome in its node (same transaction as the job)."""
         if job.node_id is None or job.status == JobStatus.CANCELLED:
             return
-        node = tx.session.get(Node, job.node_id)
+        node = tx.session.get(Node, job.node_id, with_for_update=True)
         if node is None:
             return
         image = job.image_path if job.status == JobStatus.COMPLETED else None
@@ -272,8 +272,11 @@ class JobBook:
         Canvas.touch_node(tx, node)
 
 
-def _note(tx: Transaction, job: Job, step: str, detail: str = "", at: datetime | None = None) -> None:
-    tx.session.add(JobStep(job_id=job.id, step=step, detail=detail[:500], at=at or utcnow()))
+def _note(
+    tx: Transaction, job: Job, step: str, detail: str = "", at: datetime | None = None, *, announced: bool = False
+) -> None:
+    """`announced` makes the step itself a change event (steps of a status change need not be)."""
+    tx.session.add(JobStep(job_id=job.id, step=step, detail=detail[:500], at=at or utcnow(), announced=announced))
     job.steps += 1
     tx.session.add(job)
 
