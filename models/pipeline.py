@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
+import socket
 import time
+import uuid
 import weakref
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -81,6 +84,7 @@ class Pipeline:
         fetch: FetchPolicy,
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
+        lease_s: float = 120.0,
     ) -> None:
         self.jobs = jobs
         self.registry = registry
@@ -90,6 +94,10 @@ class Pipeline:
         self.fetch = fetch
         self.retry = retry or RetryPolicy()
         self.poll = poll or PollPolicy()
+        #: This process among the workers sharing the database, and how long its claims last:
+        #: longer than one submit or poll takes, short enough that a dead worker's jobs move on.
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease_s = lease_s
         self._tasks: set[asyncio.Task[Any]] = set()
         self._job_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -146,6 +154,15 @@ class Pipeline:
         return view
 
     async def submit(self, job_id: str) -> None:
+        """Submit under this worker's claim, so a job is submitted by one worker only."""
+        if not await asyncio.to_thread(self.jobs.claim, job_id, self.worker_id, utcnow(), self.lease_s):
+            return
+        try:
+            await self._submit(job_id)
+        finally:
+            await asyncio.to_thread(self.jobs.release, job_id, self.worker_id)
+
+    async def _submit(self, job_id: str) -> None:
         job = await asyncio.to_thread(self.jobs.get, job_id)
         request = SubmitRequest(
             job_id=job.id,
@@ -214,7 +231,8 @@ class Pipeline:
         """After a restart: resubmit jobs that never reached their provider.
 
         Submitted and running jobs need nothing here: their poll schedule is in the
-        database and the poller picks them up.
+        database and the poller picks them up. A job another worker is submitting is
+        claimed by it, so `submit` leaves it alone.
         """
         for job in await asyncio.to_thread(self.jobs.unfinished):
             if job.status == JobStatus.QUEUED:
@@ -222,10 +240,19 @@ class Pipeline:
 
     # Polling ------------------------------------------------------------
     async def poll_due(self) -> int:
-        """Poll every job whose fallback poll is due; returns how many were polled."""
-        due = await asyncio.to_thread(self.jobs.due_for_poll, utcnow())
-        await asyncio.gather(*(self._poll(job) for job in due))
+        """Claim and poll every job whose fallback poll is due; returns how many were polled.
+
+        Claimed, so several worker processes never poll one job at once.
+        """
+        due = await asyncio.to_thread(self.jobs.claim_due_polls, self.worker_id, utcnow(), self.lease_s)
+        await asyncio.gather(*(self._poll_claimed(job) for job in due))
         return len(due)
+
+    async def _poll_claimed(self, job: Job) -> None:
+        try:
+            await self._poll(job)
+        finally:
+            await asyncio.to_thread(self.jobs.release, job.id, self.worker_id)
 
     async def _poll(self, job: Job) -> None:
         task = _task_of(job)
