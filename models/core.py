@@ -13,6 +13,7 @@ from models.feed import ChangeNotifier, ChangeWriter
 from models.fetch import FetchPolicy
 from models.jobs import JobBook
 from models.media import MediaStore
+from models.pg_listen import ChangeListener
 from models.pipeline import Pipeline, PollPolicy, RetryPolicy
 from models.settings import Settings
 from providers.base import ProviderRegistry
@@ -30,6 +31,8 @@ class Core:
     media: MediaStore
     pipeline: Pipeline
     http: httpx.AsyncClient
+    #: On PostgreSQL: hears changes other processes commit; the web layer runs `listener.run()`.
+    listener: ChangeListener | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> Core:
@@ -60,7 +63,8 @@ class Core:
                 start_s=settings.poll_start_s, cap_s=settings.poll_cap_s, timeout_s=settings.poll_timeout_s
             ),
         )
-        return cls(settings, db, notifier, registry, Canvas(writer, registry), jobs, media, pipeline, http)
+        listener = ChangeListener(db.libpq_url, notifier) if db.is_postgres else None
+        return cls(settings, db, notifier, registry, Canvas(writer, registry), jobs, media, pipeline, http, listener)
 
     async def readiness(self) -> dict[str, str]:
         """Each check's verdict: "ok" or what is wrong."""
@@ -71,6 +75,8 @@ class Core:
         except Exception as exc:  # any driver error means not ready
             checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["change_feed"] = "ok" if self.notifier.listening else "no listener is running"
+        if self.listener is not None:
+            checks["change_listener"] = self.listener.state
         problems = self.settings.problems()
         checks["config"] = "; ".join(problems) if problems else "ok"
         return checks

@@ -43,6 +43,13 @@ async def fallback_poller() -> None:
 
 
 @app.register_lifespan_task
+async def change_listener() -> None:
+    """On PostgreSQL: hear the changes other worker processes (and psql) commit."""
+    if core.listener is not None:
+        await core.listener.run()
+
+
+@app.register_lifespan_task
 async def change_feed_bridge() -> None:
     """Turn committed change events into pushes to every subscribed tab."""
     with core.notifier.subscribe() as queue:
