@@ -15,7 +15,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,6 +27,14 @@ def normalise_url(url: str) -> URL:
     if parsed.drivername in ("postgres", "postgresql"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+def alembic_config(connection: Connection) -> Config:
+    """Alembic configured in code: our migrations, run on `connection` (no alembic.ini)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
 
 
 def make_engine(url: str) -> Engine:
@@ -74,13 +82,10 @@ class Database:
         with self.engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
 
-    def migrate(self) -> None:
-        """Upgrade the schema (tables and the change-feed triggers) to the newest migration."""
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema (tables and the change-feed triggers) to `revision`."""
         with self.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(alembic_config(connection), revision)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -22,6 +22,8 @@ from models.logs import get_logger, log_step
 log = get_logger("pg_listen")
 
 CHANNEL = "canvas_changes"
+#: How the listener's session shows in pg_stat_activity.
+APPLICATION_NAME = "canvas-listener"
 
 
 class ChangeListener:
@@ -65,7 +67,12 @@ class ChangeListener:
 
     async def _listen_once(self) -> None:
         async with await psycopg.AsyncConnection.connect(
-            self.conninfo, autocommit=True, keepalives=1, keepalives_idle=30, keepalives_interval=10
+            self.conninfo,
+            autocommit=True,
+            application_name=APPLICATION_NAME,
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
         ) as conn:
             await conn.execute(f"LISTEN {CHANNEL}")
             # After LISTEN, so a change committed in between is seen by one or the other.
