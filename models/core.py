@@ -42,7 +42,7 @@ class Core:
         notifier = ChangeNotifier()
         writer = ChangeWriter(db.session, notifier)
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.download_timeout_s, connect=5.0), transport=transport)
-        registry = build_registry(settings, http)
+        registry = build_registry(settings, http, db)
         jobs = JobBook(writer, registry, stall_after_s=settings.stall_after_s)
         media = MediaStore(settings.media_dir)
         fetch = FetchPolicy(

@@ -7,6 +7,9 @@ psycopg 3; writers that read before they write lock the row (`SELECT ... FOR UPD
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +22,8 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: This process's name in work claims (leases): host, pid, and a suffix because pids are reused.
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def normalise_url(url: str) -> URL:

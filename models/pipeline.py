@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import os
-import socket
 import time
-import uuid
 import weakref
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -25,6 +22,7 @@ from typing import Any
 import httpx
 
 from models.canvas import NotFound
+from models.db import WORKER_ID
 from models.fetch import FetchPolicy, fetch_image
 from models.jobs import JobBook
 from models.logs import get_logger, log_step
@@ -96,7 +94,7 @@ class Pipeline:
         self.poll = poll or PollPolicy()
         #: This process among the workers sharing the database, and how long its claims last:
         #: longer than one submit or poll takes, short enough that a dead worker's jobs move on.
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker_id = WORKER_ID
         self.lease_s = lease_s
         self._tasks: set[asyncio.Task[Any]] = set()
         self._job_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()

@@ -134,6 +134,7 @@ class LocalTask(SQLModel, table=True):
     request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: str = JobStatus.SUBMITTED.value
     error: str | None = None
+    result_url: str | None = None
     #: The finished PNG, served at the provider's outputs route.
     image: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     #: Which worker renders it, until when (renewed while it works).

@@ -6,6 +6,7 @@ import os
 
 import httpx
 
+from models.db import Database
 from models.settings import Settings
 from providers.base import ProviderRegistry
 from providers.fal import FalProvider
@@ -13,11 +14,12 @@ from providers.kie import KieProvider
 from providers.local import LocalProvider
 
 
-def build_registry(settings: Settings, http: httpx.AsyncClient) -> ProviderRegistry:
+def build_registry(settings: Settings, http: httpx.AsyncClient, db: Database) -> ProviderRegistry:
+    """`db` keeps the local provider's tasks, so any worker process can answer for them."""
     registry = ProviderRegistry()
     registry.register(
         LocalProvider(
-            outputs_dir=settings.data_dir / "local-provider",
+            db=db,
             base_url=settings.base_url,
             http=http,
             delay_s=settings.local_delay_s,

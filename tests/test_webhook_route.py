@@ -8,6 +8,7 @@ import time
 import httpx
 
 from models.core import Core
+from models.tables import LocalTask
 from providers.base import JobStatus, TaskRef
 from providers.local import SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
 from providers.local_render import render_text_to_image
@@ -34,6 +35,12 @@ async def _submitted_job(core: Core, node_id: int) -> tuple[str, str, str]:
     core.jobs.mark_submitted(job.id, TaskRef("local-task-1"))
     row = core.jobs.get(job.id)
     return job.id, row.callback_token, "local-task-1"
+
+
+def _publish_output(core: Core, task_id: str, image: bytes) -> None:
+    """What the local provider's worker stores when it finishes a render."""
+    with core.db.session() as session:
+        session.add(LocalTask(id=task_id, job_id="", status=JobStatus.COMPLETED.value, image=image))
 
 
 async def test_forged_or_malformed_callbacks_change_nothing(
@@ -66,12 +73,12 @@ async def test_forged_or_malformed_callbacks_change_nothing(
 
 
 async def test_duplicate_and_out_of_order_deliveries_are_no_ops(
-    core: Core, client: httpx.AsyncClient, node_id: int, settings
+    core: Core, client: httpx.AsyncClient, node_id: int
 ) -> None:
     job_id, token, task_id = await _submitted_job(core, node_id)
     url = f"/api/webhooks/local/{job_id}/{token}"
     image_url = "http://testapp/api/providers/local/outputs/local-task-1.png"
-    (settings.data_dir / "local-provider" / "local-task-1.png").write_bytes(render_text_to_image("x", "1:1"))
+    _publish_output(core, "local-task-1", render_text_to_image("x", "1:1"))
     completed = {"task_id": task_id, "status": "completed", "result_urls": [image_url]}
     running = {"task_id": task_id, "status": "running"}
     for payload in (completed, completed, running, {**running, "status": "failed", "error": "late"}):
@@ -86,10 +93,10 @@ async def test_duplicate_and_out_of_order_deliveries_are_no_ops(
 
 
 async def test_result_that_is_not_an_image_fails_the_job_readably(
-    core: Core, client: httpx.AsyncClient, node_id: int, settings
+    core: Core, client: httpx.AsyncClient, node_id: int
 ) -> None:
     job_id, token, task_id = await _submitted_job(core, node_id)
-    (settings.data_dir / "local-provider" / "local-task-1.png").write_bytes(b"<html>not an image</html>")
+    _publish_output(core, "local-task-1", b"<html>not an image</html>")
     payload = {
         "task_id": task_id,
         "status": "completed",

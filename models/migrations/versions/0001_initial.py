@@ -257,6 +257,7 @@ def _create_tables() -> None:
         sa.Column("request", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(), nullable=False),
         sa.Column("error", sa.String(), nullable=True),
+        sa.Column("result_url", sa.String(), nullable=True),
         sa.Column("image", sa.LargeBinary(), nullable=True),
         sa.Column("claimed_by", sa.String(), nullable=True),
         sa.Column("lease_until", moment, nullable=True),
