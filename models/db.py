@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -90,6 +90,12 @@ class Database:
     def migrate(self, revision: str = "head") -> None:
         """Upgrade the schema (tables and the change-feed triggers) to `revision`."""
         with self.engine.begin() as connection:
+            tables = inspect(connection).get_table_names()
+            if "project" in tables and "alembic_version" not in tables:
+                raise RuntimeError(
+                    f"{self.engine.url.render_as_string()} was created before migrations existed and has no "
+                    "change-feed triggers: move it away (or delete it) and start again"
+                )
             command.upgrade(alembic_config(connection), revision)
 
     @contextmanager

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -33,3 +36,10 @@ def test_downgrade_removes_everything(any_url: str) -> None:
     db.migrate()  # and builds again, triggers and types included
     assert set(inspect(db.engine).get_table_names()) == TABLES
     db.engine.dispose()
+
+
+def test_a_database_from_before_migrations_is_refused_with_a_reason(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    SQLModel.metadata.create_all(db.engine)
+    with pytest.raises(RuntimeError, match="before migrations"):
+        db.migrate()
