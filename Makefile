@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PORT ?= 3000
 ENV := source scripts/env.sh &&
 
-.PHONY: setup run dev test unit e2e lint typecheck bench clean
+.PHONY: setup run run-scaled dev test unit e2e lint typecheck bench clean
 
 setup:
 	@scripts/setup.sh
@@ -11,6 +11,12 @@ setup:
 run: setup
 	@echo "Open http://localhost:$(PORT) once the app says it is running."
 	@$(ENV) PORT=$(PORT) reflex run --env prod --single-port
+
+# PostgreSQL + Redis + $(WORKERS) backend workers behind one port (README, "Running at scale").
+WORKERS ?= 3
+run-scaled: setup
+	@scripts/services.sh
+	@$(ENV) python -m deploy.cluster --port $(PORT) --workers $(WORKERS)
 
 dev: setup
 	@$(ENV) PORT=$(PORT) reflex run --env dev
@@ -32,7 +38,7 @@ lint: setup
 	@$(ENV) ruff check . && ruff format --check .
 
 typecheck: setup
-	@$(ENV) mypy models providers
+	@$(ENV) mypy models providers deploy
 
 clean:
 	rm -rf .web .states data

@@ -238,7 +238,7 @@ def ingestion(app: AppServer, workdir: Path, results: Results, jobs: int = 400, 
     settings = Settings(data_dir=app.data_dir, public_base_url=app.url, kie_api_key=KIE_KEY)
     db = Database(settings.db_url)
     writer = ChangeWriter(db.session, ChangeNotifier())
-    registry = build_registry(settings, httpx.AsyncClient())
+    registry = build_registry(settings, httpx.AsyncClient(), db)
     canvas, book = Canvas(writer, registry), JobBook(writer, registry)
     owner = Accounts(db.session).local_user()
     project = canvas.create_project(owner.id, "ingestion bench")

@@ -43,6 +43,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 "REFLEX_WEB_WORKDIR": str(workdir / "web"),
                 "LOG_FORMAT": "json",
                 "LOCAL_PROVIDER_DELAY_S": "2",
+                # A crashed worker's claims run out quickly here, and polls come often.
+                "WORK_LEASE_S": "5",
+                "POLL_START_S": "1",
+                "POLL_CAP_S": "2",
             },
         )
         try:

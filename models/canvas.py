@@ -36,8 +36,10 @@ def _clean_name(name: str) -> str:
     return name
 
 
-def get_or_404(session: Session, table: type[T], key: object) -> T:
-    row = session.get(table, key)
+def get_or_404(session: Session, table: type[T], key: object, *, lock: bool = False) -> T:
+    """`lock` for a read-modify-write: PostgreSQL then holds the row until commit
+    (SQLite's `BEGIN IMMEDIATE` serialises writers anyway)."""
+    row = session.get(table, key, with_for_update=lock)
     if row is None:
         raise NotFound(f"{table.__name__} {key} not found")
     return row
@@ -72,7 +74,7 @@ class Canvas:
 
     def rename_project(self, project_id: int, name: str) -> ProjectView:
         with self.writer.transaction() as tx:
-            project = get_or_404(tx.session, Project, project_id)
+            project = get_or_404(tx.session, Project, project_id, lock=True)
             project.name = _clean_name(name)
             tx.changed(project_id, "project", project_id)
             return ProjectView.of(project)
@@ -99,7 +101,7 @@ class Canvas:
     ) -> NodeView:
         """Last write wins; every write bumps the node's version."""
         with self.writer.transaction() as tx:
-            node = get_or_404(tx.session, Node, node_id)
+            node = get_or_404(tx.session, Node, node_id, lock=True)
             if prompt is not None:
                 if len(prompt) > MAX_PROMPT_CHARS:
                     raise InvalidInput(f"Prompt is limited to {MAX_PROMPT_CHARS} characters")
@@ -117,7 +119,7 @@ class Canvas:
     def change_inputs(self, node_id: int, *, add: list[str] | None = None, remove: list[str] | None = None) -> NodeView:
         """Add or remove an edit node's input images in one read-modify-write."""
         with self.writer.transaction() as tx:
-            node = get_or_404(tx.session, Node, node_id)
+            node = get_or_404(tx.session, Node, node_id, lock=True)
             if node.kind != NodeKind.IMAGE_EDIT:
                 raise InvalidInput("Only image edit nodes take input images")
             if any(not url.startswith(MEDIA_PREFIX) for url in add or []):
@@ -134,7 +136,7 @@ class Canvas:
     def delete_node(self, node_id: int) -> None:
         """Deletes the node and its history; its jobs stay in the queue, detached."""
         with self.writer.transaction() as tx:
-            node = get_or_404(tx.session, Node, node_id)
+            node = get_or_404(tx.session, Node, node_id, lock=True)
             for result in tx.session.exec(select(NodeResult).where(NodeResult.node_id == node_id)):
                 tx.session.delete(result)
             for job in tx.session.exec(select(Job).where(Job.node_id == node_id)):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 import httpx
@@ -15,6 +17,7 @@ from models.feed import ChangeNotifier, ChangeWriter
 from models.fetch import FetchPolicy
 from models.jobs import JobBook
 from models.media import MediaStore
+from models.pg_listen import ChangeListener
 from models.pipeline import Pipeline, PollPolicy, RetryPolicy
 from models.settings import Settings
 from providers.base import ProviderRegistry
@@ -35,20 +38,24 @@ class Core:
     accounts: Accounts
     access: Access
     links: MediaLinks
+    #: On PostgreSQL: hears changes other processes commit; the web layer runs `listener.run()`.
+    listener: ChangeListener | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> Core:
         """`transport` lets tests route the app's outgoing HTTP in-process."""
         db = Database(settings.db_url)
-        db.create_schema()
+        db.migrate()
         notifier = ChangeNotifier()
         writer = ChangeWriter(db.session, notifier)
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.download_timeout_s, connect=5.0), transport=transport)
-        registry = build_registry(settings, http)
+        secret = settings.secret_key.encode() or load_or_create_secret(settings.data_dir / "secret_key")
+        # Every worker derives the same key, so a callback one worker asked for is verified by any.
+        local_secret = hmac.new(secret, b"local provider callbacks", hashlib.sha256).hexdigest()
+        registry = build_registry(settings, http, db, local_secret)
         jobs = JobBook(writer, registry, stall_after_s=settings.stall_after_s)
         media = MediaStore(settings.media_dir)
         access = Access(db.session)
-        secret = settings.secret_key.encode() or load_or_create_secret(settings.data_dir / "secret_key")
         links = MediaLinks(secret)
         fetch = FetchPolicy(
             max_bytes=settings.max_image_bytes,
@@ -65,14 +72,28 @@ class Core:
             fetch=fetch,
             access=access,
             links=links,
+            lease_s=settings.work_lease_s,
             retry=RetryPolicy(attempts=settings.submit_attempts, base_s=settings.retry_base_s),
             poll=PollPolicy(
                 start_s=settings.poll_start_s, cap_s=settings.poll_cap_s, timeout_s=settings.poll_timeout_s
             ),
         )
         canvas = Canvas(writer, registry)
+        listener = ChangeListener(db.libpq_url, notifier) if db.is_postgres else None
         return cls(
-            settings, db, notifier, registry, canvas, jobs, media, pipeline, http, Accounts(db.session), access, links
+            settings,
+            db,
+            notifier,
+            registry,
+            canvas,
+            jobs,
+            media,
+            pipeline,
+            http,
+            Accounts(db.session),
+            access,
+            links,
+            listener,
         )
 
     def viewer(self, session_token: str) -> UserView | None:
@@ -91,6 +112,8 @@ class Core:
         except Exception as exc:  # any driver error means not ready
             checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["change_feed"] = "ok" if self.notifier.listening else "no listener is running"
+        if self.listener is not None:
+            checks["change_listener"] = self.listener.state
         problems = self.settings.problems()
         checks["config"] = "; ".join(problems) if problems else "ok"
         return checks

@@ -1,27 +1,54 @@
-"""Engine and sessions. SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` so the
-webhook route, the poller and the UI can write concurrently without `database is locked`."""
+"""Engine, schema migrations and sessions.
+
+SQLite gets WAL, a busy timeout and `BEGIN IMMEDIATE` so the webhook route, the poller
+and the UI can write concurrently without `database is locked`. PostgreSQL goes through
+psycopg 3; writers that read before they write lock the row (`SELECT ... FOR UPDATE`).
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Session, SQLModel, create_engine
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlmodel import Session, create_engine
 
-from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+MIGRATIONS = Path(__file__).parent / "migrations"
+#: This process's name in work claims (leases): host, pid, and a suffix because pids are reused.
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def normalise_url(url: str) -> URL:
+    """`postgres://` and `postgresql://` mean psycopg 3 here (SQLAlchemy would pick psycopg2)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def alembic_config(connection: Connection) -> Config:
+    """Alembic configured in code: our migrations, run on `connection` (no alembic.ini)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
 
 
 def make_engine(url: str) -> Engine:
-    parsed = make_url(url)
+    parsed = normalise_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,12 +74,29 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
 
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @property
+    def libpq_url(self) -> str:
+        """The URL for a raw psycopg connection (the change listener's)."""
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
 
-    def create_schema(self) -> None:
-        SQLModel.metadata.create_all(self.engine)
+    def migrate(self, revision: str = "head") -> None:
+        """Upgrade the schema (tables and the change-feed triggers) to `revision`."""
+        with self.engine.begin() as connection:
+            tables = inspect(connection).get_table_names()
+            if "project" in tables and "alembic_version" not in tables:
+                raise RuntimeError(
+                    f"{self.engine.url.render_as_string()} was created before migrations existed and has no "
+                    "change-feed triggers: move it away (or delete it) and start again"
+                )
+            command.upgrade(alembic_config(connection), revision)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,9 +1,12 @@
 """The change feed: numbered change events per project, and their in-process fan-out.
 
-Writers call `record_change` inside the same transaction as the row change, so an
-event exists if and only if the change committed. After commit they `publish` the
-project's new sequence number; subscribers (the Reflex bridge) read the events
-from the database, so a missed notification costs latency, never data.
+The database writes the events itself: triggers (migration 0001) bump the project's
+sequence and insert the `ChangeEvent` in the transaction of the row change, so an
+event exists if and only if the change committed, whoever wrote it. After commit,
+writers in this process `publish` the project's new sequence number; on PostgreSQL
+the trigger's NOTIFY reaches every process too (`models.pg_listen`). Subscribers
+(the Reflex bridge) read the events from the database, so a missed or doubled
+notification costs latency, never data.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from models.tables import ChangeEvent, Project
@@ -25,20 +27,6 @@ SessionFactory = Callable[[], AbstractContextManager[Session]]
 class Notice:
     project_id: int
     seq: int
-
-
-def record_change(session: Session, project_id: int, entity: str, entity_id: str | int, op: str = "upsert") -> int:
-    """Bump the project's sequence and write the event; returns the new sequence."""
-    bump = (
-        update(Project)
-        .where(col(Project.id) == project_id)
-        .values(last_seq=col(Project.last_seq) + 1)
-        .returning(col(Project.last_seq))
-    )
-    # Core-level on the session's connection: the ORM's synchronize step would triple its cost.
-    seq: int = session.connection().execute(bump).scalar_one()
-    session.add(ChangeEvent(project_id=project_id, seq=seq, entity=entity, entity_id=str(entity_id), op=op))
-    return int(seq)
 
 
 def changes_since(session: Session, project_id: int, after_seq: int) -> list[ChangeEvent]:
@@ -83,14 +71,21 @@ class ChangeNotifier:
 
 
 class Transaction:
-    """A session plus the change events written in it."""
+    """A session plus the projects whose feed it moved."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.published: dict[int, int] = {}
 
     def changed(self, project_id: int, entity: str, entity_id: str | int, op: str = "upsert") -> int:
-        seq = record_change(self.session, project_id, entity, entity_id, op)
+        """Flush the change (its trigger writes the event) and return the project's sequence.
+
+        `entity`, `entity_id` and `op` name the change for the reader; the trigger knows them.
+        The project is published to this process's subscribers after commit.
+        """
+        self.session.flush()
+        query = select(Project.last_seq).where(col(Project.id) == project_id)
+        seq = int(self.session.connection().execute(query).scalar_one())
         self.published[project_id] = seq
         return seq
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -107,7 +108,7 @@ class JobBook:
     def note_progress(self, job_id: str, progress: str) -> bool:
         """Show the provider's live detail (queue position, last log line) on an unfinished job."""
         with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id)
+            job = get_or_404(tx.session, Job, job_id, lock=True)
             if job.status.is_terminal or job.progress == progress:
                 return False
             job.progress = progress[:300]
@@ -117,23 +118,52 @@ class JobBook:
             tx.changed(job.project_id, "job", job.id)
             return True
 
-    def due_for_poll(self, now: datetime) -> list[Job]:
-        """Submitted or running jobs whose next fallback poll is due."""
+    def claim_due_polls(self, worker: str, now: datetime, lease_s: float, limit: int = 100) -> list[Job]:
+        """Claim submitted or running jobs whose fallback poll is due and whose lease is free.
+
+        PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent workers take disjoint jobs without
+        waiting on each other; SQLite: `BEGIN IMMEDIATE` serialises the select and the update.
+        """
         with self.writer.transaction() as tx:
             active = [JobStatus.SUBMITTED.value, JobStatus.RUNNING.value]
-            return list(
+            due = list(
                 tx.session.exec(
                     select(Job)
-                    .where(col(Job.status).in_(active), col(Job.next_poll_at) <= now)
+                    .where(col(Job.status).in_(active), col(Job.next_poll_at) <= now, _lease_free(now))
                     .order_by(col(Job.next_poll_at))
+                    .limit(limit)
+                    .with_for_update(skip_locked=True)
                 )
+            )
+            for job in due:
+                job.claimed_by, job.lease_until = worker, now + timedelta(seconds=lease_s)
+                tx.session.add(job)
+            return due
+
+    def claim(self, job_id: str, worker: str, now: datetime, lease_s: float) -> bool:
+        """Take one job's background work (e.g. its submission) unless another worker holds it."""
+        with self.writer.transaction() as tx:
+            taken = tx.session.connection().execute(
+                update(Job)
+                .where(col(Job.id) == job_id, or_(_lease_free(now), col(Job.claimed_by) == worker))
+                .values(claimed_by=worker, lease_until=now + timedelta(seconds=lease_s))
+            )
+            return bool(taken.rowcount)
+
+    def release(self, job_id: str, worker: str) -> None:
+        """Give the job's lease back early (it would expire anyway)."""
+        with self.writer.transaction() as tx:
+            tx.session.connection().execute(
+                update(Job)
+                .where(col(Job.id) == job_id, col(Job.claimed_by) == worker)
+                .values(claimed_by=None, lease_until=None)
             )
 
     def note(self, job_id: str, step: str, detail: str = "", *, announce: bool = True) -> None:
         """Add a timeline step outside a status change; `announce` tells the tabs it grew."""
         with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id)
-            _note(tx, job, step, detail)
+            job = get_or_404(tx.session, Job, job_id, lock=True)
+            _note(tx, job, step, detail, announced=announce)
             if announce:
                 tx.changed(job.project_id, "job", job.id)
 
@@ -168,7 +198,7 @@ class JobBook:
     def schedule_poll(self, job_id: str, next_poll_at: datetime) -> None:
         """Book the next poll; deliberately no version bump or change event."""
         with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id)
+            job = get_or_404(tx.session, Job, job_id, lock=True)
             job.poll_attempts += 1
             job.next_poll_at = next_poll_at
             tx.session.add(job)
@@ -219,7 +249,7 @@ class JobBook:
         `_steps` are timeline steps that happened just before (same transaction).
         """
         with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id)
+            job = get_or_404(tx.session, Job, job_id, lock=True)
             previous = job.status
             if status.rank <= previous.rank:
                 log_step(
@@ -265,7 +295,7 @@ class JobBook:
         """Show a finished job's outcome in its node (same transaction as the job)."""
         if job.node_id is None or job.status == JobStatus.CANCELLED:
             return
-        node = tx.session.get(Node, job.node_id)
+        node = tx.session.get(Node, job.node_id, with_for_update=True)
         if node is None:
             return
         image = job.image_path if job.status == JobStatus.COMPLETED else None
@@ -285,10 +315,18 @@ class JobBook:
         Canvas.touch_node(tx, node)
 
 
-def _note(tx: Transaction, job: Job, step: str, detail: str = "", at: datetime | None = None) -> None:
-    tx.session.add(JobStep(job_id=job.id, step=step, detail=detail[:500], at=at or utcnow()))
+def _note(
+    tx: Transaction, job: Job, step: str, detail: str = "", at: datetime | None = None, *, announced: bool = False
+) -> None:
+    """`announced` makes the step itself a change event (steps of a status change need not be)."""
+    tx.session.add(JobStep(job_id=job.id, step=step, detail=detail[:500], at=at or utcnow(), announced=announced))
     job.steps += 1
     tx.session.add(job)
+
+
+def _lease_free(now: datetime) -> ColumnElement[bool]:
+    """No worker holds the job, or its worker's lease ran out (it died or hung)."""
+    return or_(col(Job.lease_until).is_(None), col(Job.lease_until) <= now)
 
 
 def _ms(delta: timedelta) -> int:

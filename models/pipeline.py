@@ -24,6 +24,7 @@ import httpx
 
 from models.access import Access, MediaLinks
 from models.canvas import NotFound
+from models.db import WORKER_ID
 from models.fetch import FetchPolicy, fetch_image
 from models.jobs import JobBook
 from models.logs import get_logger, log_step
@@ -85,6 +86,7 @@ class Pipeline:
         links: MediaLinks,
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
+        lease_s: float = 120.0,
     ) -> None:
         self.jobs = jobs
         self.registry = registry
@@ -96,6 +98,11 @@ class Pipeline:
         self.links = links
         self.retry = retry or RetryPolicy()
         self.poll = poll or PollPolicy()
+        #: This process among the workers sharing the database, and how long its claims last:
+        #: longer than one submit or poll takes, short enough that a dead worker's jobs move on.
+        self.worker_id = WORKER_ID
+        self.lease_s = lease_s
+        self._submitting: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._job_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -152,6 +159,21 @@ class Pipeline:
         return view
 
     async def submit(self, job_id: str) -> None:
+        """Submit under this worker's claim, so a job is submitted by one worker only (and once here)."""
+        if job_id in self._submitting:
+            return
+        self._submitting.add(job_id)
+        try:
+            if not await asyncio.to_thread(self.jobs.claim, job_id, self.worker_id, utcnow(), self.lease_s):
+                return
+            try:
+                await self._submit(job_id)
+            finally:
+                await asyncio.to_thread(self.jobs.release, job_id, self.worker_id)
+        finally:
+            self._submitting.discard(job_id)
+
+    async def _submit(self, job_id: str) -> None:
         job = await asyncio.to_thread(self.jobs.get, job_id)
         request = SubmitRequest(
             job_id=job.id,
@@ -218,10 +240,13 @@ class Pipeline:
             log_step(log, "provider.cancel_failed", job_id=job_id, provider=provider, error=str(exc))
 
     async def resume_unfinished(self) -> None:
-        """After a restart: resubmit jobs that never reached their provider.
+        """Submit queued jobs nobody is submitting: after a restart, or when their worker died.
+
+        Run at start and then every few seconds by each worker.
 
         Submitted and running jobs need nothing here: their poll schedule is in the
-        database and the poller picks them up.
+        database and the poller picks them up. A job another worker is submitting is
+        claimed by it, so `submit` leaves it alone.
         """
         for job in await asyncio.to_thread(self.jobs.unfinished):
             if job.status == JobStatus.QUEUED:
@@ -229,10 +254,19 @@ class Pipeline:
 
     # Polling ------------------------------------------------------------
     async def poll_due(self) -> int:
-        """Poll every job whose fallback poll is due; returns how many were polled."""
-        due = await asyncio.to_thread(self.jobs.due_for_poll, utcnow())
-        await asyncio.gather(*(self._poll(job) for job in due))
+        """Claim and poll every job whose fallback poll is due; returns how many were polled.
+
+        Claimed, so several worker processes never poll one job at once.
+        """
+        due = await asyncio.to_thread(self.jobs.claim_due_polls, self.worker_id, utcnow(), self.lease_s)
+        await asyncio.gather(*(self._poll_claimed(job) for job in due))
         return len(due)
+
+    async def _poll_claimed(self, job: Job) -> None:
+        try:
+            await self._poll(job)
+        finally:
+            await asyncio.to_thread(self.jobs.release, job.id, self.worker_id)
 
     async def _poll(self, job: Job) -> None:
         task = _task_of(job)

@@ -36,6 +36,8 @@ class Settings:
     submit_attempts: int = 4
     retry_base_s: float = 1.0
     stall_after_s: float = 120.0
+    #: How long a worker's claim on background work (a submit, a poll) lasts if it dies holding it.
+    work_lease_s: float = 60.0
     kie_api_key: str = ""
     kie_base_url: str = "https://api.kie.ai"
     kie_webhook_hmac_key: str = ""
@@ -124,6 +126,7 @@ class Settings:
             submit_attempts=int(_env("SUBMIT_ATTEMPTS", "4")),
             retry_base_s=float(_env("RETRY_BASE_S", "1.0")),
             stall_after_s=float(_env("STALL_AFTER_S", "120")),
+            work_lease_s=float(_env("WORK_LEASE_S", "60")),
             kie_api_key=_env("KIE_API_KEY", ""),
             kie_base_url=_env("KIE_BASE_URL", "https://api.kie.ai").rstrip("/"),
             kie_webhook_hmac_key=_env("KIE_WEBHOOK_HMAC_KEY", ""),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from providers.base import JobStatus, NodeKind
@@ -104,6 +105,7 @@ class Job(SQLModel, table=True):
     #: Live detail from the provider ("position 3 in queue"); empty when there is none.
     progress: str = ""
     #: How many timeline steps the job has; a tab showing the timeline reloads when it grows.
+    #: Not itself in the change feed: an `announced` step is (see `JobStep`).
     steps: int = 0
     #: Secret in the callback URL, so a forged callback for this job is rejected.
     callback_token: str = Field(default_factory=lambda: secrets.token_urlsafe(24))
@@ -114,6 +116,10 @@ class Job(SQLModel, table=True):
     #: Fallback polling schedule; not part of the change feed (tabs need not see it).
     poll_attempts: int = 0
     next_poll_at: datetime | None = Field(default=None, index=True)
+    #: Which worker process holds the job's background work (submit or poll), until when;
+    #: an expired lease is free again, so a worker that dies releases its work.
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
     error: str | None = None
     image_path: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
@@ -130,10 +136,17 @@ class JobStep(SQLModel, table=True):
     step: str
     at: datetime = Field(default_factory=utcnow)
     detail: str = ""
+    #: Tell the tabs the timeline grew (a trigger writes the job's change event); steps
+    #: written with a status change need not, that change is announced already.
+    announced: bool = False
 
 
 class ChangeEvent(SQLModel, table=True):
-    """One row changed, numbered per project: the feed tabs catch up from."""
+    """One row changed, numbered per project: the feed tabs catch up from.
+
+    Written only by the database's triggers (migration 0001), in the transaction of the
+    row change, so every writer (this app, another process, psql) feeds the tabs.
+    """
 
     __table_args__ = (UniqueConstraint("project_id", "seq"),)
 
@@ -143,4 +156,23 @@ class ChangeEvent(SQLModel, table=True):
     entity: str  # "job" | "node" | "project"
     entity_id: str
     op: str  # "upsert" | "delete"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LocalTask(SQLModel, table=True):
+    """A render of the built-in local provider, durable so that any worker process can
+    answer for it and an unfinished one is taken over when its worker dies."""
+
+    id: str = Field(primary_key=True)
+    job_id: str
+    #: The `SubmitRequest` it renders, as a dict.
+    request: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = JobStatus.SUBMITTED.value
+    error: str | None = None
+    result_url: str | None = None
+    #: The finished PNG, served at the provider's outputs route.
+    image: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    #: Which worker renders it, until when (renewed while it works).
+    claimed_by: str | None = None
+    lease_until: datetime | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow)

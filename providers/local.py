@@ -4,6 +4,11 @@
 realistic delay; the result is published at a URL and announced by a signed HTTP
 callback to the app's webhook route, exactly like KIE.ai or Fal.ai would.
 A prompt containing `[fail]` fails on purpose (tests and demos of the error path).
+
+The tasks live in the database (`LocalTask`), not in this process: with several
+worker processes a status query or an output request may reach any of them, and a
+worker may die mid-render. The worker rendering a task holds a lease on it; a query
+that finds an unfinished task whose lease ran out takes it over and renders it again.
 """
 
 from __future__ import annotations
@@ -16,15 +21,21 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import or_, update
+from sqlalchemy.orm import defer
+from sqlmodel import col
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from models.db import WORKER_ID, Database
 from models.logs import get_logger, log_step
+from models.tables import LocalTask, utcnow
 from providers.base import (
     JobStatus,
     ModelInfo,
@@ -44,6 +55,9 @@ SIGNATURE_HEADER = "x-local-signature"
 TIMESTAMP_HEADER = "x-local-timestamp"
 MAX_SKEW_S = 300
 OUTPUTS_ROUTE = "/api/providers/local/outputs"
+#: How long a render's lease outlives its expected duration before another worker may take it.
+LEASE_MARGIN_S = 10.0
+UNFINISHED = (JobStatus.SUBMITTED.value, JobStatus.RUNNING.value)
 
 
 def sign(secret: str, task_id: str, timestamp: str) -> str:
@@ -60,19 +74,17 @@ class LocalProvider:
     def __init__(
         self,
         *,
-        outputs_dir: Path,
+        db: Database,
         base_url: str,
         http: httpx.AsyncClient,
         delay_s: float = 2.0,
         secret: str | None = None,
     ) -> None:
-        self.outputs_dir = outputs_dir
-        self.outputs_dir.mkdir(parents=True, exist_ok=True)
+        self.db = db
         self.base_url = base_url
         self.http = http
         self.delay_s = delay_s
         self.secret = secret or secrets.token_hex(32)
-        self._state: dict[str, TaskUpdate] = {}
         self._work: dict[str, asyncio.Task[None]] = {}
         self.routes: Sequence[BaseRoute] = (Route(OUTPUTS_ROUTE + "/{name}", self._serve_output),)
 
@@ -83,24 +95,32 @@ class LocalProvider:
             raise ProviderError(f"The local provider has no model {request.model!r}")
         if info.kind == NodeKind.IMAGE_EDIT and not request.input_image_urls:
             raise ProviderError("Image edit needs at least one input image")
-        task_id = f"local-{uuid.uuid4().hex[:16]}"
-        self._state[task_id] = TaskUpdate(task_id, JobStatus.SUBMITTED)
-        self._work[task_id] = asyncio.create_task(self._run(task_id, request))
-        return TaskRef(task_id)
+        task = LocalTask(
+            id=f"local-{uuid.uuid4().hex[:16]}",
+            job_id=request.job_id,
+            request=asdict(request),
+            claimed_by=WORKER_ID,
+            lease_until=utcnow() + self._lease,
+        )
+        await asyncio.to_thread(self._insert, task)
+        self._start(task.id, request)
+        return TaskRef(task.id)
 
     async def query(self, task: TaskRef) -> TaskUpdate:
-        task_id = task.task_id
-        state = self._state.get(task_id)
-        if state is None:
-            lost = "The local provider restarted before finishing this task; retry it"
-            return TaskUpdate(task_id, JobStatus.FAILED, error=lost)
-        return state
+        row = await asyncio.to_thread(self._load, task.task_id)
+        if row is None:
+            lost = "The local provider has no record of this task; retry it"
+            return TaskUpdate(task.task_id, JobStatus.FAILED, error=lost)
+        if row.status in UNFINISHED and await asyncio.to_thread(self._take_over, row.id):
+            log_step(log, "provider.task_taken_over", job_id=row.job_id, task_id=row.id, worker=WORKER_ID)
+            self._start(row.id, SubmitRequest(**_request_fields(row.request)))
+        return _update_of(row)
 
     async def cancel(self, task: TaskRef) -> None:
         work = self._work.pop(task.task_id, None)
         if work is not None:
             work.cancel()
-        self._state[task.task_id] = TaskUpdate(task.task_id, JobStatus.CANCELLED)
+        await asyncio.to_thread(self._finish, TaskUpdate(task.task_id, JobStatus.CANCELLED))
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TaskUpdate:
         try:
@@ -119,27 +139,37 @@ class LocalProvider:
         return TaskUpdate(task_id, status, tuple(str(u) for u in urls), payload.get("error"), delivery_id=signature)
 
     # The "remote" side --------------------------------------------------
+    @property
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self.delay_s + LEASE_MARGIN_S)
+
+    def _start(self, task_id: str, request: SubmitRequest) -> None:
+        self._work[task_id] = asyncio.create_task(self._run(task_id, request))
+
     async def _run(self, task_id: str, request: SubmitRequest) -> None:
         try:
             await asyncio.sleep(self.delay_s / 2)
+            if not await asyncio.to_thread(self._mark_running, task_id):
+                return  # cancelled meanwhile, or another worker took it over
             await self._report(request, TaskUpdate(task_id, JobStatus.RUNNING))
             await asyncio.sleep(self.delay_s / 2)
+            image = None
             if FAIL_FLAG in request.prompt.lower():
                 refusal = f"The local provider refused the prompt: it contains {FAIL_FLAG}"
                 update = TaskUpdate(task_id, JobStatus.FAILED, error=refusal)
             else:
                 image = await self._render(request)
-                name = f"{task_id}.png"
-                await asyncio.to_thread((self.outputs_dir / name).write_bytes, image)
-                update = TaskUpdate(task_id, JobStatus.COMPLETED, (f"{self.base_url}{OUTPUTS_ROUTE}/{name}",))
+                url = f"{self.base_url}{OUTPUTS_ROUTE}/{task_id}.png"
+                update = TaskUpdate(task_id, JobStatus.COMPLETED, (url,))
         except asyncio.CancelledError:
             return
         except Exception as exc:  # the provider's own crash becomes the task's error
             log.exception("local render failed", extra={"job_id": request.job_id, "step": "provider.error"})
-            update = TaskUpdate(task_id, JobStatus.FAILED, error=f"The local provider crashed: {exc}")
+            update, image = TaskUpdate(task_id, JobStatus.FAILED, error=f"The local provider crashed: {exc}"), None
         finally:
             self._work.pop(task_id, None)
-        await self._report(request, update)
+        if await asyncio.to_thread(self._finish, update, image):
+            await self._report(request, update)
 
     async def _render(self, request: SubmitRequest) -> bytes:
         if not request.input_image_urls:
@@ -152,8 +182,7 @@ class LocalProvider:
         return await asyncio.to_thread(render_edit, request.prompt, request.aspect_ratio, inputs, request.seed)
 
     async def _report(self, request: SubmitRequest, update: TaskUpdate) -> None:
-        """Record the task's state and deliver the callback, retrying like real providers do."""
-        self._state[update.task_id] = update
+        """Deliver the callback, retrying like real providers do."""
         body: dict[str, Any] = {
             "task_id": update.task_id,
             "status": update.status.value,
@@ -181,7 +210,69 @@ class LocalProvider:
 
     async def _serve_output(self, request: Request) -> Response:
         name = request.path_params["name"]
-        path = self.outputs_dir / name
-        if "/" in name or not name.endswith(".png") or not path.is_file():
+        task_id = name.removesuffix(".png")
+        row = await asyncio.to_thread(self._load, task_id, with_image=True) if name.endswith(".png") else None
+        if row is None or row.image is None:
             return Response("not found", status_code=404)
-        return FileResponse(path, media_type="image/png")
+        return Response(row.image, media_type="image/png")
+
+    # The task table ------------------------------------------------------
+    def _insert(self, task: LocalTask) -> None:
+        with self.db.session() as session:
+            session.add(task)
+
+    def _load(self, task_id: str, *, with_image: bool = False) -> LocalTask | None:
+        """The task; its image only when asked (a status query need not carry it)."""
+        options = [] if with_image else [defer(LocalTask.image)]  # type: ignore[arg-type]
+        with self.db.session() as session:
+            return session.get(LocalTask, task_id, options=options)
+
+    def _take_over(self, task_id: str) -> bool:
+        """Claim an unfinished task whose worker's lease ran out (it died)."""
+        now = utcnow()
+        lease_over = or_(col(LocalTask.lease_until).is_(None), col(LocalTask.lease_until) <= now)
+        return self._update(
+            task_id,
+            [col(LocalTask.status).in_(UNFINISHED), lease_over],
+            status=JobStatus.SUBMITTED.value,
+            claimed_by=WORKER_ID,
+            lease_until=now + self._lease,
+        )
+
+    def _mark_running(self, task_id: str) -> bool:
+        return self._update(
+            task_id,
+            [col(LocalTask.status).in_(UNFINISHED), col(LocalTask.claimed_by) == WORKER_ID],
+            status=JobStatus.RUNNING.value,
+            lease_until=utcnow() + self._lease,
+        )
+
+    def _finish(self, update: TaskUpdate, image: bytes | None = None) -> bool:
+        """Record a final state unless the task has one already (a cancel wins over a late render)."""
+        return self._update(
+            update.task_id,
+            [col(LocalTask.status).in_(UNFINISHED)],
+            status=update.status.value,
+            error=update.error,
+            result_url=update.result_urls[0] if update.result_urls else None,
+            image=image,
+            claimed_by=None,
+            lease_until=None,
+        )
+
+    def _update(self, task_id: str, conditions: list[Any], **values: Any) -> bool:
+        with self.db.session() as session:
+            result = session.connection().execute(
+                update(LocalTask).where(col(LocalTask.id) == task_id, *conditions).values(**values)
+            )
+            return bool(result.rowcount)
+
+
+def _update_of(row: LocalTask) -> TaskUpdate:
+    urls = (row.result_url,) if row.result_url else ()
+    return TaskUpdate(row.id, JobStatus(row.status), urls, row.error)
+
+
+def _request_fields(stored: dict[str, Any]) -> dict[str, Any]:
+    """A `SubmitRequest` from its JSON form (tuples came back as lists)."""
+    return {**stored, "input_image_urls": tuple(stored.get("input_image_urls", ()))}

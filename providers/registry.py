@@ -6,6 +6,7 @@ import os
 
 import httpx
 
+from models.db import Database
 from models.settings import Settings
 from providers.base import ProviderRegistry
 from providers.fal import FalProvider
@@ -13,15 +14,19 @@ from providers.kie import KieProvider
 from providers.local import LocalProvider
 
 
-def build_registry(settings: Settings, http: httpx.AsyncClient) -> ProviderRegistry:
+def build_registry(
+    settings: Settings, http: httpx.AsyncClient, db: Database, local_secret: str | None = None
+) -> ProviderRegistry:
+    """`db` keeps the local provider's tasks, so any worker process can answer for them;
+    `local_secret` signs its callbacks, the same in every worker."""
     registry = ProviderRegistry()
     registry.register(
         LocalProvider(
-            outputs_dir=settings.data_dir / "local-provider",
+            db=db,
             base_url=settings.base_url,
             http=http,
             delay_s=settings.local_delay_s,
-            secret=os.environ.get("LOCAL_PROVIDER_SECRET") or None,
+            secret=os.environ.get("LOCAL_PROVIDER_SECRET") or local_secret,
         )
     )
     registry.register(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import reflex as rx
 
@@ -15,6 +16,8 @@ from rxapp.states.feed import OPEN_PROJECTS, ProjectFeed
 
 log = get_logger("bridge")
 POLL_TICK_S = 0.5
+#: Every 5 s, queued jobs whose submitting worker died (their lease ran out) are submitted again.
+ORPHAN_SWEEP_TICKS = 10
 
 app = rx.App(api_transformer=build_api(core))
 app.add_page(redirect_page, route="/", title="Canvas", on_load=ProjectFeed.open_project)
@@ -32,14 +35,22 @@ async def _push(project_id: int) -> None:
 
 @app.register_lifespan_task
 async def fallback_poller() -> None:
-    """Ask providers about jobs whose webhook has not come (yet); picks up old jobs after a restart."""
-    await core.pipeline.resume_unfinished()
-    while True:
+    """Ask providers about jobs whose webhook has not come (yet); submit jobs whose worker died."""
+    for tick in itertools.count():
         try:
+            if tick % ORPHAN_SWEEP_TICKS == 0:
+                await core.pipeline.resume_unfinished()
             await core.pipeline.poll_due()
         except Exception:
             log.exception("poll round failed", extra={"step": "poll.crashed"})
         await asyncio.sleep(POLL_TICK_S)
+
+
+@app.register_lifespan_task
+async def change_listener() -> None:
+    """On PostgreSQL: hear the changes other worker processes (and psql) commit."""
+    if core.listener is not None:
+        await core.listener.run()
 
 
 @app.register_lifespan_task

@@ -11,3 +11,10 @@ if command -v redis-cli >/dev/null 2>&1 && ! redis-cli -h 127.0.0.1 ping >/dev/n
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
 fi
+# Wait until both answer, so the first test does not race the start.
+for _ in $(seq 60); do
+  pg_isready -q -h 127.0.0.1 -p 5432 && redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && exit 0
+  sleep 0.5
+done
+echo "services: PostgreSQL or Redis did not come up" >&2
+exit 1

@@ -1,8 +1,9 @@
-"""A whole core per test: temp SQLite, fast local provider, HTTP routed in-process."""
+"""A whole core per test: temp SQLite (or a fresh PostgreSQL database with
+`TEST_DATABASE=postgres`), fast local provider, HTTP routed in-process."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ from models.core import Core
 from models.settings import Settings
 from providers.base import NodeKind
 from rxapp.api import build_api
+from tests.postgres import fresh_database, wants_postgres
 
 pytest_plugins = ["tests.kie_mock"]
 
@@ -26,8 +28,18 @@ class LateBoundASGI:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, public_base_url="http://testapp", local_delay_s=0.05)
+def database_url() -> Iterator[str]:
+    """Empty means the default, SQLite in the test's data directory."""
+    if not wants_postgres():
+        yield ""
+        return
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path, database_url=database_url, public_base_url="http://testapp", local_delay_s=0.05)
 
 
 @pytest.fixture

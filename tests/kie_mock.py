@@ -32,9 +32,10 @@ def record(state: str) -> httpx.Response:
 
 
 @pytest.fixture
-def kie_settings(tmp_path: Path) -> Settings:
+def kie_settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path,
+        database_url=database_url,
         public_base_url="http://testapp",
         kie_api_key="k",
         kie_base_url=KIE,

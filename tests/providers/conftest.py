@@ -26,9 +26,10 @@ def harness(request: pytest.FixtureRequest) -> Harness:
 
 
 @pytest.fixture
-async def conformance_core(tmp_path: Path, harness: Harness) -> AsyncIterator[Core]:
+async def conformance_core(tmp_path: Path, database_url: str, harness: Harness) -> AsyncIterator[Core]:
     settings = Settings(
         data_dir=tmp_path,
+        database_url=database_url,
         public_base_url="http://testapp",
         image_fetch_allow_hosts=("cdn.test",),
         poll_start_s=0,

@@ -8,7 +8,7 @@ from typing import Any
 
 import respx
 
-from providers.base import JobStatus, Provider, TaskRef, TaskUpdate
+from providers.base import JobStatus, Provider, TaskRef
 from providers.local import FAIL_FLAG, SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
 from tests.providers.harness import result_url
 
@@ -28,7 +28,7 @@ class LocalHarness:
     def report(self, task: TaskRef, status: JobStatus) -> None:
         urls = (result_url(task),) if status == JobStatus.COMPLETED else ()
         error = "local failure" if status == JobStatus.FAILED else None
-        self.provider._state[task.task_id] = TaskUpdate(task.task_id, status, urls, error)
+        self.provider._update(task.task_id, [], status=status.value, error=error, result_url=next(iter(urls), None))
 
     def webhook(self, task: TaskRef, status: JobStatus, *, forged: bool = False) -> tuple[dict[str, str], bytes]:
         stamp = str(int(time.time()))

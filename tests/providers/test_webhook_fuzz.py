@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from models.db import Database
 from providers.base import Provider, TaskUpdate, WebhookRejected
 from providers.fal import FalProvider
 from providers.kie import KieProvider
@@ -61,7 +61,7 @@ def parse(provider: Provider, headers: dict[str, str], body: bytes) -> TaskUpdat
 def providers() -> list[Provider]:
     http = httpx.AsyncClient()
     return [
-        LocalProvider(outputs_dir=Path("/tmp/fuzz-local-outputs"), base_url="http://app", http=http, secret="s3cret"),
+        LocalProvider(db=Database("sqlite://"), base_url="http://app", http=http, secret="s3cret"),
         KieProvider(api_key="k", base_url="https://kie.test", http=http, hmac_key="h"),
         KieProvider(api_key="k", base_url="https://kie.test", http=http),
         FalProvider(api_key="k", queue_url="https://fal.test", jwks_url=JWKS, http=http),

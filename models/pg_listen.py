@@ -1,0 +1,106 @@
+"""PostgreSQL's change notifications, into this process's `ChangeNotifier`.
+
+The change-feed triggers `NOTIFY canvas_changes` on every event, whichever process
+(or psql session) wrote it. One `ChangeListener` per backend process LISTENs and
+publishes each notice to the in-process notifier, so the bridge pushes changes made
+by other workers too. A LISTEN connection can drop, and notifications sent while it
+is down are gone; so on every (re)connect the listener first LISTENs, then compares
+each project's `last_seq` with what it last saw and publishes those that moved.
+Subscribers read the events from the database, so nothing is lost, only delayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import psycopg
+
+from models.feed import ChangeNotifier
+from models.logs import get_logger, log_step
+
+log = get_logger("pg_listen")
+
+CHANNEL = "canvas_changes"
+#: How the listener's session shows in pg_stat_activity.
+APPLICATION_NAME = "canvas-listener"
+
+
+class ChangeListener:
+    """Runs as one asyncio task per process (`run`); reconnects with exponential backoff."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        notifier: ChangeNotifier,
+        *,
+        backoff_start_s: float = 0.2,
+        backoff_cap_s: float = 30.0,
+    ) -> None:
+        self.conninfo = conninfo
+        self.notifier = notifier
+        self.backoff_start_s = backoff_start_s
+        self.backoff_cap_s = backoff_cap_s
+        #: "ok" while listening, otherwise why not (readiness reports it).
+        self.state = "not started"
+        #: How many times a LISTEN connection was established (tests watch reconnects).
+        self.connects = 0
+        self._seen: dict[int, int] = {}
+        self.listening = asyncio.Event()
+
+    async def run(self) -> None:
+        """Listen until cancelled; never raises for a lost or refused connection."""
+        delay = self.backoff_start_s
+        while True:
+            connects = self.connects
+            try:
+                await self._listen_once()
+            except (psycopg.Error, OSError) as exc:
+                self.state = f"reconnecting after {type(exc).__name__}"
+                log_step(log, "listen.disconnected", error=str(exc).strip()[:200])
+            finally:
+                self.listening.clear()
+            if self.connects > connects:  # it had worked: a new outage starts the backoff afresh
+                delay = self.backoff_start_s
+            await asyncio.sleep(delay)
+            delay = min(self.backoff_cap_s, delay * 2)
+
+    async def _listen_once(self) -> None:
+        async with await psycopg.AsyncConnection.connect(
+            self.conninfo,
+            autocommit=True,
+            application_name=APPLICATION_NAME,
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+        ) as conn:
+            await conn.execute(f"LISTEN {CHANNEL}")
+            # After LISTEN, so a change committed in between is seen by one or the other.
+            await self._replay(conn)
+            self.connects += 1
+            self.state = "ok"
+            self.listening.set()
+            log_step(log, "listen.connected", connects=self.connects)
+            async for notice in conn.notifies():
+                self._on_payload(notice.payload)
+        self.state = "connection closed"
+
+    async def _replay(self, conn: psycopg.AsyncConnection) -> None:
+        """Publish every project whose feed moved while we were not listening."""
+        cursor = await conn.execute("SELECT id, last_seq FROM project")
+        for project_id, last_seq in await cursor.fetchall():
+            if last_seq > self._seen.get(project_id, 0):
+                self._publish(project_id, last_seq)
+
+    def _on_payload(self, payload: str) -> None:
+        try:
+            data = json.loads(payload)
+            project_id, seq = int(data["project_id"]), int(data["seq"])
+        except (ValueError, KeyError, TypeError):
+            log_step(log, "listen.bad_payload", payload=payload[:200])
+            return
+        self._publish(project_id, seq)
+
+    def _publish(self, project_id: int, seq: int) -> None:
+        self._seen[project_id] = max(seq, self._seen.get(project_id, 0))
+        self.notifier.publish(project_id, seq)
