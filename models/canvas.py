@@ -178,6 +178,8 @@ class Canvas:
         with self.writer.transaction() as tx:
             s = tx.session
             events = changes_since(s, project_id, after_seq)
+            if [e.seq for e in events] != list(range(after_seq + 1, after_seq + 1 + len(events))):
+                return Changes(seq=after_seq, nodes=[], jobs=[], deleted_nodes=[], project=None, gap=True)
             seq = events[-1].seq if events else after_seq
             latest = {(e.entity, e.entity_id): e.op for e in events}
             nodes, jobs, deleted = [], [], []

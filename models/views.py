@@ -130,3 +130,5 @@ class Changes:
     jobs: list[JobView]
     deleted_nodes: list[int]
     project: ProjectView | None
+    #: Events after `after_seq` are missing (the feed has a hole): only a full resync is truthful.
+    gap: bool = False

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlmodel import select
 
 from models.canvas import InvalidInput
 from models.core import Core
 from models.media import MEDIA_PREFIX
+from models.tables import ChangeEvent
 from providers.base import JobStatus, NodeKind, TaskRef
 from providers.local_render import render_text_to_image
 
@@ -74,6 +76,18 @@ def test_every_change_gets_the_next_sequence_number(core: Core, project_id: int,
     assert changes.jobs[0].status == "submitted"
     assert [n.prompt for n in changes.nodes] == ["changed"]
     assert core.canvas.changes(project_id, changes.seq).jobs == []
+    assert not changes.gap
+
+
+def test_a_hole_in_the_feed_asks_for_a_full_resync(core: Core, project_id: int, node_id: int) -> None:
+    start = core.canvas.snapshot(project_id).seq
+    for prompt in ("one", "two", "three"):
+        core.canvas.update_node(node_id, prompt=prompt)
+    with core.db.session() as session:
+        lost = session.exec(select(ChangeEvent).where(ChangeEvent.seq == start + 2)).one()
+        session.delete(lost)
+    assert core.canvas.changes(project_id, start).gap
+    assert not core.canvas.changes(project_id, start + 2).gap  # after the hole all is there
 
 
 async def test_notifier_publishes_after_commit(core: Core, project_id: int, node_id: int) -> None:

@@ -97,6 +97,12 @@ class ProjectFeed(rx.SharedState):
         if not self.project_id:
             return None
         changes = await asyncio.to_thread(core.canvas.changes, self.project_id, self.seq)
+        if changes.gap:
+            log_step(log, "feed.resync", project_id=self.project_id, seq=self.seq)
+            snapshot = await asyncio.to_thread(core.canvas.snapshot, self.project_id)
+            self.seq = -1  # accept the snapshot whatever we showed
+            self.apply_snapshot(snapshot)
+            return None
         if changes.seq <= self.seq:
             return None
         self.seq = changes.seq
