@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 from playwright.sync_api import Browser, Page, expect
@@ -106,6 +107,12 @@ def test_four_tabs_over_three_workers_see_every_job_and_survive_a_worker_crash(
             expect(nodes(tab).nth(index).get_by_alt_text(RESULT_ALT)).to_be_visible(timeout=DONE)
     orders = [queue_order(tab) for tab in tabs]
     assert all(order == orders[0] for order in orders), orders
+
+    # A change made outside the app, by hand in psql, reaches every tab through the triggers.
+    with psycopg.connect(cluster.env["DATABASE_URL"].replace("+psycopg", ""), autocommit=True) as connection:
+        connection.execute("UPDATE node SET prompt = 'edited in psql' WHERE id = (SELECT min(id) FROM node)")
+    for tab in tabs:
+        expect(nodes(tab).nth(0).get_by_label("Prompt")).to_have_value("edited in psql")
 
     # The crashed worker comes back and its new tabs see the same screen.
     cluster.start_worker(1)
