@@ -39,6 +39,7 @@ from models.settings import Settings
 from providers.base import JobStatus, NodeKind, TaskRef
 from providers.kie import sign
 from providers.registry import build_registry
+from tests.postgres import fresh_database
 
 HERE = Path(__file__).resolve().parent
 KIE_KEY, KIE_HMAC = "bench-kie-key", "bench-kie-hmac"
@@ -233,9 +234,16 @@ def image_server(workdir: Path, size_side: int = 148) -> Iterator[str]:
         server.wait()
 
 
-def ingestion(app: AppServer, workdir: Path, results: Results, jobs: int = 400, duplicates: int = 100) -> None:
+def ingestion(
+    app: AppServer, workdir: Path, results: Results, label: str, jobs: int = 400, duplicates: int = 100
+) -> None:
     """Completions per second the webhook route sustains, then a count of lost or doubled updates."""
-    settings = Settings(data_dir=app.data_dir, public_base_url=app.url, kie_api_key=KIE_KEY)
+    settings = Settings(
+        data_dir=app.data_dir,
+        database_url=app.env.get("DATABASE_URL", ""),
+        public_base_url=app.url,
+        kie_api_key=KIE_KEY,
+    )
     db = Database(settings.db_url)
     writer = ChangeWriter(db.session, ChangeNotifier())
     registry = build_registry(settings, httpx.AsyncClient(), db)
@@ -271,7 +279,8 @@ def ingestion(app: AppServer, workdir: Path, results: Results, jobs: int = 400, 
                             json={"code": 200, "data": data},
                             headers=headers,
                         )
-                        response.raise_for_status()
+                        if response.status_code != 409:  # 409: a duplicate sent in the same second is a replay
+                            response.raise_for_status()
 
                 started = time.perf_counter()
                 await asyncio.gather(*(send(*d) for d in deliveries))
@@ -283,13 +292,12 @@ def ingestion(app: AppServer, workdir: Path, results: Results, jobs: int = 400, 
     doubled = sum(j.version != 3 for j in finished)
     rate = jobs / elapsed
     results.add(
-        "ingestion, SQLite",
+        f"ingestion, {label}",
         f"{rate:.0f} completions/s",
         ">= 500/s",
         rate >= 500,
         f"{jobs} jobs + {duplicates} duplicate callbacks; lost {jobs - completed}, doubled {doubled}",
     )
-    results.add("ingestion, PostgreSQL", "n/a", "", None, "PostgreSQL storage is not built yet (issue 5)")
     db.engine.dispose()
 
 
@@ -396,7 +404,18 @@ def main() -> None:
             browser_suite(app, kie, results)
         if only != "browser":
             print("ingestion throughput ...", flush=True)
-            ingestion(app, workdir, results)
+            ingestion(app, workdir, results, "SQLite")
+            with fresh_database() as database_url:
+                pg_app = AppServer(
+                    data_dir=workdir / "app-pg",
+                    env={**app.env, "DATABASE_URL": database_url},
+                    private_workdirs=True,
+                )
+                pg_app.start()
+                try:
+                    ingestion(pg_app, workdir, results, "PostgreSQL")
+                finally:
+                    pg_app.stop()
     finally:
         app.stop()
         kie.stop()
