@@ -159,7 +159,7 @@ class LocalProvider:
                 update = TaskUpdate(task_id, JobStatus.FAILED, error=refusal)
             else:
                 image = await self._render(request)
-                url = f"{self.base_url}{OUTPUTS_ROUTE}/{task_id}.png"
+                url = f"{self.base_url}{OUTPUTS_ROUTE}/{task_id}.png?sig={self._output_signature(task_id)}"
                 update = TaskUpdate(task_id, JobStatus.COMPLETED, (url,))
         except asyncio.CancelledError:
             return
@@ -208,10 +208,17 @@ class LocalProvider:
                 log_step(log, "provider.callback_failed", job_id=request.job_id, error=type(exc).__name__)
             await asyncio.sleep(0.5 * 2**attempt)
 
+    def _output_signature(self, task_id: str) -> str:
+        return hmac.new(self.secret.encode(), f"output {task_id}".encode(), hashlib.sha256).hexdigest()
+
     async def _serve_output(self, request: Request) -> Response:
+        """A result, only at the signed URL the callback gave (like a provider's CDN link)."""
         name = request.path_params["name"]
         task_id = name.removesuffix(".png")
-        row = await asyncio.to_thread(self._load, task_id, with_image=True) if name.endswith(".png") else None
+        signed = hmac.compare_digest(self._output_signature(task_id), request.query_params.get("sig", ""))
+        row = (
+            await asyncio.to_thread(self._load, task_id, with_image=True) if signed and name.endswith(".png") else None
+        )
         if row is None or row.image is None:
             return Response("not found", status_code=404)
         return Response(row.image, media_type="image/png")

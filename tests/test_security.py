@@ -17,7 +17,7 @@ from models.accounts import AuthError, token_hash
 from models.canvas import NotFound
 from models.core import Core
 from models.settings import Settings
-from models.tables import AuthSession, Node
+from models.tables import AuthSession, LocalTask, Node
 from providers.base import JobStatus, NodeKind, TaskRef, TaskUpdate
 from providers.local import SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
 from providers.local_render import render_text_to_image
@@ -355,3 +355,18 @@ async def test_a_refused_result_from_a_webhook_is_settled_by_polling(core: Core,
 )
 def test_only_the_apps_own_pages_may_open_its_websocket(base_url: str, origins: tuple[str, ...]) -> None:
     assert Settings(public_base_url=base_url).allowed_origins == origins
+
+
+async def test_the_local_providers_outputs_need_their_signed_url(core: Core, node_id: int) -> None:
+    view = await core.pipeline.generate(node_id)
+    async with asyncio.timeout(5):
+        while not core.jobs.get(view.id).status.is_terminal:
+            await asyncio.sleep(0.02)
+    with core.db.session() as session:
+        result_url = session.exec(select(LocalTask.result_url)).one()
+    assert result_url and "?sig=" in result_url
+    path = result_url.removeprefix("http://testapp")
+    async with _client(core) as http:
+        assert (await http.get(path)).headers["content-type"] == "image/png"
+        assert (await http.get(path.split("?")[0])).status_code == 404
+        assert (await http.get(path.split("?")[0] + "?sig=" + "0" * 64)).status_code == 404
