@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 
+import pytest
 from playwright.sync_api import Browser, expect
 
 from e2e.helpers import (
@@ -12,6 +13,7 @@ from e2e.helpers import (
     SocketGate,
     add_text_node,
     job_rows,
+    model_node,
     nodes,
     open_canvas,
     queue,
@@ -19,7 +21,7 @@ from e2e.helpers import (
     two_tabs,
     watch_for_result_image,
 )
-from e2e.server import AppServer
+from e2e.server import AppServer, FakeProviderServer
 
 WEBHOOK_TO_VISIBLE_MS: list[float] = []
 
@@ -134,17 +136,19 @@ def test_tab_that_lost_its_connection_catches_up(browser: Browser, project_url: 
     expect(job_rows(b).first).to_have_attribute("data-status", "completed")
 
 
+@pytest.mark.usefixtures("fresh_fakes")
 def test_expanded_timeline_is_live_in_every_tab_and_the_log_tells_the_chain(
-    browser: Browser, app_server: AppServer, project_url: str
+    browser: Browser, app_server: AppServer, project_url: str, fake_kie: FakeProviderServer
 ) -> None:
+    fake_kie.configure(delay_s=6)  # slow enough that both panels are open before it finishes
     a, b = two_tabs(browser, project_url)
-    add_text_node(a, "a timeline of a lighthouse")
-    nodes(a).get_by_role("button", name="Generate").click()
+    model_node(a, "a timeline of a lighthouse", "google/nano-banana").get_by_role("button", name="Generate").click()
     expect(job_rows(b)).to_have_count(1)
     for page in (a, b):
         job_rows(page).first.get_by_role("button", name="Timeline").click()
         expect(page.get_by_test_id("timeline")).to_be_visible()
         expect(page.get_by_test_id("timeline-step").first).to_contain_text("generate.clicked")
+        expect(page.get_by_test_id("timeline-step").filter(has_text="status.completed")).to_have_count(0)
     for page in (a, b):  # steps arrive while the panel is open, without touching it
         steps = page.get_by_test_id("timeline-step")
         expect(steps.filter(has_text="status.completed")).to_have_count(1, timeout=20_000)

@@ -78,13 +78,16 @@ def _timeline(job: rx.Var[JobView]) -> rx.Component:
 def _timeline_refresher() -> rx.Component:
     """Remounts, and so reloads the expanded timeline, whenever that job gains a step.
 
-    It lives outside the queue's foreach because Reflex hoists mount hooks out of it.
+    The key sits on a fragment around the box: Reflex puts a component's mount hook in
+    a wrapper around the element it renders, so a key on the box itself would change the
+    element but never re-run the hook. It lives outside the queue's foreach because
+    Reflex hoists mount hooks out of it.
     """
     expanded = TimelineState.expanded
     steps = ProjectFeed.job_steps.to(dict[str, int])[expanded].to_string()
     return rx.cond(
         expanded != "",
-        rx.box(key=expanded + "-" + steps, on_mount=TimelineState.reload, display="none"),
+        rx.fragment(rx.box(on_mount=TimelineState.reload, display="none"), key=expanded + "-" + steps),
     )
 
 

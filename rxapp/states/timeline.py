@@ -12,9 +12,12 @@ import asyncio
 import reflex as rx
 
 from models.canvas import NotFound
+from models.logs import get_logger, log_step
 from models.views import StepView
 from rxapp.runtime import core
 from rxapp.states.viewer import current_viewer
+
+log = get_logger("timeline")
 
 
 class TimelineState(rx.State):
@@ -44,3 +47,4 @@ class TimelineState(rx.State):
             self.expanded, self.steps, self.stalled = "", [], ""
             return
         self.steps, self.stalled = timeline.steps, timeline.stalled
+        log_step(log, "timeline.read", job_id=self.expanded, steps=len(timeline.steps))
