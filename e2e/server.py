@@ -25,6 +25,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def own_reflex_workdirs(directory: Path) -> dict[str, str]:
+    """Reflex's `.web` and `.states` under `directory`, for an app started beside the session's one.
+
+    Every start rebuilds the frontend and wipes the states, which would pull them from
+    under a running server. The copy reuses the installed frontend packages.
+    """
+    web = directory / "web"
+    if not web.exists() and (ROOT / ".web").is_dir():
+        shutil.copytree(ROOT / ".web", web, symlinks=True)
+    return {"REFLEX_WEB_WORKDIR": str(web), "REFLEX_STATES_WORKDIR": str(directory / "states")}
+
+
 @dataclass
 class FakeProviderServer:
     """A fake provider (`e2e/fakes/<module>.py`) as its own process on loopback."""
@@ -71,9 +83,7 @@ class AppServer:
     data_dir: Path
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
-    #: A second app running beside the session's one needs its own `.web` and `.states`:
-    #: every start rebuilds the frontend and wipes the states, which would pull them from
-    #: under a running server.
+    #: A second app running beside the session's one needs its own `.web` and `.states`.
     private_workdirs: bool = False
     process: subprocess.Popen[bytes] | None = None
 
@@ -97,10 +107,7 @@ class AppServer:
         }
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.private_workdirs:
-            web = self.data_dir / "web"
-            if not web.exists() and (ROOT / ".web").is_dir():
-                shutil.copytree(ROOT / ".web", web, symlinks=True)  # reuses its installed packages
-            env |= {"REFLEX_WEB_WORKDIR": str(web), "REFLEX_STATES_WORKDIR": str(self.data_dir / "states")}
+            env |= own_reflex_workdirs(self.data_dir)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             ["bash", "-c", "source scripts/env.sh && exec reflex run --env prod --single-port"],

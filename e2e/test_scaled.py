@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +12,9 @@ import pytest
 import redis
 from playwright.sync_api import Browser, Page, expect
 
-from deploy.cluster import ROOT, Cluster
+from deploy.cluster import Cluster
 from e2e.helpers import RESULT_ALT, add_text_node, job_rows, nodes, open_canvas
-from e2e.server import free_port
+from e2e.server import free_port, own_reflex_workdirs
 from tests.postgres import fresh_database
 
 WORKERS = 3
@@ -28,8 +27,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     workdir = Path(tmp_path_factory.mktemp("scaled"))
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
     redis.Redis.from_url(redis_url).flushdb()
-    if (ROOT / ".web").is_dir():  # its own frontend build, beside the session's running app
-        shutil.copytree(ROOT / ".web", workdir / "web", symlinks=True)
     with fresh_database() as database_url:
         port = free_port()
         cluster = Cluster(
@@ -41,7 +38,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 "REFLEX_REDIS_URL": redis_url,
                 "DATA_DIR": str(workdir / "data"),
                 "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-                "REFLEX_WEB_WORKDIR": str(workdir / "web"),
+                **own_reflex_workdirs(workdir),
                 "LOG_FORMAT": "json",
                 "LOCAL_PROVIDER_DELAY_S": "2",
                 # A crashed worker's claims run out quickly here, and polls come often.

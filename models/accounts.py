@@ -63,6 +63,8 @@ class Accounts:
         self._hasher = hasher or PasswordHasher()
         # Verified when an email is unknown, so a wrong email costs as long as a wrong password.
         self._dummy_hash = self._hasher.hash(secrets.token_hex(16))
+        #: The local user never changes once it exists; every signed-out event asks for it.
+        self._local: UserView | None = None
 
     def sign_up(self, email: str, password: str) -> tuple[UserView, str]:
         """Create an account and its first session; returns the user and the session token."""
@@ -118,6 +120,11 @@ class Accounts:
 
     def local_user(self) -> UserView:
         """The user who owns everything done without signing in (single-user mode)."""
+        if self._local is None:
+            self._local = self._find_or_create_local_user()
+        return self._local
+
+    def _find_or_create_local_user(self) -> UserView:
         for _ in range(2):  # a concurrent first request may create it between our read and write
             try:
                 with self._session() as session:

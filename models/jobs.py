@@ -90,10 +90,11 @@ class JobBook:
         with self.writer.transaction() as tx:
             return get_or_404(tx.session, Job, job_id)
 
-    def unfinished(self) -> list[Job]:
+    def queued_ids(self) -> list[str]:
+        """Jobs not yet handed to their provider, oldest first (ids only: this runs every few seconds)."""
         with self.writer.transaction() as tx:
-            done = [s.value for s in JobStatus if s.is_terminal]
-            return list(tx.session.exec(select(Job).where(col(Job.status).not_in(done)).order_by(col(Job.created_at))))
+            query = select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(col(Job.created_at))
+            return list(tx.session.exec(query))
 
     def mark_submitted(self, job_id: str, task: TaskRef, first_poll_at: datetime | None = None) -> bool:
         return self._advance(

@@ -248,9 +248,8 @@ class Pipeline:
         database and the poller picks them up. A job another worker is submitting is
         claimed by it, so `submit` leaves it alone.
         """
-        for job in await asyncio.to_thread(self.jobs.unfinished):
-            if job.status == JobStatus.QUEUED:
-                self._spawn(self.submit(job.id))
+        for job_id in await asyncio.to_thread(self.jobs.queued_ids):
+            self._spawn(self.submit(job_id))
 
     # Polling ------------------------------------------------------------
     async def poll_due(self) -> int:

@@ -129,30 +129,38 @@ class ProjectFeed(rx.SharedState):
 
     # user actions ----------------------------------------------------------
     async def _run(
-        self, work: Callable[[], Awaitable[object]], *, node_id: int = 0, job_id: str = ""
+        self, work: Callable[[], Awaitable[object]], *, node_id: int = 0, job_id: str = "", image_url: str = ""
     ) -> EventSpec | list[EventSpec] | None:
         """Check the viewer may act here, run a core action, then show its effect in every tab.
 
-        The tab's project must be the viewer's, and the node or job acted on must
-        belong to that project. A refused action becomes a toast.
+        The tab's project must be the viewer's, the node or job acted on must belong to
+        that project, and an image added must be one of the viewer's. A refused action
+        becomes a toast.
         """
         viewer = await current_viewer(self)
         if viewer is None:
             return to_login()
         try:
-            await asyncio.to_thread(self._authorize, viewer.id, node_id, job_id)
+            await asyncio.to_thread(self._authorize, viewer.id, node_id, job_id, image_url)
             await work()
         except (InvalidInput, NotFound, ProviderError) as exc:
             return rx.toast.error(str(exc))
         await self.catch_up()
         return None
 
-    def _authorize(self, user_id: int, node_id: int, job_id: str) -> None:
-        core.access.project(user_id, self.project_id)
-        if node_id and core.access.node(user_id, node_id) != self.project_id:
-            raise NotFound(f"Node {node_id} not found")
-        if job_id and core.access.job(user_id, job_id) != self.project_id:
-            raise NotFound(f"Job {job_id} not found")
+    def _authorize(self, user_id: int, node_id: int, job_id: str, image_url: str) -> None:
+        # A node or job in this project proves the user owns the project: one check, not two.
+        if node_id:
+            in_project = core.access.node(user_id, node_id) == self.project_id
+        elif job_id:
+            in_project = core.access.job(user_id, job_id) == self.project_id
+        else:
+            core.access.project(user_id, self.project_id)
+            in_project = True
+        if not in_project:
+            raise NotFound(f"{'Node' if node_id else 'Job'} {node_id or job_id} not found")
+        if image_url and not core.access.may_see_media(user_id, image_url):
+            raise NotFound("That image is not one of yours")
 
     @staticmethod
     def _in_thread(action: Callable[[], object]) -> Callable[[], Awaitable[object]]:
@@ -190,11 +198,10 @@ class ProjectFeed(rx.SharedState):
     async def add_input(self, node_id: int, image_url: str):
         if not image_url:
             return None
-        viewer = await current_viewer(self)
-        if viewer is None or not await asyncio.to_thread(core.access.may_see_media, viewer.id, image_url):
-            return rx.toast.error("That image is not one of yours")
         return await self._run(
-            self._in_thread(lambda: core.canvas.change_inputs(node_id, add=[image_url])), node_id=node_id
+            self._in_thread(lambda: core.canvas.change_inputs(node_id, add=[image_url])),
+            node_id=node_id,
+            image_url=image_url,
         )
 
     @rx.event
