@@ -4,7 +4,7 @@ import os
 
 import reflex as rx
 
-from models.settings import get_settings
+from core.settings import get_settings
 
 config = rx.Config(
     app_name="rxapp",

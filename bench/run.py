@@ -27,16 +27,16 @@ import httpx
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from core.accounts import Accounts
+from core.canvas import Canvas
+from core.changes import ChangeNotifier, ChangeWriter
+from core.contract import JobStatus, NodeKind, TaskRef
+from core.db import Database
+from core.jobs import JobBook
+from core.settings import Settings
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from e2e.helpers import job_rows, model_node, open_canvas
 from e2e.server import AppServer, FakeProviderServer, free_port
-from models.accounts import Accounts
-from models.canvas import Canvas
-from models.db import Database
-from models.feed import ChangeNotifier, ChangeWriter
-from models.jobs import JobBook
-from models.settings import Settings
-from providers.base import JobStatus, NodeKind, TaskRef
 from providers.kie import sign
 from providers.registry import build_registry
 from tests.postgres import fresh_database

@@ -97,7 +97,7 @@ class Cluster:
     def prepare(self) -> None:
         """Migrate the database once and export the frontend once, before any worker starts."""
         for name, command in (
-            ("migrate", [sys.executable, "-m", "models.migrate"]),
+            ("migrate", [sys.executable, "-m", "core.migrate"]),
             ("export", in_project_env("reflex export --frontend-only --no-zip")),
         ):
             if self._spawn(command, f"{name}.log").wait() != 0:

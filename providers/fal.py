@@ -23,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.routing import BaseRoute
 
-from providers.base import (
+from core.contract import (
     JobStatus,
     ModelInfo,
     NodeKind,

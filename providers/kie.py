@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 from starlette.routing import BaseRoute
 
-from providers.base import (
+from core.contract import (
     JobStatus,
     ModelInfo,
     NodeKind,

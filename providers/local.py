@@ -33,10 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from models.db import WORKER_ID, Database
-from models.logs import get_logger, log_step
-from models.tables import LocalTask, utcnow
-from providers.base import (
+from core.contract import (
     JobStatus,
     ModelInfo,
     NodeKind,
@@ -46,7 +43,11 @@ from providers.base import (
     TaskUpdate,
     WebhookRejected,
 )
+from core.db import WORKER_ID, Database
+from core.logs import get_logger, log_step
+from models.tables import utcnow
 from providers.local_render import render_edit, render_text_to_image
+from providers.local_tasks import LocalTask
 
 log = get_logger("providers.local")
 

@@ -6,9 +6,9 @@ import os
 
 import httpx
 
-from models.db import Database
-from models.settings import Settings
-from providers.base import ProviderRegistry
+from core.contract import ProviderRegistry
+from core.db import Database
+from core.settings import Settings
 from providers.fal import FalProvider
 from providers.kie import KieProvider
 from providers.local import LocalProvider

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from models.core import Core
+from core.root import Core
 from rxapp.auth import auth_routes, request_viewer
 
 MAX_WEBHOOK_BYTES = 1024 * 1024

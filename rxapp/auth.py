@@ -17,8 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from models.accounts import SESSION_DAYS, AuthError, UserView
-from models.core import Core
+from core.accounts import SESSION_DAYS, AuthError, UserView
+from core.root import Core
 
 SESSION_COOKIE = "canvas_session"
 

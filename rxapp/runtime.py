@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from models.core import Core
-from models.logs import configure_logging
-from models.settings import get_settings
+from core.logs import configure_logging
+from core.root import Core
+from core.settings import get_settings
 
 settings = get_settings()
 configure_logging(settings.log_format, settings.log_level, settings.secrets)

@@ -7,8 +7,8 @@ import itertools
 
 import reflex as rx
 
-from models.feed import Notice
-from models.logs import get_logger
+from core.changes import Notice
+from core.logs import get_logger
 from rxapp.api import build_api
 from rxapp.pages.canvas import canvas_page, redirect_page
 from rxapp.runtime import core, project_token

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from models.core import Core
-from models.settings import Settings
-from providers.base import NodeKind
+from core.contract import NodeKind
+from core.root import Core
+from core.settings import Settings
 from rxapp.api import build_api
 from tests.postgres import fresh_database, wants_postgres
 

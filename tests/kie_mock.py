@@ -10,8 +10,8 @@ import httpx
 import pytest
 import respx
 
-from models.core import Core
-from models.settings import Settings
+from core.root import Core
+from core.settings import Settings
 from providers.local_render import render_text_to_image
 
 KIE = "https://kie.test"

@@ -9,9 +9,9 @@ import time
 
 from sqlmodel import col, select
 
-from models.core import Core
+from core.contract import JobStatus, NodeKind, TaskRef
+from core.root import Core
 from models.tables import JobStep, NodeResult
-from providers.base import JobStatus, NodeKind, TaskRef
 from providers.kie import TEXT_MODEL, sign
 from tests.kie_mock import IMAGE_URL
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 import respx
 
-from models.fetch import FetchPolicy, fetch_image, is_public_address
-from models.media import ImageRejected
+from core.fetch import FetchPolicy, fetch_image, is_public_address
+from core.media import ImageRejected
 from providers.local_render import render_text_to_image
 
 PNG = render_text_to_image("x", "1:1")

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from sqlmodel import select
 
-from models.canvas import InvalidInput
-from models.core import Core
-from models.media import MEDIA_PREFIX
+from core.contract import JobStatus, NodeKind, TaskRef
+from core.errors import InvalidInput
+from core.media import MEDIA_PREFIX
+from core.root import Core
 from models.tables import ChangeEvent
-from providers.base import JobStatus, NodeKind, TaskRef
 from providers.local_render import render_text_to_image
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from models.logs import configure_logging, get_logger, log_step
+from core.logs import configure_logging, get_logger, log_step
 
 API_KEY = "kie-live-0123456789abcdef"
 HMAC_KEY = "hmac-secret-value-42"

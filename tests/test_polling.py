@@ -10,8 +10,8 @@ import httpx
 import pytest
 import respx
 
-from models.core import Core
-from providers.base import JobStatus, NodeKind, ProviderError, TaskRef
+from core.contract import JobStatus, NodeKind, ProviderError, TaskRef
+from core.root import Core
 from providers.kie import TEXT_MODEL
 from tests.kie_mock import CREATE, RECORD, ok, record
 

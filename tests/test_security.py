@@ -13,14 +13,15 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from models.accounts import AuthError, token_hash
-from models.canvas import NotFound
-from models.core import Core
-from models.settings import Settings
-from models.tables import AuthSession, LocalTask, Node
-from providers.base import JobStatus, NodeKind, TaskRef, TaskUpdate
+from core.accounts import AuthError, token_hash
+from core.contract import JobStatus, NodeKind, TaskRef, TaskUpdate
+from core.errors import NotFound
+from core.root import Core
+from core.settings import Settings
+from models.tables import AuthSession, Node
 from providers.local import SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
 from providers.local_render import render_text_to_image
+from providers.local_tasks import LocalTask
 from rxapp.api import build_api
 from rxapp.auth import SESSION_COOKIE
 from tests.conftest import LateBoundASGI

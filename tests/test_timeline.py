@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from models.core import Core
+from core.contract import JobStatus, TaskRef
+from core.root import Core
 from models.tables import utcnow
-from providers.base import JobStatus, TaskRef
 
 
 async def test_a_local_job_records_every_step_in_order(core: Core, node_id: int) -> None:

@@ -7,8 +7,8 @@ import time
 
 import httpx
 
-from models.core import Core
-from providers.base import TaskRef
+from core.contract import TaskRef
+from core.root import Core
 from providers.local import SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
+from core.contract import NodeKind
 from models.views import NodeView
-from providers.base import NodeKind
 from rxapp.runtime import core
 from rxapp.states.feed import ProjectFeed
 from rxapp.states.pending import LAST_REQUEST_ID, add_pending

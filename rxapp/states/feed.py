@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 import reflex as rx
 from reflex.event import EventSpec
 
-from models.canvas import QUEUE_LIMIT, InvalidInput, NotFound
-from models.logs import get_logger, log_step
+from core.canvas import QUEUE_LIMIT
+from core.contract import NodeKind, ProviderError
+from core.errors import InvalidInput, NotFound
+from core.logs import get_logger, log_step
 from models.views import Changes, JobView, NodeView, ProjectView, Snapshot
-from providers.base import NodeKind, ProviderError
 from rxapp.runtime import core, project_token
 from rxapp.states.pending import pending_jobs
 from rxapp.states.viewer import ViewerState, current_viewer, to_login

@@ -11,8 +11,8 @@ import asyncio
 
 import reflex as rx
 
-from models.canvas import NotFound
-from models.logs import get_logger, log_step
+from core.errors import NotFound
+from core.logs import get_logger, log_step
 from models.views import StepView
 from rxapp.runtime import core
 from rxapp.states.viewer import current_viewer

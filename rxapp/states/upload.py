@@ -11,8 +11,8 @@ import asyncio
 
 import reflex as rx
 
-from models.canvas import InvalidInput, NotFound
-from models.media import ImageRejected
+from core.errors import InvalidInput, NotFound
+from core.media import ImageRejected
 from rxapp.runtime import core
 from rxapp.states.viewer import current_viewer, to_login
 

@@ -12,7 +12,7 @@ import asyncio
 import reflex as rx
 from reflex.event import EventSpec
 
-from models.accounts import UserView
+from core.accounts import UserView
 from rxapp.auth import session_token
 from rxapp.runtime import core
 

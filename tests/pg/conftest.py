@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from models.core import Core
-from models.db import Database
-from models.settings import Settings
+from core.db import Database
+from core.root import Core
+from core.settings import Settings
 from tests.postgres import fresh_database
 
 

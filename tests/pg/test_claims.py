@@ -9,9 +9,9 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.core import Core
+from core.contract import NodeKind, TaskRef
+from core.root import Core
 from models.tables import utcnow
-from providers.base import NodeKind, TaskRef
 from tests.pg.conftest import execute
 
 WORKERS = 4

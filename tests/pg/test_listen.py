@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
-from models.core import Core
-from models.feed import Notice
-from models.pg_listen import APPLICATION_NAME, CHANNEL, ChangeListener
-from providers.base import NodeKind
+from core.changes import Notice
+from core.contract import NodeKind
+from core.pg_listen import APPLICATION_NAME, CHANNEL, ChangeListener
+from core.root import Core
 from tests.pg.conftest import execute
 
 

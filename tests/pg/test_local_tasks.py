@@ -11,10 +11,11 @@ import pytest
 import respx
 from starlette.applications import Starlette
 
-from models.db import Database
-from models.tables import LocalTask, utcnow
-from providers.base import JobStatus, SubmitRequest, TaskRef
+from core.contract import JobStatus, SubmitRequest, TaskRef
+from core.db import Database
+from models.tables import utcnow
 from providers.local import LocalProvider
+from providers.local_tasks import LocalTask
 
 CALLBACK = "http://testapp/api/webhooks/local/job-1/token"
 

@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
-from models.db import Database, alembic_config
+from core.db import Database, alembic_config
 
 TABLES = {
     "alembic_version",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from models.core import Core
+from core.contract import NodeKind, TaskRef
+from core.root import Core
 from models.tables import utcnow
-from providers.base import NodeKind, TaskRef
 from tests.pg.conftest import events, execute
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import respx
 
-from models.core import Core
-from models.settings import Settings
-from providers.base import NodeKind
+from core.contract import NodeKind
+from core.root import Core
+from core.settings import Settings
 from providers.local_render import render_text_to_image
 from tests.providers.harness import CDN, Harness
 from tests.providers.harness_fal import FalHarness

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import respx
 
-from providers.base import JobStatus, Provider, TaskRef
+from core.contract import JobStatus, Provider, TaskRef
 
 CDN = "https://cdn.test"
 

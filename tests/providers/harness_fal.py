@@ -14,7 +14,7 @@ import respx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from providers.base import JobStatus, Provider, TaskRef
+from core.contract import JobStatus, Provider, TaskRef
 from providers.fal import TEXT_MODEL
 from tests.providers.harness import result_url
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import respx
 
-from providers.base import JobStatus, Provider, TaskRef
+from core.contract import JobStatus, Provider, TaskRef
 from providers.kie import TEXT_MODEL, sign
 from tests.providers.harness import result_url
 

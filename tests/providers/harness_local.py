@@ -8,7 +8,7 @@ from typing import Any
 
 import respx
 
-from providers.base import JobStatus, Provider, TaskRef
+from core.contract import JobStatus, Provider, TaskRef
 from providers.local import FAIL_FLAG, SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
 from tests.providers.harness import result_url
 

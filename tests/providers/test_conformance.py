@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from models.core import Core
+from core.contract import JobStatus, TaskRef, WebhookRejected
+from core.root import Core
 from models.tables import Job
-from providers.base import JobStatus, TaskRef, WebhookRejected
 from tests.providers.harness import Harness
 
 

@@ -9,7 +9,7 @@ import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from providers.base import JobStatus, ProviderError, SubmitRequest, TaskRef, WebhookRejected
+from core.contract import JobStatus, ProviderError, SubmitRequest, TaskRef, WebhookRejected
 from providers.fal import EDIT_MODEL, TEXT_MODEL, FalProvider
 from tests.providers.harness_fal import jwk, signed_headers
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-from providers.base import JobStatus, ProviderError, SubmitRequest, TaskRef, WebhookRejected
+from core.contract import JobStatus, ProviderError, SubmitRequest, TaskRef, WebhookRejected
 from providers.kie import EDIT_MODEL, ERRORS, TEXT_MODEL, KieProvider, sign
 
 BASE = "https://kie.test"

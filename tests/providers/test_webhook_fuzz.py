@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.db import Database
-from providers.base import Provider, TaskUpdate, WebhookRejected
+from core.contract import Provider, TaskUpdate, WebhookRejected
+from core.db import Database
 from providers.fal import FalProvider
 from providers.kie import KieProvider
 from providers.kie import sign as kie_sign

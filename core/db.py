@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -21,6 +21,11 @@ from sqlalchemy import event, inspect
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
+from core.errors import NotFound
+
+T = TypeVar("T")
+#: Opens a session that commits when its block ends without an error.
+SessionFactory = Callable[[], AbstractContextManager[Session]]
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: This process's name in work claims (leases): host, pid, and a suffix because pids are reused.
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -108,3 +113,12 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+
+def get_or_404(session: Session, table: type[T], key: object, *, lock: bool = False) -> T:
+    """`lock` for a read-modify-write: PostgreSQL then holds the row until commit
+    (SQLite's `BEGIN IMMEDIATE` serialises writers anyway)."""
+    row = session.get(table, key, with_for_update=lock)
+    if row is None:
+        raise NotFound(f"{table.__name__} {key} not found")
+    return row

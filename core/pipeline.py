@@ -22,16 +22,8 @@ from typing import Any
 
 import httpx
 
-from models.access import Access, MediaLinks
-from models.canvas import NotFound
-from models.db import WORKER_ID
-from models.fetch import FetchPolicy, fetch_image
-from models.jobs import JobBook
-from models.logs import get_logger, log_step
-from models.media import ImageRejected, MediaStore
-from models.tables import Job, utcnow
-from models.views import JobView
-from providers.base import (
+from core.access import Access, MediaLinks
+from core.contract import (
     JobStatus,
     ProviderError,
     ProviderRegistry,
@@ -40,6 +32,14 @@ from providers.base import (
     TaskUpdate,
     WebhookRejected,
 )
+from core.db import WORKER_ID
+from core.errors import NotFound
+from core.fetch import FetchPolicy, fetch_image
+from core.jobs import JobBook
+from core.logs import get_logger, log_step
+from core.media import ImageRejected, MediaStore
+from models.tables import Job, utcnow
+from models.views import JobView
 
 log = get_logger("pipeline")
 

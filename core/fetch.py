@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from models.media import ImageRejected, image_extension
+from core.media import ImageRejected, image_extension
 
 
 @dataclass(frozen=True)

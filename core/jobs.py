@@ -16,12 +16,14 @@ from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from models.canvas import Canvas, InvalidInput, get_or_404
-from models.feed import ChangeWriter, Transaction
-from models.logs import get_logger, log_step
+from core.canvas import Canvas
+from core.changes import ChangeWriter, Transaction
+from core.contract import JobStatus, NodeKind, ProviderRegistry, TaskRef
+from core.db import get_or_404
+from core.errors import InvalidInput
+from core.logs import get_logger, log_step
 from models.tables import Job, JobStep, Node, NodeResult, WebhookDelivery, utcnow
 from models.views import JobView, StepView, TimelineView
-from providers.base import JobStatus, NodeKind, ProviderRegistry, TaskRef
 
 log = get_logger("jobs")
 

@@ -9,18 +9,18 @@ from dataclasses import dataclass
 
 import httpx
 
-from models.access import Access, MediaLinks, load_or_create_secret
-from models.accounts import Accounts, UserView
-from models.canvas import Canvas
-from models.db import Database
-from models.feed import ChangeNotifier, ChangeWriter
-from models.fetch import FetchPolicy
-from models.jobs import JobBook
-from models.media import MediaStore
-from models.pg_listen import ChangeListener
-from models.pipeline import Pipeline, PollPolicy, RetryPolicy
-from models.settings import Settings
-from providers.base import ProviderRegistry
+from core.access import Access, MediaLinks, load_or_create_secret
+from core.accounts import Accounts, UserView
+from core.canvas import Canvas
+from core.changes import ChangeNotifier, ChangeWriter
+from core.contract import ProviderRegistry
+from core.db import Database
+from core.fetch import FetchPolicy
+from core.jobs import JobBook
+from core.media import MediaStore
+from core.pg_listen import ChangeListener
+from core.pipeline import Pipeline, PollPolicy, RetryPolicy
+from core.settings import Settings
 from providers.registry import build_registry
 
 

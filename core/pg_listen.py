@@ -16,8 +16,8 @@ import json
 
 import psycopg
 
-from models.feed import ChangeNotifier
-from models.logs import get_logger, log_step
+from core.changes import ChangeNotifier
+from core.logs import get_logger, log_step
 
 log = get_logger("pg_listen")
 

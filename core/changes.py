@@ -4,7 +4,7 @@ The database writes the events itself: triggers (migration 0001) bump the projec
 sequence and insert the `ChangeEvent` in the transaction of the row change, so an
 event exists if and only if the change committed, whoever wrote it. After commit,
 writers in this process `publish` the project's new sequence number; on PostgreSQL
-the trigger's NOTIFY reaches every process too (`models.pg_listen`). Subscribers
+the trigger's NOTIFY reaches every process too (`core.pg_listen`). Subscribers
 (the Reflex bridge) read the events from the database, so a missed or doubled
 notification costs latency, never data.
 """
@@ -12,15 +12,14 @@ notification costs latency, never data.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
+from core.db import SessionFactory
 from models.tables import ChangeEvent, Project
-
-SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 
 @dataclass(frozen=True)

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from sqlmodel import Session, col, select
 
-from models.feed import ChangeWriter, Transaction, changes_since
-from models.media import MEDIA_PREFIX
+from core.changes import ChangeWriter, Transaction, changes_since
+from core.contract import NodeKind, ProviderRegistry
+from core.db import get_or_404
+from core.errors import InvalidInput
+from core.media import MEDIA_PREFIX
 from models.tables import Job, Node, NodeResult, Project, utcnow
 from models.views import Changes, JobView, NodeView, ProjectView, Snapshot
-from providers.base import NodeKind, ProviderRegistry
-
-T = TypeVar("T")
 
 MAX_PROMPT_CHARS = 5000
 MAX_PROJECT_NAME_CHARS = 200
 QUEUE_LIMIT = 200
-
-
-class NotFound(LookupError):
-    pass
-
-
-class InvalidInput(ValueError):
-    pass
 
 
 def _clean_name(name: str) -> str:
@@ -34,15 +24,6 @@ def _clean_name(name: str) -> str:
     if len(name) > MAX_PROJECT_NAME_CHARS:
         raise InvalidInput(f"Project name is limited to {MAX_PROJECT_NAME_CHARS} characters")
     return name
-
-
-def get_or_404(session: Session, table: type[T], key: object, *, lock: bool = False) -> T:
-    """`lock` for a read-modify-write: PostgreSQL then holds the row until commit
-    (SQLite's `BEGIN IMMEDIATE` serialises writers anyway)."""
-    row = session.get(table, key, with_for_update=lock)
-    if row is None:
-        raise NotFound(f"{table.__name__} {key} not found")
-    return row
 
 
 class Canvas:

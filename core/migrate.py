@@ -1,4 +1,4 @@
-"""Bring the configured database to the newest schema: `python -m models.migrate`.
+"""Bring the configured database to the newest schema: `python -m core.migrate`.
 
 On PostgreSQL it first creates the database when it does not exist, so a fresh
 machine needs no manual `createdb`. Workers also migrate at start (under an
@@ -10,8 +10,8 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from models.db import Database, normalise_url
-from models.settings import get_settings
+from core.db import Database, normalise_url
+from core.settings import get_settings
 
 
 def ensure_database(url: str) -> None:

@@ -10,19 +10,16 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, delete, select
+from sqlmodel import col, delete, select
 
+from core.db import SessionFactory
 from models.tables import AuthSession, User, utcnow
-
-SessionFactory = Callable[[], AbstractContextManager[Session]]
 
 LOCAL_USER_EMAIL = "local@localhost"
 SESSION_DAYS = 30

@@ -1,7 +1,7 @@
 """Stored images: downloaded once, checked to be images, served by the app.
 
 Provider result URLs expire, so a result is copied here the moment it arrives
-(see `models.fetch` for how it is downloaded).
+(see `core.fetch` for how it is downloaded).
 Names are content hashes: storing the same image twice is harmless.
 """
 

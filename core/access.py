@@ -17,9 +17,9 @@ from urllib.parse import parse_qs
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from models.canvas import NotFound, get_or_404
-from models.feed import SessionFactory
-from models.media import MEDIA_PREFIX
+from core.db import SessionFactory, get_or_404
+from core.errors import NotFound
+from core.media import MEDIA_PREFIX
 from models.tables import Job, MediaGrant, Node, Project
 
 MEDIA_LINK_TTL_S = 3600

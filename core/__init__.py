@@ -1,0 +1,1 @@
+"""The Reflex-free core: services, infrastructure and the provider contract."""

@@ -1,0 +1,9 @@
+"""Errors every layer shares: raised by the core, shown to the user by the web layer."""
+
+
+class NotFound(LookupError):
+    """The thing does not exist, or belongs to someone else (the two read the same)."""
+
+
+class InvalidInput(ValueError):
+    """The user asked for something that cannot be done; the message says why."""
