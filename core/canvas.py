@@ -50,14 +50,14 @@ class Canvas:
             tx.session.add(project)
             tx.session.flush()
             assert project.id is not None
-            tx.changed(project.id, "project", project.id)
+            tx.changed(project.id)
             return ProjectView.of(project)
 
     def rename_project(self, project_id: int, name: str) -> ProjectView:
         with self.writer.transaction() as tx:
             project = get_or_404(tx.session, Project, project_id, lock=True)
             project.name = _clean_name(name)
-            tx.changed(project_id, "project", project_id)
+            tx.changed(project_id)
             return ProjectView.of(project)
 
     # nodes --------------------------------------------------------------
@@ -69,7 +69,7 @@ class Canvas:
             tx.session.add(node)
             tx.session.flush()
             assert node.id is not None
-            tx.changed(project_id, "node", node.id)
+            tx.changed(project_id)
             return NodeView.of(node, [])
 
     def update_node(
@@ -123,9 +123,8 @@ class Canvas:
             for job in tx.session.exec(select(Job).where(Job.node_id == node_id)):
                 job.node_id = None
                 job.version += 1
-                tx.changed(job.project_id, "job", job.id)
             tx.session.delete(node)
-            tx.changed(node.project_id, "node", node_id, op="delete")
+            tx.changed(node.project_id)  # one flush: the triggers write an event per changed row
 
     @staticmethod
     def touch_node(tx: Transaction, node: Node) -> None:
@@ -133,7 +132,7 @@ class Canvas:
         node.version += 1
         node.updated_at = utcnow()
         tx.session.add(node)
-        tx.changed(node.project_id, "node", node.id)
+        tx.changed(node.project_id)
 
     # reads --------------------------------------------------------------
     def snapshot(self, project_id: int) -> Snapshot:

@@ -69,7 +69,6 @@ class SubmitRequest:
     aspect_ratio: str
     callback_url: str
     input_image_urls: tuple[str, ...] = ()
-    seed: int = 0
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,10 @@ from core.fetch import FetchPolicy
 from core.jobs import JobBook
 from core.media import MediaStore
 from core.pg_listen import ChangeListener
-from core.pipeline import Pipeline, PollPolicy, RetryPolicy
+from core.pipeline import Pipeline, RetryPolicy
+from core.polling import Poller, PollPolicy
 from core.settings import Settings
+from core.webhooks import WebhookGate
 from providers.registry import build_registry
 
 
@@ -34,6 +36,8 @@ class Core:
     jobs: JobBook
     media: MediaStore
     pipeline: Pipeline
+    poller: Poller
+    webhooks: WebhookGate
     http: httpx.AsyncClient
     accounts: Accounts
     access: Access
@@ -74,10 +78,9 @@ class Core:
             links=links,
             lease_s=settings.work_lease_s,
             retry=RetryPolicy(attempts=settings.submit_attempts, base_s=settings.retry_base_s),
-            poll=PollPolicy(
-                start_s=settings.poll_start_s, cap_s=settings.poll_cap_s, timeout_s=settings.poll_timeout_s
-            ),
+            first_poll_s=settings.poll_start_s,
         )
+        poll = PollPolicy(start_s=settings.poll_start_s, cap_s=settings.poll_cap_s, timeout_s=settings.poll_timeout_s)
         canvas = Canvas(writer, registry)
         listener = ChangeListener(db.libpq_url, notifier) if db.is_postgres else None
         return cls(
@@ -89,6 +92,8 @@ class Core:
             jobs,
             media,
             pipeline,
+            Poller(jobs, registry, pipeline, poll),
+            WebhookGate(jobs, registry, pipeline),
             http,
             Accounts(db.session),
             access,

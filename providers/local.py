@@ -21,7 +21,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import timedelta
 from typing import Any
 
@@ -174,13 +174,13 @@ class LocalProvider:
 
     async def _render(self, request: SubmitRequest) -> bytes:
         if not request.input_image_urls:
-            return await asyncio.to_thread(render_text_to_image, request.prompt, request.aspect_ratio, request.seed)
+            return await asyncio.to_thread(render_text_to_image, request.prompt, request.aspect_ratio)
         inputs = []
         for url in request.input_image_urls:
             response = await self.http.get(url)
             response.raise_for_status()
             inputs.append(response.content)
-        return await asyncio.to_thread(render_edit, request.prompt, request.aspect_ratio, inputs, request.seed)
+        return await asyncio.to_thread(render_edit, request.prompt, request.aspect_ratio, inputs)
 
     async def _report(self, request: SubmitRequest, update: TaskUpdate) -> None:
         """Deliver the callback, retrying like real providers do."""
@@ -282,5 +282,7 @@ def _update_of(row: LocalTask) -> TaskUpdate:
 
 
 def _request_fields(stored: dict[str, Any]) -> dict[str, Any]:
-    """A `SubmitRequest` from its JSON form (tuples came back as lists)."""
-    return {**stored, "input_image_urls": tuple(stored.get("input_image_urls", ()))}
+    """A `SubmitRequest` from its JSON form (tuples came back as lists; fields it no longer has dropped)."""
+    known = {f.name for f in fields(SubmitRequest)}
+    kept = {name: value for name, value in stored.items() if name in known}
+    return {**kept, "input_image_urls": tuple(stored.get("input_image_urls", ()))}
