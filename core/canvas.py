@@ -92,7 +92,12 @@ class Canvas:
                 if info.kind != node.kind:
                     raise InvalidInput(f"Model {model} cannot run a {node.kind.value} node")
                 node.model = model
+                if node.aspect_ratio not in info.aspect_ratios:
+                    node.aspect_ratio = info.fallback_aspect_ratio  # the new model cannot draw the old ratio
             if aspect_ratio is not None:
+                offered = self.registry.model(node.model).aspect_ratios
+                if aspect_ratio not in offered:
+                    raise InvalidInput(f"{node.model} draws the aspect ratios {', '.join(offered)}, not {aspect_ratio}")
                 node.aspect_ratio = aspect_ratio
             self.touch_node(tx, node)
             return NodeView.of(node, self._history(tx.session, node_id))
