@@ -15,7 +15,6 @@ import asyncio
 import time
 import weakref
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,6 +23,7 @@ import httpx
 from core.access import Access, MediaLinks
 from core.contract import (
     JobStatus,
+    Provider,
     ProviderError,
     ProviderRegistry,
     SubmitRequest,
@@ -35,22 +35,11 @@ from core.fetch import FetchPolicy, fetch_image
 from core.jobs import JobBook
 from core.logs import get_logger, log_job
 from core.media import ImageRejected, MediaStore
+from core.retries import RetryPolicy
 from models.tables import Job, utcnow
 from models.views import JobView
 
 log = get_logger("pipeline")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff for provider calls that may succeed when tried again."""
-
-    attempts: int = 4
-    base_s: float = 1.0
-    cap_s: float = 30.0
-
-    def delay(self, attempt: int, retry_after_s: float | None = None) -> float:
-        return max(min(self.cap_s, self.base_s * 2**attempt), retry_after_s or 0.0)
 
 
 class Pipeline:
@@ -159,28 +148,16 @@ class Pipeline:
             input_image_urls=tuple(self.base_url + self.links.sign(path) for path in job.input_images),
         )
         provider = self.registry.get(job.provider)
-        for attempt in range(self.retry.attempts):
-            if (await asyncio.to_thread(self.jobs.get, job_id)).status != JobStatus.QUEUED:
-                return  # cancelled meanwhile
-            started = time.perf_counter()
-            try:
-                task = await provider.submit(request)
-                break
-            except (ProviderError, httpx.HTTPError) as exc:
-                error = provider_error(job.provider, exc)
-                last = attempt == self.retry.attempts - 1
-                log_job(
-                    log,
-                    "provider.submit_failed",
-                    job,
-                    error=error.message,
-                    attempt=attempt + 1,
-                    will_retry=error.retryable and not last,
-                )
-                if not error.retryable or last:
-                    await asyncio.to_thread(self.jobs.fail, job_id, error.message)
-                    return
-                await asyncio.sleep(self.retry.delay(attempt, error.retry_after_s))
+        try:
+            async for attempt in self.retry.attempts_on(self.retry.provider_wait):
+                with attempt:
+                    if (await asyncio.to_thread(self.jobs.get, job_id)).status != JobStatus.QUEUED:
+                        return  # cancelled meanwhile
+                    started = time.perf_counter()
+                    task = await self._submit_once(provider, request, job, attempt.num)
+        except ProviderError as error:  # not worth retrying, or the last attempt
+            await asyncio.to_thread(self.jobs.fail, job_id, error.message)
+            return
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         log_job(log, "provider.submitted", job, task_id=task.task_id, duration_ms=duration_ms)
         first_poll = utcnow() + timedelta(seconds=self.first_poll_s)
@@ -189,6 +166,24 @@ class Pipeline:
             if current.status == JobStatus.CANCELLED:
                 # Cancelled while the provider was answering: tell it to stop.
                 await self._cancel_at_provider(job, task)
+
+    async def _submit_once(self, provider: Provider, request: SubmitRequest, job: Job, attempt: int) -> TaskRef:
+        """One try; a failure is logged and raised as a `ProviderError` saying whether to try again."""
+        try:
+            return await provider.submit(request)
+        except (ProviderError, httpx.HTTPError) as exc:
+            error = provider_error(job.provider, exc)
+            log_job(
+                log,
+                "provider.submit_failed",
+                job,
+                error=error.message,
+                attempt=attempt,
+                will_retry=error.retryable and attempt != self.retry.attempts,
+            )
+            if error is exc:
+                raise
+            raise error from exc
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel locally at once (the user's choice is final), then tell the provider."""

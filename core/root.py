@@ -19,8 +19,9 @@ from core.fetch import FetchPolicy
 from core.jobs import JobBook
 from core.media import MediaStore
 from core.pg_listen import ChangeListener
-from core.pipeline import Pipeline, RetryPolicy
+from core.pipeline import Pipeline
 from core.polling import Poller, PollPolicy
+from core.retries import RetryPolicy
 from core.settings import Settings
 from core.webhooks import WebhookGate
 from providers.registry import build_registry
