@@ -25,9 +25,11 @@ log = get_logger("polling")
 
 @dataclass(frozen=True)
 class PollPolicy:
-    start_s: float = 2.5
-    cap_s: float = 30.0
-    timeout_s: float = 15 * 60
+    """`start_s`, then x1.5 per poll up to `cap_s`; give up after `timeout_s` (values from Settings)."""
+
+    start_s: float
+    cap_s: float
+    timeout_s: float
 
     def next_delay(self, attempts: int) -> float:
         return min(self.cap_s, self.start_s * 1.5**attempts)

@@ -54,7 +54,9 @@ class Core:
         notifier = ChangeNotifier()
         writer = ChangeWriter(db.session, notifier)
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.download_timeout_s, connect=5.0), transport=transport)
-        secret = settings.secret_key.encode() or load_or_create_secret(settings.data_dir / "secret_key")
+        secret = settings.secret_key.get_secret_value().encode() or load_or_create_secret(
+            settings.data_dir / "secret_key"
+        )
         # Every worker derives the same key, so a callback one worker asked for is verified by any.
         local_secret = hmac.new(secret, b"local provider callbacks", hashlib.sha256).hexdigest()
         registry = build_registry(settings, http, db, local_secret)
