@@ -12,26 +12,27 @@ from core.media import MEDIA_PREFIX
 from models.tables import Job, Node, NodeResult, Project, utcnow
 from models.views import Changes, JobView, NodeView, ProjectView, Snapshot
 
-MAX_PROMPT_CHARS = 5000
-MAX_PROJECT_NAME_CHARS = 200
 QUEUE_LIMIT = 200
-
-
-def _clean_name(name: str) -> str:
-    name = " ".join(name.split())
-    if not name:
-        raise InvalidInput("Project name cannot be empty")
-    if len(name) > MAX_PROJECT_NAME_CHARS:
-        raise InvalidInput(f"Project name is limited to {MAX_PROJECT_NAME_CHARS} characters")
-    return name
 
 
 class Canvas:
     """Creates and edits projects and nodes; reads snapshots and change sets."""
 
-    def __init__(self, writer: ChangeWriter, registry: ProviderRegistry) -> None:
+    def __init__(
+        self, writer: ChangeWriter, registry: ProviderRegistry, *, max_prompt_chars: int, max_project_name_chars: int
+    ) -> None:
         self.writer = writer
         self.registry = registry
+        self.max_prompt_chars = max_prompt_chars
+        self.max_project_name_chars = max_project_name_chars
+
+    def _clean_name(self, name: str) -> str:
+        name = " ".join(name.split())
+        if not name:
+            raise InvalidInput("Project name cannot be empty")
+        if len(name) > self.max_project_name_chars:
+            raise InvalidInput(f"Project name is limited to {self.max_project_name_chars} characters")
+        return name
 
     # projects -----------------------------------------------------------
     def list_projects(self, owner_id: int) -> list[ProjectView]:
@@ -46,7 +47,7 @@ class Canvas:
 
     def create_project(self, owner_id: int, name: str) -> ProjectView:
         with self.writer.transaction() as tx:
-            project = Project(owner_id=owner_id, name=_clean_name(name))
+            project = Project(owner_id=owner_id, name=self._clean_name(name))
             tx.session.add(project)
             tx.session.flush()
             assert project.id is not None
@@ -56,7 +57,7 @@ class Canvas:
     def rename_project(self, project_id: int, name: str) -> ProjectView:
         with self.writer.transaction() as tx:
             project = get_or_404(tx.session, Project, project_id, lock=True)
-            project.name = _clean_name(name)
+            project.name = self._clean_name(name)
             tx.changed(project_id)
             return ProjectView.of(project)
 
@@ -84,8 +85,8 @@ class Canvas:
         with self.writer.transaction() as tx:
             node = get_or_404(tx.session, Node, node_id, lock=True)
             if prompt is not None:
-                if len(prompt) > MAX_PROMPT_CHARS:
-                    raise InvalidInput(f"Prompt is limited to {MAX_PROMPT_CHARS} characters")
+                if len(prompt) > self.max_prompt_chars:
+                    raise InvalidInput(f"Prompt is limited to {self.max_prompt_chars} characters")
                 node.prompt = prompt
             if model is not None:
                 info = self.registry.model(model)

@@ -84,7 +84,12 @@ class Core:
             first_poll_s=settings.poll_start_s,
         )
         poll = PollPolicy(start_s=settings.poll_start_s, cap_s=settings.poll_cap_s, timeout_s=settings.poll_timeout_s)
-        canvas = Canvas(writer, registry)
+        canvas = Canvas(
+            writer,
+            registry,
+            max_prompt_chars=settings.max_prompt_chars,
+            max_project_name_chars=settings.max_project_name_chars,
+        )
         listener = ChangeListener(db.libpq_url, notifier) if db.is_postgres else None
         return cls(
             settings,

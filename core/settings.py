@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     work_lease_s: float = variable(
         60.0, "how long a worker's claim on background work (a submit, a poll) outlives the worker"
     )
+    max_prompt_chars: int = variable(5000, "longest prompt a node takes (the field stops there too)")
+    max_project_name_chars: int = variable(200, "longest project name")
     kie_api_key: SecretStr = variable(SecretStr(""), "enables the KIE.ai models (listed but disabled without it)")
     kie_base_url: str = variable("https://api.kie.ai", "KIE.ai's API")
     kie_webhook_hmac_key: SecretStr = variable(

@@ -11,6 +11,7 @@ from core.contract import JobStatus, NodeKind, TaskRef
 from core.errors import InvalidInput
 from core.media import MEDIA_PREFIX
 from core.root import Core
+from core.settings import Settings
 from models.tables import ChangeEvent
 from providers.local_render import render_text_to_image
 
@@ -222,3 +223,15 @@ def test_switching_model_keeps_a_ratio_only_if_the_new_model_draws_it(core: Core
     wide = next(r for r in other.aspect_ratios if r not in core.registry.model(local.model).aspect_ratios)
     core.canvas.update_node(node_id, model=other.id, aspect_ratio=wide)
     assert core.canvas.update_node(node_id, model=local.model).aspect_ratio == "1:1"
+
+
+async def test_prompt_and_name_limits_come_from_settings(settings: Settings, project_id: int, node_id: int) -> None:
+    small = Core.build(settings.model_copy(update={"max_prompt_chars": 10, "max_project_name_chars": 5}))
+    try:
+        with pytest.raises(InvalidInput, match="limited to 10"):
+            small.canvas.update_node(node_id, prompt="eleven char")
+        with pytest.raises(InvalidInput, match="limited to 5"):
+            small.canvas.rename_project(project_id, "longer")
+        assert small.canvas.update_node(node_id, prompt="ten chars!").prompt == "ten chars!"
+    finally:
+        await small.aclose()

@@ -97,7 +97,7 @@ def node_card(node: rx.Var[NodeView]) -> rx.Component:
                 on_change=lambda text: ProjectFeed.set_prompt(node.id, text),
                 aria_label="Prompt",
                 placeholder="Describe the image…",
-                max_length=5000,
+                max_length=core.settings.max_prompt_chars,
                 width="100%",
             ),
             rx.hstack(
