@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -56,6 +56,20 @@ async def core(settings: Settings) -> AsyncIterator[Core]:
     asgi.app = build_api(core)
     yield core
     await core.aclose()
+
+
+@pytest.fixture
+async def make_core() -> AsyncIterator[Callable[[Settings], Core]]:
+    """`Core.build` for a test that needs a second core (a restart, other settings); closed after it."""
+    built: list[Core] = []
+
+    def build(settings: Settings) -> Core:
+        built.append(Core.build(settings))
+        return built[-1]
+
+    yield build
+    for core in built:
+        await core.aclose()
 
 
 @pytest.fixture

@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from sqlmodel import select
 
-from core.contract import JobStatus, NodeKind, TaskRef
+from core.contract import JobStatus, NodeKind, TaskRef, TaskUpdate
 from core.errors import InvalidInput
 from core.media import MEDIA_PREFIX
 from core.root import Core
 from core.settings import Settings
 from models.tables import ChangeEvent
+from providers.local import LocalProvider
 from providers.local_render import render_text_to_image
-
-
-async def wait_for_status(core: Core, job_id: str, *statuses: JobStatus, timeout: float = 5) -> JobStatus:
-    async with asyncio.timeout(timeout):
-        while (status := core.jobs.get(job_id).status) not in statuses:
-            await asyncio.sleep(0.01)
-    return status
+from tests.wait import job_reaches
 
 
 async def test_generate_completes_through_webhook_and_stores_image(core: Core, node_id: int) -> None:
     view = await core.pipeline.generate(node_id, "req-1")
     assert view.status == "queued"
-    await wait_for_status(core, view.id, JobStatus.COMPLETED)
+    await job_reaches(core, view.id, JobStatus.COMPLETED)
     job = core.jobs.get(view.id)
     assert job.provider_task_id and job.provider_task_id.startswith("local-")
     assert job.image_path and job.image_path.startswith("/media/")
@@ -40,7 +36,7 @@ async def test_generate_completes_through_webhook_and_stores_image(core: Core, n
 async def test_failing_prompt_fails_job_and_node(core: Core, node_id: int) -> None:
     core.canvas.update_node(node_id, prompt="please [fail] now")
     view = await core.pipeline.generate(node_id)
-    await wait_for_status(core, view.id, JobStatus.FAILED)
+    await job_reaches(core, view.id, JobStatus.FAILED)
     job = core.jobs.get(view.id)
     assert "[fail]" in (job.error or "")
     node = next(n for n in core.canvas.snapshot(job.project_id).nodes if n.id == node_id)
@@ -100,10 +96,16 @@ async def test_notifier_publishes_after_commit(core: Core, project_id: int, node
 
 
 async def test_cancel_wins_over_late_completion(core: Core, node_id: int) -> None:
+    local = core.registry.get("local")
+    assert isinstance(local, LocalProvider)
+    local.delay_s = 600  # the render cannot finish first: only the cancel can end this job
     view = await core.pipeline.generate(node_id)
-    await wait_for_status(core, view.id, JobStatus.SUBMITTED, JobStatus.RUNNING)
+    submitted = await job_reaches(core, view.id, JobStatus.SUBMITTED, JobStatus.RUNNING)
+    assert submitted.provider_task_id
     assert await core.pipeline.cancel(view.id)
-    await asyncio.sleep(0.2)
+    # The provider's completion arrives anyway, with an image the app could store: too late.
+    image_url = "http://testapp" + core.links.sign(core.media.save(render_text_to_image("late", "1:1")))
+    await core.pipeline.apply(view.id, TaskUpdate(submitted.provider_task_id, JobStatus.COMPLETED, (image_url,)))
     job = core.jobs.get(view.id)
     assert job.status == JobStatus.CANCELLED
     assert job.image_path is None
@@ -112,12 +114,12 @@ async def test_cancel_wins_over_late_completion(core: Core, node_id: int) -> Non
 async def test_retry_creates_a_new_job_for_the_node(core: Core, node_id: int) -> None:
     core.canvas.update_node(node_id, prompt="[fail]")
     failed = await core.pipeline.generate(node_id)
-    await wait_for_status(core, failed.id, JobStatus.FAILED)
+    await job_reaches(core, failed.id, JobStatus.FAILED)
     core.canvas.update_node(node_id, prompt="works now")
     retried = await core.pipeline.retry_job(failed.id)
     assert retried.id != failed.id
     assert retried.retry_of == failed.id  # the queue shows "retry of" it
-    await wait_for_status(core, retried.id, JobStatus.COMPLETED)
+    await job_reaches(core, retried.id, JobStatus.COMPLETED)
     node = next(n for n in core.canvas.snapshot(retried_project(core, retried.id)).nodes if n.id == node_id)
     assert node.error == ""
 
@@ -128,13 +130,13 @@ def retried_project(core: Core, job_id: str) -> int:
 
 async def test_edit_node_transforms_an_input_image(core: Core, project_id: int, node_id: int) -> None:
     source = await core.pipeline.generate(node_id)
-    await wait_for_status(core, source.id, JobStatus.COMPLETED)
+    await job_reaches(core, source.id, JobStatus.COMPLETED)
     source_path = core.jobs.get(source.id).image_path
     edit = core.canvas.add_node(project_id, NodeKind.IMAGE_EDIT)
     core.canvas.update_node(edit.id, prompt="make it night")
     core.canvas.change_inputs(edit.id, add=[source_path])
     view = await core.pipeline.generate(edit.id)
-    await wait_for_status(core, view.id, JobStatus.COMPLETED)
+    await job_reaches(core, view.id, JobStatus.COMPLETED)
     result = core.jobs.get(view.id).image_path
     assert result and result != source_path
 
@@ -149,11 +151,13 @@ def test_generate_refuses_empty_prompt_and_edit_without_inputs(core: Core, proje
         core.jobs.create(edit.id)
 
 
-def test_projects_create_rename_and_persist(core: Core, settings) -> None:
+def test_projects_create_rename_and_persist(
+    core: Core, settings: Settings, make_core: Callable[[Settings], Core]
+) -> None:
     project = core.canvas.create_project(core.accounts.local_user().id, "  Holiday   cards ")
     assert project.name == "Holiday cards"
     core.canvas.rename_project(project.id, "<script>alert(1)</script>")
-    reopened = Core.build(settings)
+    reopened = make_core(settings)
     assert any(
         p.name == "<script>alert(1)</script>" for p in reopened.canvas.list_projects(reopened.accounts.local_user().id)
     )

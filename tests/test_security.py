@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,9 +24,10 @@ from models.tables import AuthSession, Node
 from providers.local import SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
 from providers.local_render import render_text_to_image
 from providers.local_tasks import LocalTask
-from rxapp.api import build_api
+from rxapp.api import MAX_WEBHOOK_BYTES, build_api
 from rxapp.auth import SESSION_COOKIE
 from tests.conftest import LateBoundASGI
+from tests.wait import TERMINAL, job_reaches
 
 PNG = render_text_to_image("hostile", "1:1")
 HOSTILE = "results.example"  # served by `hostile_results` below, never by the network
@@ -55,9 +58,10 @@ def hostile_results(request: httpx.Request) -> httpx.Response:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path,
+        database_url=database_url,
         public_base_url="http://testapp",
         local_delay_s=0.05,
         image_fetch_allow_hosts=(HOSTILE,),
@@ -136,10 +140,12 @@ def test_expired_session_signs_nobody_in(core: Core) -> None:
     assert core.accounts.user_for(token) is None
 
 
-def test_viewer_is_the_local_user_only_when_sign_in_is_optional(core: Core, settings: Settings) -> None:
+def test_viewer_is_the_local_user_only_when_sign_in_is_optional(
+    core: Core, settings: Settings, make_core: Callable[[Settings], Core]
+) -> None:
     assert core.viewer("").is_local  # type: ignore[union-attr]
     assert core.viewer("forged-token").is_local  # type: ignore[union-attr]
-    strict = Core.build(Settings(data_dir=settings.data_dir, auth_required=True))
+    strict = make_core(Settings(data_dir=settings.data_dir, auth_required=True))
     assert strict.viewer("") is None and strict.viewer("forged-token") is None
     _, token = strict.accounts.sign_up("erin@example.com", "long enough")
     assert strict.viewer(token).email == "erin@example.com"  # type: ignore[union-attr]
@@ -193,9 +199,7 @@ async def test_stored_images_are_served_to_their_owner_or_a_signed_link_only(cor
 
 async def test_a_finished_job_grants_its_image_to_the_project_owner(core: Core, node_id: int) -> None:
     view = await core.pipeline.generate(node_id)
-    async with asyncio.timeout(5):
-        while not (job := core.jobs.get(view.id)).status.is_terminal:
-            await asyncio.sleep(0.02)
+    job = await job_reaches(core, view.id, *TERMINAL)
     assert job.status == JobStatus.COMPLETED and job.image_path
     assert core.access.may_see_media(core.accounts.local_user().id, job.image_path)
 
@@ -272,44 +276,92 @@ def _job_state(core: Core, job_id: str) -> tuple:
         return (job.status, job.version, job.error, job.image_path, node.version, node.image_path)
 
 
-async def test_hostile_webhooks_get_a_clear_4xx_and_change_nothing(core: Core, node_id: int) -> None:
+@dataclass
+class Aim:
+    """The submitted job a hostile webhook aims at, and well-formed requests to twist."""
+
+    core: Core
+    job_id: str
+    token: str
+
+    @property
+    def url(self) -> str:
+        return f"/api/webhooks/local/{self.job_id}/{self.token}"
+
+    def signed(self, body: dict | bytes, **signing: Any) -> WebhookRequest:
+        """`body` to the job's URL, signed (see `_signed` for the twists)."""
+        return (self.url, *_signed(self.core, body, **signing))
+
+    def forged(self, *, path: str = "", body: bytes = b"", headers: dict[str, str] | None = None) -> WebhookRequest:
+        """A correctly signed "failed" callback, with another path, body or headers."""
+        url, signed_body, signed_headers = self.signed(FORGED)
+        return (path or url, body or signed_body, {**signed_headers, **(headers or {})})
+
+
+WebhookRequest = tuple[str, bytes, dict[str, str]]
+FORGED = {"task_id": "local-task-1", "status": "failed", "error": "forged"}
+
+
+def _hostile(name: str, request: Callable[[Aim], WebhookRequest], expected: int) -> Any:
+    return pytest.param(request, expected, id=name)
+
+
+@pytest.mark.parametrize(
+    ("request_of", "expected"),
+    [
+        _hostile("malformed JSON", lambda aim: aim.signed(b"{not json"), 400),
+        _hostile("JSON that is not an object", lambda aim: aim.signed(b"[1, 2]"), 400),
+        _hostile("missing fields", lambda aim: aim.signed({"status": "failed"}), 400),
+        _hostile("unknown status", lambda aim: aim.signed({**FORGED, "status": "exploded"}), 400),
+        _hostile("wrong content type", lambda aim: aim.forged(headers={"content-type": "text/plain"}), 415),
+        _hostile(
+            "form content type",
+            lambda aim: aim.forged(headers={"content-type": "application/x-www-form-urlencoded"}),
+            415,
+        ),
+        _hostile("body one byte over the limit", lambda aim: aim.forged(body=b"x" * (MAX_WEBHOOK_BYTES + 1)), 413),
+        _hostile("10 MB body", lambda aim: aim.forged(body=b"{" + b" " * (10 * 1024 * 1024) + b"}"), 413),
+        _hostile("unknown job", lambda aim: aim.forged(path="/api/webhooks/local/no-such-job/x"), 404),
+        _hostile("wrong job token", lambda aim: aim.forged(path=f"/api/webhooks/local/{aim.job_id}/wrong-token"), 403),
+        _hostile(
+            "another provider's route", lambda aim: aim.forged(path=f"/api/webhooks/kie/{aim.job_id}/{aim.token}"), 403
+        ),
+        _hostile(
+            "an unknown provider's route",
+            lambda aim: aim.forged(path=f"/api/webhooks/other/{aim.job_id}/{aim.token}"),
+            403,
+        ),
+        _hostile("unknown task id", lambda aim: aim.signed({**FORGED, "task_id": "t-9"}, task_id="t-9"), 409),
+        _hostile("absent signature", lambda aim: (aim.url, aim.forged()[1], {"content-type": "application/json"}), 401),
+        _hostile("bad signature", lambda aim: aim.signed(FORGED, secret="not-the-secret"), 401),
+        _hostile("stale signature", lambda aim: aim.signed(FORGED, age_s=3600), 401),
+        _hostile("result on loopback", lambda aim: aim.signed(_completed("http://127.0.0.1:22/x.png")), 422),
+        _hostile(
+            "result at the metadata service",
+            lambda aim: aim.signed(_completed("http://169.254.169.254/latest")),
+            422,
+        ),
+        _hostile("result on a private network", lambda aim: aim.signed(_completed("http://10.0.0.1/x.png")), 422),
+        _hostile("result is a local file", lambda aim: aim.signed(_completed("file:///etc/passwd")), 422),
+        _hostile("result is not an image", lambda aim: aim.signed(_completed(f"http://{HOSTILE}/page.png")), 422),
+        _hostile("result of 100 MB", lambda aim: aim.signed(_completed(f"http://{HOSTILE}/huge.png")), 422),
+        _hostile(
+            "result from a slow-drip server", lambda aim: aim.signed(_completed(f"http://{HOSTILE}/slow.png")), 422
+        ),
+    ],
+)
+async def test_a_hostile_webhook_gets_a_clear_4xx_and_changes_nothing(
+    core: Core, node_id: int, request_of: Callable[[Aim], WebhookRequest], expected: int
+) -> None:
     job = core.jobs.create(node_id)
     core.jobs.mark_submitted(job.id, TaskRef("local-task-1"))
-    token = core.jobs.get(job.id).callback_token
-    url = f"/api/webhooks/local/{job.id}/{token}"
-    failed = {"task_id": "local-task-1", "status": "failed", "error": "forged"}
-    body, headers = _signed(core, failed)
-    unsigned = {"content-type": "application/json"}
-    cases: list[tuple[str, str, bytes, dict, int]] = [
-        ("malformed JSON", url, *_signed(core, b"{not json"), 400),
-        ("JSON that is not an object", url, *_signed(core, b"[1, 2]"), 400),
-        ("missing fields", url, *_signed(core, {"status": "failed"}), 400),
-        ("unknown status", url, *_signed(core, {**failed, "status": "exploded"}), 400),
-        ("wrong content type", url, body, {**headers, "content-type": "text/plain"}, 415),
-        ("form content type", url, body, {**headers, "content-type": "application/x-www-form-urlencoded"}, 415),
-        ("10 MB body", url, b"{" + b" " * (10 * 1024 * 1024) + b"}", headers, 413),
-        ("unknown job", "/api/webhooks/local/no-such-job/x", body, headers, 404),
-        ("wrong job token", f"/api/webhooks/local/{job.id}/wrong-token", body, headers, 403),
-        ("another provider's route", f"/api/webhooks/kie/{job.id}/{token}", body, headers, 403),
-        ("unknown task id", url, *_signed(core, {**failed, "task_id": "t-9"}, task_id="t-9"), 409),
-        ("absent signature", url, body, unsigned, 401),
-        ("bad signature", url, *_signed(core, failed, secret="not-the-secret"), 401),
-        ("stale signature", url, *_signed(core, failed, age_s=3600), 401),
-        ("result on loopback", url, *_signed(core, _completed("http://127.0.0.1:22/x.png")), 422),
-        ("result at the metadata service", url, *_signed(core, _completed("http://169.254.169.254/latest")), 422),
-        ("result on a private network", url, *_signed(core, _completed("http://10.0.0.1/x.png")), 422),
-        ("result is a local file", url, *_signed(core, _completed("file:///etc/passwd")), 422),
-        ("result is not an image", url, *_signed(core, _completed(f"http://{HOSTILE}/page.png")), 422),
-        ("result of 100 MB", url, *_signed(core, _completed(f"http://{HOSTILE}/huge.png")), 422),
-        ("result from a slow-drip server", url, *_signed(core, _completed(f"http://{HOSTILE}/slow.png")), 422),
-    ]
+    path, payload, headers = request_of(Aim(core, job.id, core.jobs.get(job.id).callback_token))
     before = _job_state(core, job.id)
     async with _client(core) as http:
-        for name, path, payload, hdrs, expected in cases:
-            response = await http.post(path, content=payload, headers=hdrs)
-            assert response.status_code == expected, (name, response.text)
-            assert response.json()["result" if expected != 413 and expected != 415 else "error"], name  # a reason
-            assert _job_state(core, job.id) == before, name
+        response = await http.post(path, content=payload, headers=headers)
+    assert response.status_code == expected, response.text
+    assert response.json()["result" if expected != 413 and expected != 415 else "error"]  # a reason
+    assert _job_state(core, job.id) == before
     assert not any(core.settings.media_dir.iterdir())  # nothing was stored
 
 
@@ -360,9 +412,7 @@ def test_only_the_apps_own_pages_may_open_its_websocket(base_url: str, origins: 
 
 async def test_the_local_providers_outputs_need_their_signed_url(core: Core, node_id: int) -> None:
     view = await core.pipeline.generate(node_id)
-    async with asyncio.timeout(5):
-        while not core.jobs.get(view.id).status.is_terminal:
-            await asyncio.sleep(0.02)
+    await job_reaches(core, view.id, *TERMINAL)
     with core.db.session() as session:
         result_url = session.exec(select(LocalTask.result_url)).one()
     assert result_url and "?sig=" in result_url

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from core.contract import JobStatus, TaskRef
 from core.root import Core
 from models.tables import utcnow
+from tests.wait import job_reaches
 
 
 async def test_a_local_job_records_every_step_in_order(core: Core, node_id: int) -> None:
     clicked = utcnow() - timedelta(milliseconds=40)
     view = await core.pipeline.generate(node_id, "r1", clicked)
-    async with asyncio.timeout(5):
-        while core.jobs.get(view.id).status != JobStatus.COMPLETED:
-            await asyncio.sleep(0.01)
+    await job_reaches(core, view.id, JobStatus.COMPLETED)
     await core.pipeline.drain()
     timeline = core.jobs.timeline(view.id)
     steps = [s.step for s in timeline.steps]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import psycopg
 import pytest
@@ -14,6 +15,7 @@ from core.contract import NodeKind
 from core.pg_listen import APPLICATION_NAME, CHANNEL, ChangeListener
 from core.root import Core
 from tests.pg.conftest import execute
+from tests.wait import eventually
 
 
 @pytest.fixture
@@ -28,12 +30,28 @@ async def listener(pg_core: Core) -> AsyncIterator[ChangeListener]:
     await asyncio.gather(task, return_exceptions=True)
 
 
+@pytest.fixture
+def listen_steps() -> Iterator[list[str]]:
+    """The steps the listener logs (`listen.connected`, `listen.disconnected`), as it logs them."""
+    logger = logging.getLogger("canvas.pg_listen")
+    steps: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: steps.append(getattr(record, "step", ""))  # type: ignore[method-assign]
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield steps
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
 async def next_notice(queue: asyncio.Queue[Notice], project_id: int, seq: int) -> Notice:
     """The first notice of the project that reaches `seq` (earlier and doubled ones are allowed)."""
-    async with asyncio.timeout(5):
-        while (notice := await queue.get()).project_id != project_id or notice.seq < seq:
-            pass
-    return notice
+    return await eventually(
+        queue.get,
+        lambda notice: notice.project_id == project_id and notice.seq >= seq,
+        what=f"a notice of project {project_id} at seq {seq}",
+    )
 
 
 async def test_notify_payload_names_the_change_and_never_its_contents(pg_core: Core) -> None:
@@ -85,9 +103,7 @@ async def test_listener_reconnects_and_replays_what_it_missed(pg_core: Core, lis
             "WHERE application_name = :name AND datname = current_database()",
             name=APPLICATION_NAME,
         )
-        async with asyncio.timeout(5):
-            while listener.listening.is_set():
-                await asyncio.sleep(0.01)
+        await eventually(listener.listening.is_set, lambda listening: not listening, what="the drop")
         assert listener.state.startswith("reconnecting")
         assert (await pg_core.readiness())["change_listener"] != "ok"
         # Committed by another process while nobody listens: its NOTIFY is lost for good.
@@ -106,12 +122,14 @@ def drain(queue: asyncio.Queue[Notice]) -> list[Notice]:
     return found
 
 
-async def test_listener_keeps_trying_while_the_database_is_unreachable(pg_core: Core) -> None:
+async def test_listener_keeps_trying_while_the_database_is_unreachable(pg_core: Core, listen_steps: list[str]) -> None:
     listener = ChangeListener(
         "postgresql://postgres@127.0.0.1:1/none", pg_core.notifier, backoff_start_s=0.01, backoff_cap_s=0.05
     )
     task = asyncio.create_task(listener.run())
-    await asyncio.sleep(0.3)
+    await eventually(
+        lambda: listen_steps.count("listen.disconnected"), lambda tries: tries >= 3, what="three failed attempts"
+    )
     assert not task.done() and listener.state.startswith("reconnecting") and listener.connects == 0
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from core.db import Database
 from models.tables import utcnow
 from providers.local import LocalProvider
 from providers.local_tasks import LocalTask
+from tests.wait import eventually
 
 CALLBACK = "http://testapp/api/webhooks/local/job-1/token"
 
@@ -40,10 +40,10 @@ def worker(db: Database, http: httpx.AsyncClient) -> LocalProvider:
 
 
 async def until_finished(provider: LocalProvider, task: TaskRef) -> JobStatus:
-    async with asyncio.timeout(5):
-        while not (status := (await provider.query(task)).status).is_terminal:
-            await asyncio.sleep(0.01)
-    return status
+    update = await eventually(
+        lambda: provider.query(task), lambda update: update.status.is_terminal, what=f"task {task.task_id} to finish"
+    )
+    return update.status
 
 
 async def fetch_output(provider: LocalProvider, url: str) -> httpx.Response:
@@ -59,6 +59,7 @@ async def test_another_worker_answers_status_and_serves_the_output(db: Database,
         assert await until_finished(other, task) == JobStatus.COMPLETED
         [url] = (await other.query(task)).result_urls
         response = await fetch_output(other, url)
+        await eventually(lambda: callbacks.call_count, lambda calls: calls >= 2, what="the completed callback")
     assert response.status_code == 200 and response.content[:8] == b"\x89PNG\r\n\x1a\n"
     assert [call.request.url for call in callbacks.calls] == [CALLBACK, CALLBACK]  # running, completed
     assert (await fetch_output(other, "/api/providers/local/outputs/nope.png")).status_code == 404

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from core.contract import JobStatus, TaskRef, WebhookRejected
 from core.root import Core
 from models.tables import Job
 from tests.providers.harness import Harness
+from tests.wait import eventually
 
 
 async def submitted_job(core: Core, node_id: int) -> Job:
@@ -102,11 +101,13 @@ async def test_a_failure_reads_well_in_the_queue(harness: Harness, conformance_c
     prompt, expected = harness.make_next_job_fail()
     conformance_core.canvas.update_node(node_id, prompt=prompt)
     view = await conformance_core.pipeline.generate(node_id)
-    async with asyncio.timeout(5):
-        while not (job := conformance_core.jobs.get(view.id)).status.is_terminal:
-            await conformance_core.pipeline.drain()
-            await conformance_core.poller.poll_due()
-            await asyncio.sleep(0.02)
+
+    async def after_a_poll() -> Job:
+        await conformance_core.pipeline.drain()
+        await conformance_core.poller.poll_due()
+        return conformance_core.jobs.get(view.id)
+
+    job = await eventually(after_a_poll, lambda job: job.status.is_terminal, what="the job to finish")
     assert job.status == JobStatus.FAILED
     assert expected in (job.error or "")
     assert conformance_core.canvas.snapshot(job.project_id).nodes[0].error == job.error

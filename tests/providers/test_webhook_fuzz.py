@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
@@ -58,23 +60,24 @@ def parse(provider: Provider, headers: dict[str, str], body: bytes) -> TaskUpdat
     return asyncio.run(run())
 
 
-def providers() -> list[Provider]:
-    http = httpx.AsyncClient()
-    return [
-        LocalProvider(db=Database("sqlite://"), base_url="http://app", http=http, secret="s3cret"),
+@pytest.fixture(scope="module")
+def providers() -> Iterator[list[Provider]]:
+    """Every parser, built once for all examples (a module fixture: hypothesis reruns the test, not it)."""
+    http, db = httpx.AsyncClient(), Database("sqlite://")
+    yield [
+        LocalProvider(db=db, base_url="http://app", http=http, secret="s3cret"),
         KieProvider(api_key="k", base_url="https://kie.test", http=http, hmac_key="h"),
         KieProvider(api_key="k", base_url="https://kie.test", http=http),
         FalProvider(api_key="k", queue_url="https://fal.test", jwks_url=JWKS, http=http),
     ]
-
-
-PROVIDERS = providers()
+    asyncio.run(http.aclose())
+    db.engine.dispose()
 
 
 @FUZZ
 @given(body=st.binary(max_size=600), headers=st.dictionaries(header_names, st.text(max_size=40), max_size=8))
-def test_arbitrary_bytes_and_headers(body: bytes, headers: dict[str, str]) -> None:
-    for provider in PROVIDERS:
+def test_arbitrary_bytes_and_headers(providers: list[Provider], body: bytes, headers: dict[str, str]) -> None:
+    for provider in providers:
         parse(provider, headers, body)
 
 
@@ -85,35 +88,41 @@ def test_arbitrary_bytes_and_headers(body: bytes, headers: dict[str, str]) -> No
     ),
     state=st.sampled_from(["waiting", "queuing", "generating", "success", "fail", "other"]),
 )
-def test_correctly_signed_kie_records_with_fuzzed_fields(data: dict[str, Any], state: str) -> None:
+def test_correctly_signed_kie_records_with_fuzzed_fields(
+    providers: list[Provider], data: dict[str, Any], state: str
+) -> None:
     data.setdefault("state", state)
     task_id = data.get("taskId") or data.get("task_id")
     stamp = str(int(time.time()))
     headers = {"x-webhook-timestamp": stamp}
     if isinstance(task_id, str):
         headers["x-webhook-signature"] = kie_sign("h", task_id, stamp)
-    update = parse(PROVIDERS[1], headers, json.dumps({"code": 200, "data": data}).encode())
+    update = parse(providers[1], headers, json.dumps({"code": 200, "data": data}).encode())
     if update is not None:
         assert update.task_id == task_id and update.verified
 
 
 @FUZZ
 @given(payload=json_values, status=st.sampled_from(["OK", "ERROR", "WHATEVER"]), request_id=st.text(min_size=1))
-def test_correctly_signed_fal_webhooks_with_fuzzed_payloads(payload: Any, status: str, request_id: str) -> None:
+def test_correctly_signed_fal_webhooks_with_fuzzed_payloads(
+    providers: list[Provider], payload: Any, status: str, request_id: str
+) -> None:
     body = json.dumps({"request_id": request_id, "status": status, "payload": payload}).encode()
     try:
         headers = signed_headers(FAL_KEY, request_id, body)
     except UnicodeEncodeError:
         return  # not a header value anyone could send
-    update = parse(PROVIDERS[3], headers, body)
+    update = parse(providers[3], headers, body)
     if update is not None:
         assert update.task_id == request_id and update.status.is_terminal
 
 
 @FUZZ
 @given(payload=st.dictionaries(st.sampled_from(["task_id", "status", "result_urls", "error"]), json_values))
-def test_correctly_signed_local_callbacks_with_fuzzed_fields(payload: dict[str, Any]) -> None:
+def test_correctly_signed_local_callbacks_with_fuzzed_fields(
+    providers: list[Provider], payload: dict[str, Any]
+) -> None:
     stamp = str(int(time.time()))
     task_id = str(payload.get("task_id", ""))
     headers = {"x-local-timestamp": stamp, "x-local-signature": local_sign("s3cret", task_id, stamp)}
-    parse(PROVIDERS[0], headers, json.dumps(payload).encode())
+    parse(providers[0], headers, json.dumps(payload).encode())
