@@ -38,7 +38,7 @@ lint: setup
 	@$(ENV) ruff check . && ruff format --check .
 
 typecheck: setup
-	@$(ENV) mypy models providers deploy
+	@$(ENV) mypy core models providers deploy rxapp
 
 clean:
 	rm -rf .web .states data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from core.contract import NodeKind
 from models.views import NodeView
@@ -42,7 +43,7 @@ def _select(label: str, value: rx.Var | str, on_change, *options: rx.Component) 
     )
 
 
-def _inputs(node: rx.Var[NodeView]) -> rx.Component:
+def _inputs(node: ObjectVar[NodeView]) -> rx.Component:
     return rx.vstack(
         rx.text("Input images", size="2", weight="bold"),
         rx.hstack(
@@ -74,7 +75,7 @@ def _inputs(node: rx.Var[NodeView]) -> rx.Component:
     )
 
 
-def node_card(node: rx.Var[NodeView]) -> rx.Component:
+def node_card(node: ObjectVar[NodeView]) -> rx.Component:
     is_edit = node.kind == NodeKind.IMAGE_EDIT.value
     return rx.card(
         rx.vstack(

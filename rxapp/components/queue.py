@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.vars import ObjectVar
 
 from models.views import JobView, StepView
 from rxapp.states.feed import ProjectFeed
@@ -30,7 +31,7 @@ def _status_badge(status: rx.Var) -> rx.Component:
     )
 
 
-def _elapsed(job: rx.Var[JobView]) -> rx.Component:
+def _elapsed(job: ObjectVar[JobView]) -> rx.Component:
     return rx.cond(
         job.elapsed != "",
         rx.text(job.elapsed, size="1"),
@@ -38,7 +39,7 @@ def _elapsed(job: rx.Var[JobView]) -> rx.Component:
     )
 
 
-def _step_line(step: rx.Var[StepView]) -> rx.Component:
+def _step_line(step: ObjectVar[StepView]) -> rx.Component:
     return rx.hstack(
         rx.text("+", step.delta_ms, " ms", size="1", color_scheme="gray", width="80px", text_align="right"),
         rx.box(width="8px", height="8px", border_radius="50%", background="var(--accent-9)", flex_shrink="0"),
@@ -61,7 +62,7 @@ def _step_line(step: rx.Var[StepView]) -> rx.Component:
     )
 
 
-def _timeline(job: rx.Var[JobView]) -> rx.Component:
+def _timeline(job: ObjectVar[JobView]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(
             rx.cond(
@@ -93,12 +94,12 @@ def _timeline_refresher() -> rx.Component:
     )
 
 
-def _job_row(job: rx.Var[JobView]) -> rx.Component:
+def _job_row(job: ObjectVar[JobView]) -> rx.Component:
     unfinished = (job.status == "queued") | (job.status == "submitted") | (job.status == "running")
     return rx.fragment(_job_line(job, unfinished), rx.cond(TimelineState.expanded == job.id, _timeline(job)))
 
 
-def _job_line(job: rx.Var[JobView], unfinished: rx.Var[bool]) -> rx.Component:
+def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component:
     return rx.table.row(
         rx.table.cell(rx.text("#", job.node_id)),
         rx.table.cell(job.provider),
@@ -144,7 +145,7 @@ def _job_line(job: rx.Var[JobView], unfinished: rx.Var[bool]) -> rx.Component:
     )
 
 
-def _optimistic_row(row: rx.Var) -> rx.Component:
+def _optimistic_row(row: ObjectVar[dict[str, str]]) -> rx.Component:
     return rx.cond(
         ProjectFeed.confirmed_requests.contains(row["client_id"]),
         rx.fragment(),
@@ -179,7 +180,10 @@ def queue_monitor() -> rx.Component:
             overflow_x="auto",
             width="100%",
         ),
-        rx.cond(ProjectFeed.jobs.length() == 0, rx.text("No jobs yet.", color_scheme="gray", size="2")),
+        rx.cond(
+            ProjectFeed.jobs.length() == 0,  # type: ignore[attr-defined]  # a state field is a Var on the class
+            rx.text("No jobs yet.", color_scheme="gray", size="2"),
+        ),
         _timeline_refresher(),
         role="region",
         aria_labelledby="queue-heading",

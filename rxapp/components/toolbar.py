@@ -14,7 +14,7 @@ def toolbar() -> rx.Component:
         rx.heading("Canvas", size="5"),
         rx.el.select(
             rx.foreach(ProjectFeed.projects, lambda p: rx.el.option(p.name, value=p.id.to_string())),
-            value=ProjectFeed.project_id.to_string(),
+            value=ProjectFeed.project_id.to_string(),  # type: ignore[attr-defined]  # a state field is a Var on the class
             on_change=ProjectFeed.switch_project,
             on_focus=ProjectFeed.refresh_projects,
             aria_label="Project",

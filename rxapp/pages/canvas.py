@@ -20,7 +20,10 @@ def canvas_page() -> rx.Component:
         rx.flex(
             rx.flex(
                 rx.foreach(ProjectFeed.nodes, node_card),
-                rx.cond(ProjectFeed.nodes.length() == 0, rx.text("Add a node to start.", color_scheme="gray")),
+                rx.cond(
+                    ProjectFeed.nodes.length() == 0,  # type: ignore[attr-defined]  # a state field is a Var on the class
+                    rx.text("Add a node to start.", color_scheme="gray"),
+                ),
                 wrap="wrap",
                 gap="4",
                 flex="1",

@@ -13,8 +13,10 @@ from reflex.experimental.client_state import ClientStateVar
 pending_jobs = ClientStateVar.create("pendingJobs", default=[])
 
 #: A fresh id per click, stored where the server event's argument reads it back.
-_NEW_REQUEST_ID = rx.Var("(window.__canvasRequestId = Date.now().toString(36) + Math.random().toString(36).slice(2))")
-LAST_REQUEST_ID = rx.Var("window.__canvasRequestId")
+_NEW_REQUEST_ID: rx.Var[str] = rx.Var(
+    "(window.__canvasRequestId = Date.now().toString(36) + Math.random().toString(36).slice(2))"
+)
+LAST_REQUEST_ID: rx.Var[str] = rx.Var("window.__canvasRequestId")
 
 
 def add_pending(node_id: rx.Var, model: rx.Var) -> rx.Var:

@@ -31,7 +31,7 @@ class TimelineState(rx.State):
             self.expanded, self.steps, self.stalled = "", [], ""
             return
         self.expanded = job_id
-        await self.reload()
+        await self.reload()  # type: ignore[operator]  # an @rx.event handler: see pyproject
 
     @rx.event
     async def reload(self):

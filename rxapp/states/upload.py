@@ -62,6 +62,6 @@ def upload_zone() -> rx.Component:
         id=UPLOAD_ID,
         accept={"image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"], "image/webp": [".webp"]},
         max_files=4,
-        on_drop=UploadState.receive(rx.upload_files(upload_id=UPLOAD_ID)),
+        on_drop=UploadState.receive(rx.upload_files(upload_id=UPLOAD_ID)),  # type: ignore[operator]  # an @rx.event handler: see pyproject
         display="none",
     )
