@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from e2e.conftest import KIE_HMAC_KEY
 from e2e.helpers import job_rows, model_node, open_canvas
 from e2e.server import AppServer, FakeProviderServer
 from e2e.test_accounts import sign_up
+from tests.wait import wait_until
 
 JOBS = 20
 pytestmark = pytest.mark.usefixtures("fresh_fakes")
@@ -37,15 +37,6 @@ def strict_server(tmp_path_factory: pytest.TempPathFactory, fake_kie: FakeProvid
     server.start()
     yield server
     server.stop()
-
-
-def wait_for(what: str, check, timeout_s: float = 120.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def counts(db: Path, sql: str) -> dict[str, int]:
@@ -77,7 +68,7 @@ def test_sigkill_with_jobs_in_flight_loses_nothing_and_doubles_nothing(
     def ours() -> list[dict]:
         return [r for r in fake_kie.state("tasks")["records"] if prompt in r["param"]]
 
-    wait_for(f"{JOBS} tasks at the provider", lambda: len(ours()) == JOBS)
+    wait_until(lambda: len(ours()), lambda tasks: tasks == JOBS, what=f"{JOBS} tasks at the provider")
     strict_server.kill()
     task_ids = {r["taskId"] for r in ours()}
 
@@ -85,12 +76,14 @@ def test_sigkill_with_jobs_in_flight_loses_nothing_and_doubles_nothing(
         return {c["taskId"] for c in fake_kie.state("tasks")["callbacks"] if "error" in c and c["taskId"] in task_ids}
 
     # Every task finishes while the app is down; the provider keeps retrying its callback.
-    wait_for("a refused callback for every task", lambda: refused_deliveries() == task_ids, timeout_s=60)
+    wait_until(
+        refused_deliveries, lambda refused: refused == task_ids, what="a refused callback for every task", timeout_s=60
+    )
     strict_server.start()
 
     db = strict_server.data_dir / "app.db"
     by_status = "SELECT lower(status), count(*) FROM job GROUP BY lower(status)"
-    wait_for("every job to finish", lambda: counts(db, by_status) == {"completed": JOBS})
+    wait_until(lambda: counts(db, by_status), lambda by: by == {"completed": JOBS}, what="every job to finish")
     per_job = "SELECT job_id, count(*) FROM {table} {where} GROUP BY job_id"
     results = counts(db, per_job.format(table="noderesult", where=""))
     completions = counts(db, per_job.format(table="jobstep", where="WHERE step = 'status.completed'"))
