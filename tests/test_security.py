@@ -276,6 +276,10 @@ def _job_state(core: Core, job_id: str) -> tuple:
         return (job.status, job.version, job.error, job.image_path, node.version, node.image_path)
 
 
+WebhookRequest = tuple[str, bytes, dict[str, str]]
+FORGED = {"task_id": "local-task-1", "status": "failed", "error": "forged"}
+
+
 @dataclass
 class Aim:
     """The submitted job a hostile webhook aims at, and well-formed requests to twist."""
@@ -296,10 +300,6 @@ class Aim:
         """A correctly signed "failed" callback, with another path, body or headers."""
         url, signed_body, signed_headers = self.signed(FORGED)
         return (path or url, body or signed_body, {**signed_headers, **(headers or {})})
-
-
-WebhookRequest = tuple[str, bytes, dict[str, str]]
-FORGED = {"task_id": "local-task-1", "status": "failed", "error": "forged"}
 
 
 def _hostile(name: str, request: Callable[[Aim], WebhookRequest], expected: int) -> Any:
