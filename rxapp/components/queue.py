@@ -113,7 +113,7 @@ def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component
                 job.retry_of != "",
                 rx.text(
                     "retry of ",
-                    job.retry_of[:RETRY_ID_CHARS],
+                    job.retry_of[:RETRY_ID_CHARS],  # type: ignore[index]  # a StringVar at runtime
                     size="1",
                     color_scheme="gray",
                     data_testid="job-retry-of",
