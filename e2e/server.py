@@ -72,7 +72,9 @@ class FakeProviderServer:
         httpx.post(f"{self.url}/_fake/config", json=config).raise_for_status()
 
     def state(self, path: str) -> dict:
-        return httpx.get(f"{self.url}/_fake/{path}").json()
+        # Generous: a fake renders in its event loop, and 20 renders at once on a busy machine
+        # hold its answer for longer than httpx's default 5 s.
+        return httpx.get(f"{self.url}/_fake/{path}", timeout=60).json()
 
     def stop(self) -> None:
         stop_process(self.process)
