@@ -25,6 +25,7 @@ import httpx
 from core.access import Access, MediaLinks
 from core.contract import (
     JobStatus,
+    Provider,
     ProviderError,
     ProviderRegistry,
     SubmitRequest,
@@ -38,6 +39,7 @@ from core.fetch import FetchPolicy, fetch_image
 from core.jobs import JobBook
 from core.logs import get_logger, log_step
 from core.media import ImageRejected, MediaStore
+from core.throttle import SubmitThrottle
 from models.tables import Job, utcnow
 from models.views import JobView
 
@@ -87,6 +89,7 @@ class Pipeline:
         retry: RetryPolicy | None = None,
         poll: PollPolicy | None = None,
         lease_s: float = 120.0,
+        throttle: SubmitThrottle | None = None,
     ) -> None:
         self.jobs = jobs
         self.registry = registry
@@ -98,6 +101,7 @@ class Pipeline:
         self.links = links
         self.retry = retry or RetryPolicy()
         self.poll = poll or PollPolicy()
+        self.throttle = throttle or SubmitThrottle()
         #: This process among the workers sharing the database, and how long its claims last:
         #: longer than one submit or poll takes, short enough that a dead worker's jobs move on.
         self.worker_id = WORKER_ID
@@ -185,6 +189,8 @@ class Pipeline:
             input_image_urls=tuple(self.base_url + self.links.sign(path) for path in job.input_images),
         )
         provider = self.registry.get(job.provider)
+        if not await self._wait_for_submit_slot(job, provider):
+            return  # cancelled while waiting
         for attempt in range(self.retry.attempts):
             if (await asyncio.to_thread(self.jobs.get, job_id)).status != JobStatus.QUEUED:
                 return  # cancelled meanwhile
@@ -224,6 +230,29 @@ class Pipeline:
             if current.status == JobStatus.CANCELLED:
                 # Cancelled while the provider was answering: tell it to stop.
                 await self._cancel_at_provider(job.provider, task, job_id)
+
+    async def _wait_for_submit_slot(self, job: Job, provider: Provider) -> bool:
+        """Hold the job in `queued`, saying why on its row, until the provider's rate limit admits it.
+
+        False when the job was cancelled meanwhile. The claim is renewed while waiting, so no
+        other worker takes the submission over.
+        """
+        if provider.submit_limit is None:
+            return True
+        reason = f"waiting: {provider.submit_limit.reason}"
+        waited = False
+        while (wait_s := await self.throttle.take(provider.submit_limit, provider.name)) > 0:
+            if (await asyncio.to_thread(self.jobs.get, job.id)).status != JobStatus.QUEUED:
+                return False
+            if not waited:
+                waited = True
+                await self._step(job, "submit.throttled", reason, announce=False, wait_s=round(wait_s, 1))
+                await asyncio.to_thread(self.jobs.note_progress, job.id, reason)
+            await asyncio.to_thread(self.jobs.claim, job.id, self.worker_id, utcnow(), self.lease_s + wait_s)
+            await asyncio.sleep(wait_s)
+        if waited:
+            await asyncio.to_thread(self.jobs.note_progress, job.id, "")
+        return True
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel locally at once (the user's choice is final), then tell the provider."""
@@ -331,7 +360,13 @@ class Pipeline:
         if replayed:
             await self._step(job, "webhook.rejected", "replayed delivery", reason="replayed delivery")
             return WebhookOutcome(409, "this signed delivery was already applied (replay)")
-        verification = "signature verified" if update.verified else "unsigned: confirming with the provider"
+        verification = (
+            "unsigned: confirming with the provider"
+            if not update.verified
+            else "signature verified; result confirmed with the provider"
+            if update.confirm_with_query
+            else "signature verified"
+        )
         await self._step(
             job,
             "webhook.received",
@@ -341,7 +376,7 @@ class Pipeline:
             task_id=update.task_id,
             verified=update.verified,
         )
-        if not update.verified:
+        if not update.verified or update.confirm_with_query:
             try:
                 update = await provider.query(TaskRef(update.task_id, job.provider_handle))
             except (ProviderError, httpx.HTTPError) as exc:

@@ -43,7 +43,11 @@ class Settings:
     kie_webhook_hmac_key: str = ""
     fal_key: str = ""
     fal_queue_url: str = "https://queue.fal.run"
-    fal_jwks_url: str = "https://rest.fal.ai/.well-known/jwks.json"
+    fal_jwks_url: str = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+    replicate_api_token: str = ""
+    replicate_base_url: str = "https://api.replicate.com"
+    #: Overrides the signing secret fetched from Replicate's default-secret endpoint.
+    replicate_webhook_secret: str = ""
     #: Shared deployments: every page and image needs a signed-in user.
     auth_required: bool = False
     #: Signs media links for providers; kept in the data dir when not given.
@@ -64,7 +68,14 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never appear in a log line."""
-        return (self.kie_api_key, self.kie_webhook_hmac_key, self.fal_key, self.secret_key)
+        return (
+            self.kie_api_key,
+            self.kie_webhook_hmac_key,
+            self.fal_key,
+            self.replicate_api_token,
+            self.replicate_webhook_secret,
+            self.secret_key,
+        )
 
     def problems(self) -> list[str]:
         """Configuration that cannot work; empty when the settings are usable."""
@@ -73,6 +84,7 @@ class Settings:
             ("KIE_BASE_URL", self.kie_base_url),
             ("FAL_QUEUE_URL", self.fal_queue_url),
             ("FAL_JWKS_URL", self.fal_jwks_url),
+            ("REPLICATE_BASE_URL", self.replicate_base_url),
             ("PUBLIC_BASE_URL", self.base_url),
         ):
             if not url.startswith(("http://", "https://")):
@@ -132,7 +144,10 @@ class Settings:
             kie_webhook_hmac_key=_env("KIE_WEBHOOK_HMAC_KEY", ""),
             fal_key=_env("FAL_KEY", ""),
             fal_queue_url=_env("FAL_QUEUE_URL", "https://queue.fal.run").rstrip("/"),
-            fal_jwks_url=_env("FAL_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json"),
+            fal_jwks_url=_env("FAL_JWKS_URL", "https://rest.alpha.fal.ai/.well-known/jwks.json"),
+            replicate_api_token=_env("REPLICATE_API_TOKEN", ""),
+            replicate_base_url=_env("REPLICATE_BASE_URL", "https://api.replicate.com").rstrip("/"),
+            replicate_webhook_secret=_env("REPLICATE_WEBHOOK_SECRET", ""),
             auth_required=_env("AUTH_REQUIRED", "false").lower() in ("1", "true", "yes"),
             secret_key=_env("SECRET_KEY", ""),
         )

@@ -12,6 +12,7 @@ from core.settings import Settings
 from providers.fal import FalProvider
 from providers.kie import KieProvider
 from providers.local import LocalProvider
+from providers.replicate import ReplicateProvider
 
 
 def build_registry(
@@ -44,6 +45,15 @@ def build_registry(
             queue_url=settings.fal_queue_url,
             jwks_url=settings.fal_jwks_url,
             http=http,
+            public_url=settings.has_public_url,
+        )
+    )
+    registry.register(
+        ReplicateProvider(
+            api_token=settings.replicate_api_token,
+            base_url=settings.replicate_base_url,
+            http=http,
+            webhook_secret=settings.replicate_webhook_secret,
             public_url=settings.has_public_url,
         )
     )

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 
 from sqlmodel import col, select
 
 from core.contract import JobStatus, NodeKind, TaskRef
 from core.root import Core
 from models.tables import JobStep, NodeResult
-from providers.kie import TEXT_MODEL, sign
+from providers.kie import TEXT_MODEL
 from tests.kie_mock import IMAGE_URL
+from tests.providers.signing import kie_headers
 
 HMAC = "burst-hmac"
 JOBS = 250
@@ -26,9 +26,7 @@ def callback(task_id: str, state: str) -> tuple[dict[str, str], bytes]:
         data["resultJson"] = json.dumps({"resultUrls": [IMAGE_URL]})
     if state == "fail":
         data["failMsg"] = "late failure"
-    stamp = str(int(time.time()))
-    headers = {"x-webhook-timestamp": stamp, "x-webhook-signature": sign(HMAC, task_id, stamp)}
-    return headers, json.dumps({"code": 200, "data": data}).encode()
+    return kie_headers(HMAC, task_id), json.dumps({"code": 200, "data": data}).encode()
 
 
 async def test_burst_of_mixed_callbacks_completes_each_job_once(kie_core: Core) -> None:
