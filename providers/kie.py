@@ -236,7 +236,7 @@ class KieProvider:
     def _verify(self, headers: Mapping[str, str], task_id: str) -> None:
         timestamp = headers.get(TIMESTAMP_HEADER, "")
         signature = headers.get(SIGNATURE_HEADER, "")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_S:
+        if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > MAX_SKEW_S:
             raise WebhookRejected("Missing or stale KIE.ai webhook timestamp", 401)
         if not signature or not hmac.compare_digest(sign(self.hmac_key, task_id, timestamp), signature):
             raise WebhookRejected("Bad KIE.ai webhook signature", 401)

@@ -18,11 +18,13 @@ from core.db import Database
 from providers.fal import FalProvider
 from providers.kie import KieProvider
 from providers.local import LocalProvider
+from providers.replicate import ReplicateProvider
 from tests.providers.harness_fal import jwk
-from tests.providers.signing import fal_headers, kie_headers, local_headers
+from tests.providers.signing import fal_headers, kie_headers, local_headers, standard_webhook_headers
 
 JWKS = "https://keys.test/jwks.json"
 FAL_KEY = Ed25519PrivateKey.generate()
+REPLICATE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
@@ -38,6 +40,9 @@ header_names = st.sampled_from(
         "x-fal-webhook-user-id",
         "x-fal-webhook-timestamp",
         "x-fal-webhook-signature",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
     ]
 )
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -64,6 +69,7 @@ def providers() -> list[Provider]:
         KieProvider(api_key="k", base_url="https://kie.test", http=http, hmac_key="h"),
         KieProvider(api_key="k", base_url="https://kie.test", http=http),
         FalProvider(api_key="k", queue_url="https://fal.test", jwks_url=JWKS, http=http),
+        ReplicateProvider(api_token="r", base_url="https://replicate.test", http=http, webhook_secret=REPLICATE_SECRET),
     ]
 
 
@@ -119,3 +125,12 @@ def test_correctly_signed_local_callbacks_with_fuzzed_fields(payload: dict[str, 
     except UnicodeEncodeError:
         return  # not a task id anyone could sign
     parse(PROVIDERS[0], headers, json.dumps(payload).encode())
+
+
+@FUZZ
+@given(prediction=st.dictionaries(st.sampled_from(["id", "status", "output", "error", "logs"]), json_values))
+def test_correctly_signed_replicate_webhooks_with_fuzzed_predictions(prediction: dict[str, Any]) -> None:
+    body = json.dumps(prediction).encode()
+    update = parse(PROVIDERS[4], standard_webhook_headers(REPLICATE_SECRET, "msg_1", body), body)
+    if update is not None:
+        assert update.task_id == prediction["id"] and update.delivery_id == "msg_1"
