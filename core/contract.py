@@ -7,6 +7,7 @@ Everything else (storage, ordering, fan-out to tabs) is the app's job.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -114,6 +115,13 @@ class SubmitLimit:
     #: Who shares the cap (a hash of the account's key, never the key itself).
     account: str
     reason: str
+
+    @classmethod
+    def per_account(cls, api_key: str, tasks: int, per_s: int, reason: str) -> SubmitLimit | None:
+        """The cap for the account behind `api_key`; None without a key (nothing is submitted then)."""
+        if not api_key:
+            return None
+        return cls(tasks, per_s, hashlib.sha256(api_key.encode()).hexdigest()[:16], reason)
 
 
 class ProviderError(Exception):

@@ -149,15 +149,11 @@ class KieProvider:
         self.hmac_key = hmac_key
         self.public_url = public_url
         self.clock = clock
-        self.submit_limit = (
-            SubmitLimit(
-                TASKS_PER_WINDOW,
-                WINDOW_S,
-                account=hashlib.sha256(api_key.encode()).hexdigest()[:16],
-                reason=f"KIE.ai takes {TASKS_PER_WINDOW} new tasks per {WINDOW_S} s per account",
-            )
-            if api_key
-            else None
+        self.submit_limit = SubmitLimit.per_account(
+            api_key,
+            TASKS_PER_WINDOW,
+            WINDOW_S,
+            f"KIE.ai takes {TASKS_PER_WINDOW} new tasks per {WINDOW_S} s per account",
         )
         reason = "" if api_key else "set KIE_API_KEY to use KIE.ai"
         self.models: Sequence[ModelInfo] = (

@@ -14,7 +14,6 @@ models: an edit is the same call with `image_input`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -133,15 +132,8 @@ class ReplicateProvider:
         self._fixed_secret = webhook_secret
         self._secret = webhook_secret
         self._secret_fetched_at = float("-inf")
-        self.submit_limit = (
-            SubmitLimit(
-                TASKS_PER_WINDOW,
-                WINDOW_S,
-                account=hashlib.sha256(api_token.encode()).hexdigest()[:16],
-                reason=f"Replicate takes {TASKS_PER_WINDOW} new predictions per minute per account",
-            )
-            if api_token
-            else None
+        self.submit_limit = SubmitLimit.per_account(
+            api_token, TASKS_PER_WINDOW, WINDOW_S, f"Replicate takes {TASKS_PER_WINDOW} new predictions per minute"
         )
         reason = "" if api_token else "set REPLICATE_API_TOKEN to use Replicate"
         self.models: Sequence[ModelInfo] = (

@@ -13,20 +13,13 @@ from core.contract import JobStatus, ProviderError, SubmitRequest, TaskRef, Webh
 from core.settings import Settings
 from providers.fal import EDIT_MODEL, TEXT_MODEL, FalProvider
 from tests.providers.fixtures import load
+from tests.providers.harness import Clock
 from tests.providers.harness_fal import jwk
 from tests.providers.signing import fal_headers
 
 QUEUE = "https://fal.test"
 JWKS = "https://keys.test/jwks.json"
 KEY = Ed25519PrivateKey.generate()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

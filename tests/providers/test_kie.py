@@ -15,17 +15,10 @@ from core.root import Core
 from providers.kie import EDIT_MODEL, ERRORS, RECORD_GRACE_S, TEXT_MODEL, KieProvider
 from tests.kie_mock import CREATE, IMAGE_URL, RECORD
 from tests.providers.fixtures import load
+from tests.providers.harness import Clock
 from tests.providers.signing import kie_headers
 
 BASE = "https://kie.test"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -11,20 +11,13 @@ import respx
 from core.contract import JobStatus, ProviderError, SubmitRequest, TaskRef, WebhookRejected
 from providers.replicate import EDIT_MODEL, TEXT_MODEL, ReplicateProvider
 from tests.providers.fixtures import load
+from tests.providers.harness import Clock
 from tests.providers.signing import standard_webhook_headers
 
 BASE = "https://replicate.test"
 CREATE = f"{BASE}/v1/models/google/nano-banana/predictions"
 SECRET_URL = f"{BASE}/v1/webhooks/default/secret"
 SECRET = load("replicate", "default_secret")["key"]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
