@@ -247,7 +247,8 @@ def ingestion(
     db = Database(settings.db_url)
     writer = ChangeWriter(db.session, ChangeNotifier())
     registry = build_registry(settings, httpx.AsyncClient(), db)
-    canvas, book = Canvas(writer, registry), JobBook(writer, registry)
+    limits = {"max_prompt_chars": settings.max_prompt_chars, "max_project_name_chars": settings.max_project_name_chars}
+    canvas, book = Canvas(writer, registry, **limits), JobBook(writer, registry)
     owner = Accounts(db.session).local_user()
     project = canvas.create_project(owner.id, "ingestion bench")
     node = canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)

@@ -12,26 +12,27 @@ from core.media import MEDIA_PREFIX
 from models.tables import Job, Node, NodeResult, Project, utcnow
 from models.views import Changes, JobView, NodeView, ProjectView, Snapshot
 
-MAX_PROMPT_CHARS = 5000
-MAX_PROJECT_NAME_CHARS = 200
 QUEUE_LIMIT = 200
-
-
-def _clean_name(name: str) -> str:
-    name = " ".join(name.split())
-    if not name:
-        raise InvalidInput("Project name cannot be empty")
-    if len(name) > MAX_PROJECT_NAME_CHARS:
-        raise InvalidInput(f"Project name is limited to {MAX_PROJECT_NAME_CHARS} characters")
-    return name
 
 
 class Canvas:
     """Creates and edits projects and nodes; reads snapshots and change sets."""
 
-    def __init__(self, writer: ChangeWriter, registry: ProviderRegistry) -> None:
+    def __init__(
+        self, writer: ChangeWriter, registry: ProviderRegistry, *, max_prompt_chars: int, max_project_name_chars: int
+    ) -> None:
         self.writer = writer
         self.registry = registry
+        self.max_prompt_chars = max_prompt_chars
+        self.max_project_name_chars = max_project_name_chars
+
+    def _clean_name(self, name: str) -> str:
+        name = " ".join(name.split())
+        if not name:
+            raise InvalidInput("Project name cannot be empty")
+        if len(name) > self.max_project_name_chars:
+            raise InvalidInput(f"Project name is limited to {self.max_project_name_chars} characters")
+        return name
 
     # projects -----------------------------------------------------------
     def list_projects(self, owner_id: int) -> list[ProjectView]:
@@ -46,18 +47,18 @@ class Canvas:
 
     def create_project(self, owner_id: int, name: str) -> ProjectView:
         with self.writer.transaction() as tx:
-            project = Project(owner_id=owner_id, name=_clean_name(name))
+            project = Project(owner_id=owner_id, name=self._clean_name(name))
             tx.session.add(project)
             tx.session.flush()
             assert project.id is not None
-            tx.changed(project.id, "project", project.id)
+            tx.changed(project.id)
             return ProjectView.of(project)
 
     def rename_project(self, project_id: int, name: str) -> ProjectView:
         with self.writer.transaction() as tx:
             project = get_or_404(tx.session, Project, project_id, lock=True)
-            project.name = _clean_name(name)
-            tx.changed(project_id, "project", project_id)
+            project.name = self._clean_name(name)
+            tx.changed(project_id)
             return ProjectView.of(project)
 
     # nodes --------------------------------------------------------------
@@ -69,7 +70,7 @@ class Canvas:
             tx.session.add(node)
             tx.session.flush()
             assert node.id is not None
-            tx.changed(project_id, "node", node.id)
+            tx.changed(project_id)
             return NodeView.of(node, [])
 
     def update_node(
@@ -84,15 +85,20 @@ class Canvas:
         with self.writer.transaction() as tx:
             node = get_or_404(tx.session, Node, node_id, lock=True)
             if prompt is not None:
-                if len(prompt) > MAX_PROMPT_CHARS:
-                    raise InvalidInput(f"Prompt is limited to {MAX_PROMPT_CHARS} characters")
+                if len(prompt) > self.max_prompt_chars:
+                    raise InvalidInput(f"Prompt is limited to {self.max_prompt_chars} characters")
                 node.prompt = prompt
             if model is not None:
                 info = self.registry.model(model)
                 if info.kind != node.kind:
                     raise InvalidInput(f"Model {model} cannot run a {node.kind.value} node")
                 node.model = model
+                if node.aspect_ratio not in info.aspect_ratios:
+                    node.aspect_ratio = info.fallback_aspect_ratio  # the new model cannot draw the old ratio
             if aspect_ratio is not None:
+                offered = self.registry.model(node.model).aspect_ratios
+                if aspect_ratio not in offered:
+                    raise InvalidInput(f"{node.model} draws the aspect ratios {', '.join(offered)}, not {aspect_ratio}")
                 node.aspect_ratio = aspect_ratio
             self.touch_node(tx, node)
             return NodeView.of(node, self._history(tx.session, node_id))
@@ -123,9 +129,8 @@ class Canvas:
             for job in tx.session.exec(select(Job).where(Job.node_id == node_id)):
                 job.node_id = None
                 job.version += 1
-                tx.changed(job.project_id, "job", job.id)
             tx.session.delete(node)
-            tx.changed(node.project_id, "node", node_id, op="delete")
+            tx.changed(node.project_id)  # one flush: the triggers write an event per changed row
 
     @staticmethod
     def touch_node(tx: Transaction, node: Node) -> None:
@@ -133,7 +138,7 @@ class Canvas:
         node.version += 1
         node.updated_at = utcnow()
         tx.session.add(node)
-        tx.changed(node.project_id, "node", node.id)
+        tx.changed(node.project_id)
 
     # reads --------------------------------------------------------------
     def snapshot(self, project_id: int) -> Snapshot:

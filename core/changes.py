@@ -76,11 +76,11 @@ class Transaction:
         self.session = session
         self.published: dict[int, int] = {}
 
-    def changed(self, project_id: int, entity: str, entity_id: str | int, op: str = "upsert") -> int:
+    def changed(self, project_id: int) -> int:
         """Flush the change (its trigger writes the event) and return the project's sequence.
 
-        `entity`, `entity_id` and `op` name the change for the reader; the trigger knows them.
-        The project is published to this process's subscribers after commit.
+        The trigger knows what changed; the project is published to this process's
+        subscribers after commit.
         """
         self.session.flush()
         query = select(Project.last_seq).where(col(Project.id) == project_id)

@@ -61,6 +61,11 @@ class ModelInfo:
     #: Why the model cannot run here (e.g. a missing API key); empty when it can.
     disabled_reason: str = ""
 
+    @property
+    def fallback_aspect_ratio(self) -> str:
+        """What a node switched to this model draws when it cannot draw the node's ratio."""
+        return "1:1" if "1:1" in self.aspect_ratios else self.aspect_ratios[0]
+
 
 @dataclass(frozen=True)
 class SubmitRequest:
@@ -70,7 +75,6 @@ class SubmitRequest:
     aspect_ratio: str
     callback_url: str
     input_image_urls: tuple[str, ...] = ()
-    seed: int = 0
 
 
 @dataclass(frozen=True)

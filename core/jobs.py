@@ -21,7 +21,7 @@ from core.changes import ChangeWriter, Transaction
 from core.contract import JobStatus, NodeKind, ProviderRegistry, TaskRef
 from core.db import get_or_404
 from core.errors import InvalidInput
-from core.logs import get_logger, log_step
+from core.logs import get_logger, log_job
 from models.tables import Job, JobStep, Node, NodeResult, WebhookDelivery, utcnow
 from models.views import JobView, StepView, TimelineView
 
@@ -73,19 +73,9 @@ class JobBook:
             if clicked_at is not None:
                 _note(tx, job, "generate.clicked", "browser clock", at=clicked_at)
             _note(tx, job, "job.created", f"{job.provider} {job.model}")
-            seq = tx.changed(node.project_id, "job", job.id)
+            seq = tx.changed(node.project_id)
             _note(tx, job, "change.published", f"seq {seq}")
-        log_step(
-            log,
-            "job.created",
-            job_id=job.id,
-            project_id=job.project_id,
-            node_id=node_id,
-            provider=job.provider,
-            model=job.model,
-            seq=seq,
-            client_request_id=client_request_id,
-        )
+        log_job(log, "job.created", job, node_id=node_id, model=job.model, seq=seq, client_request_id=client_request_id)
         return JobView.of(job)
 
     def get(self, job_id: str) -> Job:
@@ -118,7 +108,7 @@ class JobBook:
             job.version += 1
             job.updated_at = utcnow()
             tx.session.add(job)
-            tx.changed(job.project_id, "job", job.id)
+            tx.changed(job.project_id)
             return True
 
     def claim_due_polls(self, worker: str, now: datetime, lease_s: float, limit: int = 100) -> list[Job]:
@@ -168,7 +158,15 @@ class JobBook:
             job = get_or_404(tx.session, Job, job_id, lock=True)
             _note(tx, job, step, detail, announced=announce)
             if announce:
-                tx.changed(job.project_id, "job", job.id)
+                tx.changed(job.project_id)
+
+    def record_step(self, job: Job, step: str, detail: str, *, announce: bool = True, **fields: object) -> None:
+        """One step of the chain outside a status change: a log line and a timeline line.
+
+        `announce=False` when the change that follows at once will tell the tabs anyway.
+        """
+        log_job(log, step, job, **fields)
+        self.note(job.id, step, detail, announce=announce)
 
     def timeline(self, job_id: str, now: datetime | None = None) -> TimelineView:
         """The job's steps with durations, and why it looks stalled if it does."""
@@ -255,15 +253,7 @@ class JobBook:
             job = get_or_404(tx.session, Job, job_id, lock=True)
             previous = job.status
             if status.rank <= previous.rank:
-                log_step(
-                    log,
-                    "job.update_dropped",
-                    job_id=job_id,
-                    project_id=job.project_id,
-                    provider=job.provider,
-                    status=status.value,
-                    current=previous.value,
-                )
+                log_job(log, "job.update_dropped", job, status=status.value, current=previous.value)
                 return False
             for name, value in fields.items():
                 setattr(job, name, value)
@@ -278,19 +268,9 @@ class JobBook:
                 _note(tx, job, step, detail)
             _note(tx, job, f"status.{status.value}", job.error or job.provider_task_id or "")
             tx.session.add(job)
-            seq = tx.changed(job.project_id, "job", job.id)
+            seq = tx.changed(job.project_id)
             _note(tx, job, "change.published", f"seq {seq}")
-        log_step(
-            log,
-            "job.updated",
-            job_id=job_id,
-            project_id=job.project_id,
-            provider=job.provider,
-            status=status.value,
-            previous=previous.value,
-            version=job.version,
-            seq=seq,
-        )
+        log_job(log, "job.updated", job, status=status.value, previous=previous.value, version=job.version, seq=seq)
         return True
 
     @staticmethod

@@ -14,7 +14,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -101,3 +101,14 @@ def get_logger(name: str) -> logging.Logger:
 def log_step(logger: logging.Logger, step: str, **fields: Any) -> None:
     """Log one step of the update chain; `job_id` and `project_id` go in `fields`."""
     logger.info(step, extra={"step": step, **fields})
+
+
+class JobLike(Protocol):
+    id: str
+    project_id: int
+    provider: str
+
+
+def log_job(logger: logging.Logger, step: str, job: JobLike, **fields: Any) -> None:
+    """Log one step of a job: the fields that make `grep <job id>` tell its whole chain."""
+    log_step(logger, step, job_id=job.id, project_id=job.project_id, provider=job.provider, **fields)

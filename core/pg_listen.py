@@ -18,6 +18,7 @@ import psycopg
 
 from core.changes import ChangeNotifier
 from core.logs import get_logger, log_step
+from core.retries import RetryPolicy
 
 log = get_logger("pg_listen")
 
@@ -27,7 +28,7 @@ APPLICATION_NAME = "canvas-listener"
 
 
 class ChangeListener:
-    """Runs as one asyncio task per process (`run`); reconnects with exponential backoff."""
+    """Runs as one asyncio task per process (`run`); reconnects with exponential backoff and jitter."""
 
     def __init__(
         self,
@@ -49,41 +50,66 @@ class ChangeListener:
         self.listening = asyncio.Event()
 
     async def run(self) -> None:
-        """Listen until cancelled; never raises for a lost or refused connection."""
-        delay = self.backoff_start_s
-        while True:
-            connects = self.connects
-            try:
-                await self._listen_once()
-            except (psycopg.Error, OSError) as exc:
-                self.state = f"reconnecting after {type(exc).__name__}"
-                log_step(log, "listen.disconnected", error=str(exc).strip()[:200])
-            finally:
-                self.listening.clear()
-            if self.connects > connects:  # it had worked: a new outage starts the backoff afresh
-                delay = self.backoff_start_s
-            await asyncio.sleep(delay)
-            delay = min(self.backoff_cap_s, delay * 2)
+        """Listen until cancelled; never raises for a lost or refused connection.
 
-    async def _listen_once(self) -> None:
-        async with await psycopg.AsyncConnection.connect(
+        Each pass of the loop is one session and the outage that ends it, with a fresh
+        backoff: the session is the first attempt, so its loss is followed by one short
+        wait, and only an outage that lasts makes the waits grow (up to `backoff_cap_s`).
+        A worker that ran for days thus reconnects as quickly as a fresh one.
+        """
+        session: psycopg.AsyncConnection | None = None
+        try:
+            while True:
+                backoff = RetryPolicy(attempts=None, base_s=self.backoff_start_s, cap_s=self.backoff_cap_s)
+                async for attempt in backoff.attempts_on(self._reconnectable):
+                    with attempt:
+                        if session is not None:
+                            lost, session = session, None
+                            await self._listen(lost)
+                        session = await self._connect()
+        finally:
+            if session is not None:
+                await session.close()
+
+    def _reconnectable(self, exc: Exception) -> bool:
+        if not isinstance(exc, psycopg.Error | OSError):
+            return False
+        self.state = f"reconnecting after {type(exc).__name__}"
+        log_step(log, "listen.disconnected", error=str(exc).strip()[:200])
+        return True
+
+    async def _connect(self) -> psycopg.AsyncConnection:
+        """A connection that LISTENs, once the changes it missed are published."""
+        conn = await psycopg.AsyncConnection.connect(
             self.conninfo,
             autocommit=True,
             application_name=APPLICATION_NAME,
             keepalives=1,
             keepalives_idle=30,
             keepalives_interval=10,
-        ) as conn:
+        )
+        try:
             await conn.execute(f"LISTEN {CHANNEL}")
             # After LISTEN, so a change committed in between is seen by one or the other.
             await self._replay(conn)
-            self.connects += 1
-            self.state = "ok"
-            self.listening.set()
-            log_step(log, "listen.connected", connects=self.connects)
-            async for notice in conn.notifies():
-                self._on_payload(notice.payload)
-        self.state = "connection closed"
+        except BaseException:
+            await conn.close()
+            raise
+        self.connects += 1
+        self.state = "ok"
+        self.listening.set()
+        log_step(log, "listen.connected", connects=self.connects)
+        return conn
+
+    async def _listen(self, conn: psycopg.AsyncConnection) -> None:
+        """Publish notices until the connection is lost (it always ends in an error)."""
+        try:
+            async with conn:
+                async for notice in conn.notifies():
+                    self._on_payload(notice.payload)
+            raise psycopg.OperationalError("the LISTEN connection was closed")
+        finally:
+            self.listening.clear()
 
     async def _replay(self, conn: psycopg.AsyncConnection) -> None:
         """Publish every project whose feed moved while we were not listening."""

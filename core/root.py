@@ -19,8 +19,11 @@ from core.fetch import FetchPolicy
 from core.jobs import JobBook
 from core.media import MediaStore
 from core.pg_listen import ChangeListener
-from core.pipeline import Pipeline, PollPolicy, RetryPolicy
+from core.pipeline import Pipeline
+from core.polling import Poller, PollPolicy
+from core.retries import RetryPolicy
 from core.settings import Settings
+from core.webhooks import WebhookGate
 from providers.registry import build_registry
 
 
@@ -34,6 +37,8 @@ class Core:
     jobs: JobBook
     media: MediaStore
     pipeline: Pipeline
+    poller: Poller
+    webhooks: WebhookGate
     http: httpx.AsyncClient
     accounts: Accounts
     access: Access
@@ -49,7 +54,9 @@ class Core:
         notifier = ChangeNotifier()
         writer = ChangeWriter(db.session, notifier)
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.download_timeout_s, connect=5.0), transport=transport)
-        secret = settings.secret_key.encode() or load_or_create_secret(settings.data_dir / "secret_key")
+        secret = settings.secret_key.get_secret_value().encode() or load_or_create_secret(
+            settings.data_dir / "secret_key"
+        )
         # Every worker derives the same key, so a callback one worker asked for is verified by any.
         local_secret = hmac.new(secret, b"local provider callbacks", hashlib.sha256).hexdigest()
         registry = build_registry(settings, http, db, local_secret)
@@ -74,11 +81,15 @@ class Core:
             links=links,
             lease_s=settings.work_lease_s,
             retry=RetryPolicy(attempts=settings.submit_attempts, base_s=settings.retry_base_s),
-            poll=PollPolicy(
-                start_s=settings.poll_start_s, cap_s=settings.poll_cap_s, timeout_s=settings.poll_timeout_s
-            ),
+            first_poll_s=settings.poll_start_s,
         )
-        canvas = Canvas(writer, registry)
+        poll = PollPolicy(start_s=settings.poll_start_s, cap_s=settings.poll_cap_s, timeout_s=settings.poll_timeout_s)
+        canvas = Canvas(
+            writer,
+            registry,
+            max_prompt_chars=settings.max_prompt_chars,
+            max_project_name_chars=settings.max_project_name_chars,
+        )
         listener = ChangeListener(db.libpq_url, notifier) if db.is_postgres else None
         return cls(
             settings,
@@ -89,6 +100,8 @@ class Core:
             jobs,
             media,
             pipeline,
+            Poller(jobs, registry, pipeline, poll),
+            WebhookGate(jobs, registry, pipeline),
             http,
             Accounts(db.session),
             access,

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import httpx
 
+from core.settings import get_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 300
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/canvas"
@@ -141,18 +143,21 @@ class Cluster:
 
 
 def main() -> None:
+    settings = get_settings()
     parser = argparse.ArgumentParser(description="PostgreSQL + Redis + N workers behind one port")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument("--workers", type=int, default=3)
     args = parser.parse_args()
     env = {
-        "DATABASE_URL": os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL),
+        # The scaled configuration's defaults differ from a single process's: PostgreSQL, and
+        # Redis for Reflex's state (REFLEX_REDIS_URL is Reflex's own variable, not ours).
+        "DATABASE_URL": settings.database_url or DEFAULT_DATABASE_URL,
         "REFLEX_REDIS_URL": os.environ.get("REFLEX_REDIS_URL", DEFAULT_REDIS_URL),
     }
     cluster = Cluster(
         port=args.port,
         worker_ports=[args.port + 1 + i for i in range(args.workers)],
-        log_dir=Path(os.environ.get("DATA_DIR", "data")) / "logs",
+        log_dir=settings.data_dir / "logs",
         env=env,
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

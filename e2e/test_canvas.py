@@ -57,6 +57,21 @@ def test_node_delete_and_model_choice_reach_the_other_tab(browser: Browser, proj
         expect(nodes(page).get_by_label("Prompt")).to_have_value("second")
 
 
+def test_the_aspect_ratio_picker_offers_the_chosen_models_own_ratios(browser: Browser, project_url: str) -> None:
+    a, b = two_tabs(browser, project_url)
+    node = add_text_node(a, "a wide valley")
+    picker = node.get_by_label("Aspect ratio")
+    expect(picker.locator("option[value='21:9']")).to_have_count(0)  # the local model draws no 21:9
+    node.get_by_label("Model").select_option("google/nano-banana")
+    expect(picker.locator("option[value='21:9']")).to_have_count(1)
+    picker.select_option("21:9")
+    expect(nodes(b).get_by_label("Aspect ratio")).to_have_value("21:9")
+    # Back to a model that cannot draw it: the node falls back to a ratio it can, in every tab.
+    node.get_by_label("Model").select_option("local/sketch")
+    for page in (a, b):
+        expect(nodes(page).get_by_label("Aspect ratio")).to_have_value("1:1")
+
+
 def test_projects_are_created_renamed_switched_and_survive_a_restart(browser: Browser, app_server: AppServer) -> None:
     context = browser.new_context()
     a, b, elsewhere = context.new_page(), context.new_page(), context.new_page()

@@ -97,6 +97,8 @@ def test_failed_job_shows_its_error_in_node_and_queue_of_both_tabs(browser: Brow
     for page in (a, b):
         expect(job_rows(page)).to_have_count(2)
         expect(job_rows(page).first).to_have_attribute("data-status", "completed", timeout=20_000)
+        failed_id = job_rows(page).nth(1).get_attribute("data-job-id") or "?"
+        expect(job_rows(page).first.get_by_test_id("job-retry-of")).to_have_text(f"retry of {failed_id[:8]}")
         expect(nodes(page).get_by_test_id("node-error")).to_have_count(0)
         expect(nodes(page).get_by_alt_text(RESULT_ALT)).to_be_visible()
 

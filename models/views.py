@@ -69,6 +69,8 @@ class JobView:
     client_request_id: str = ""
     progress: str = ""
     steps: int = 0
+    #: The failed or cancelled job this one retries.
+    retry_of: str = ""
 
     @classmethod
     def of(cls, row: Job) -> JobView:
@@ -89,6 +91,7 @@ class JobView:
             client_request_id=row.client_request_id or "",
             progress=row.progress,
             steps=row.steps,
+            retry_of=row.retry_of or "",
         )
 
 

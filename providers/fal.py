@@ -39,6 +39,7 @@ from core.contract import (
     WebhookRejected,
     require_reachable_inputs,
 )
+from core.retries import parse_retry_after
 
 TEXT_MODEL = "fal-ai/nano-banana"
 EDIT_MODEL = "fal-ai/nano-banana/edit"
@@ -240,11 +241,10 @@ class FalProvider:
     def _body(self, response: httpx.Response) -> dict[str, Any]:
         body = _json_or_none(response)
         if response.status_code not in (200, 202) or not isinstance(body, dict):
-            retry_after = response.headers.get("retry-after", "")
             raise fal_error(
                 response.status_code if response.status_code not in (200, 202) else 502,
                 body,
-                float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None,
+                parse_retry_after(response.headers.get("retry-after")),
             )
         return body
 

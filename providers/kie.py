@@ -36,6 +36,7 @@ from core.contract import (
     WebhookRejected,
     require_reachable_inputs,
 )
+from core.retries import parse_retry_after
 
 TEXT_MODEL = "google/nano-banana"
 EDIT_MODEL = "google/nano-banana-edit"
@@ -241,7 +242,7 @@ class KieProvider:
         response = await self.http.request(
             method, self.base_url + path, headers={"Authorization": f"Bearer {self.api_key}"}, **kwargs
         )
-        retry_after = _retry_after(response)
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
         try:
             body = response.json()
         except ValueError:
@@ -257,11 +258,3 @@ class KieProvider:
         if not isinstance(data, dict):
             raise ProviderError("KIE.ai answered without data", retryable=True)
         return data
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return min(float(value), 300.0)
-    except ValueError:
-        return None

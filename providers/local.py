@@ -21,7 +21,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import timedelta
 from typing import Any
 
@@ -46,6 +46,7 @@ from core.contract import (
 )
 from core.db import WORKER_ID, Database
 from core.logs import get_logger, log_step
+from core.retries import RetryPolicy
 from models.tables import utcnow
 from providers.local_render import render_edit, render_text_to_image
 from providers.local_tasks import LocalTask
@@ -60,6 +61,8 @@ OUTPUTS_ROUTE = "/api/providers/local/outputs"
 #: How long a render's lease outlives its expected duration before another worker may take it.
 LEASE_MARGIN_S = 10.0
 UNFINISHED = (JobStatus.SUBMITTED.value, JobStatus.RUNNING.value)
+#: Callbacks are delivered again when the app is unreachable or answers 5xx, like real providers do.
+CALLBACK_RETRIES = RetryPolicy(attempts=5, base_s=0.5, cap_s=8.0)
 
 
 def sign(secret: str, task_id: str, timestamp: str) -> str:
@@ -177,13 +180,13 @@ class LocalProvider:
 
     async def _render(self, request: SubmitRequest) -> bytes:
         if not request.input_image_urls:
-            return await asyncio.to_thread(render_text_to_image, request.prompt, request.aspect_ratio, request.seed)
+            return await asyncio.to_thread(render_text_to_image, request.prompt, request.aspect_ratio)
         inputs = []
         for url in request.input_image_urls:
             response = await self.http.get(url)
             response.raise_for_status()
             inputs.append(response.content)
-        return await asyncio.to_thread(render_edit, request.prompt, request.aspect_ratio, inputs, request.seed)
+        return await asyncio.to_thread(render_edit, request.prompt, request.aspect_ratio, inputs)
 
     async def _report(self, request: SubmitRequest, update: TaskUpdate) -> None:
         """Deliver the callback, retrying like real providers do."""
@@ -193,24 +196,29 @@ class LocalProvider:
             "result_urls": list(update.result_urls),
             "error": update.error,
         }
-        for attempt in range(5):
-            timestamp = str(int(time.time()))
-            headers = {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(self.secret, update.task_id, timestamp)}
-            try:
-                response = await self.http.post(request.callback_url, json=body, headers=headers)
-                if response.status_code < 500:
-                    log_step(
-                        log,
-                        "provider.callback_sent",
-                        job_id=request.job_id,
-                        task_id=update.task_id,
-                        status=update.status.value,
-                        http_status=response.status_code,
-                    )
-                    return
-            except httpx.HTTPError as exc:
-                log_step(log, "provider.callback_failed", job_id=request.job_id, error=type(exc).__name__)
-            await asyncio.sleep(0.5 * 2**attempt)
+        try:
+            async for attempt in CALLBACK_RETRIES.attempts_on(httpx.HTTPError):
+                with attempt:
+                    timestamp = str(int(time.time()))
+                    headers = {
+                        TIMESTAMP_HEADER: timestamp,
+                        SIGNATURE_HEADER: sign(self.secret, update.task_id, timestamp),
+                    }
+                    response = await self.http.post(request.callback_url, json=body, headers=headers)
+                    if response.status_code >= 500:  # the app's trouble, not a refusal: deliver again
+                        response.raise_for_status()
+        except httpx.HTTPError as exc:
+            # Nothing is lost: the app's fallback poll asks for the task's state.
+            log_step(log, "provider.callback_failed", job_id=request.job_id, error=type(exc).__name__)
+            return
+        log_step(
+            log,
+            "provider.callback_sent",
+            job_id=request.job_id,
+            task_id=update.task_id,
+            status=update.status.value,
+            http_status=response.status_code,
+        )
 
     def _output_signature(self, task_id: str) -> str:
         return hmac.new(self.secret.encode(), f"output {task_id}".encode(), hashlib.sha256).hexdigest()
@@ -285,5 +293,7 @@ def _update_of(row: LocalTask) -> TaskUpdate:
 
 
 def _request_fields(stored: dict[str, Any]) -> dict[str, Any]:
-    """A `SubmitRequest` from its JSON form (tuples came back as lists)."""
-    return {**stored, "input_image_urls": tuple(stored.get("input_image_urls", ()))}
+    """A `SubmitRequest` from its JSON form (tuples came back as lists; fields it no longer has dropped)."""
+    known = {f.name for f in fields(SubmitRequest)}
+    kept = {name: value for name, value in stored.items() if name in known}
+    return {**kept, "input_image_urls": tuple(stored.get("input_image_urls", ()))}

@@ -1,4 +1,4 @@
-"""Pillow drawings for the local provider: deterministic from prompt and seed."""
+"""Pillow drawings for the local provider: deterministic from the prompt."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ def size_for(aspect_ratio: str) -> tuple[int, int]:
     return round(w * scale), round(h * scale)
 
 
-def _rng(prompt: str, seed: int) -> random.Random:
-    digest = hashlib.sha256(f"{seed}:{prompt}".encode()).digest()
+def _rng(prompt: str, salt: int = 0) -> random.Random:
+    """The same prompt draws the same picture; `salt` varies it per input image."""
+    digest = hashlib.sha256(f"{salt}:{prompt}".encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
@@ -47,8 +48,8 @@ def _png(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
-def render_text_to_image(prompt: str, aspect_ratio: str, seed: int = 0) -> bytes:
-    rng = _rng(prompt, seed)
+def render_text_to_image(prompt: str, aspect_ratio: str) -> bytes:
+    rng = _rng(prompt)
     width, height = size_for(aspect_ratio)
     top = tuple(rng.randrange(256) for _ in range(3))
     bottom = tuple(rng.randrange(256) for _ in range(3))
@@ -68,7 +69,7 @@ def render_text_to_image(prompt: str, aspect_ratio: str, seed: int = 0) -> bytes
     return _png(image)
 
 
-def render_edit(prompt: str, aspect_ratio: str, inputs: list[bytes], seed: int = 0) -> bytes:
+def render_edit(prompt: str, aspect_ratio: str, inputs: list[bytes]) -> bytes:
     """A visible transformation: inputs tiled, colours inverted and posterised, captioned."""
     width, height = size_for(aspect_ratio)
     canvas = Image.new("RGB", (width, height))
@@ -77,7 +78,7 @@ def render_edit(prompt: str, aspect_ratio: str, inputs: list[bytes], seed: int =
         with Image.open(io.BytesIO(data)) as source:
             piece = ImageOps.fit(source.convert("RGB"), (tile, height))
         piece = ImageOps.posterize(ImageOps.invert(piece), 3)
-        if _rng(prompt, seed + i).random() < 0.5:
+        if _rng(prompt, i).random() < 0.5:
             piece = ImageOps.mirror(piece)
         canvas.paste(piece, (i * tile, 0))
     _caption(canvas, f"edit: {prompt}")

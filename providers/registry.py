@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import httpx
 
 from core.contract import ProviderRegistry
@@ -27,21 +25,21 @@ def build_registry(
             base_url=settings.base_url,
             http=http,
             delay_s=settings.local_delay_s,
-            secret=os.environ.get("LOCAL_PROVIDER_SECRET") or local_secret,
+            secret=local_secret,
         )
     )
     registry.register(
         KieProvider(
-            api_key=settings.kie_api_key,
+            api_key=settings.kie_api_key.get_secret_value(),
             base_url=settings.kie_base_url,
             http=http,
-            hmac_key=settings.kie_webhook_hmac_key,
+            hmac_key=settings.kie_webhook_hmac_key.get_secret_value(),
             public_url=settings.has_public_url,
         )
     )
     registry.register(
         FalProvider(
-            api_key=settings.fal_key,
+            api_key=settings.fal_key.get_secret_value(),
             queue_url=settings.fal_queue_url,
             jwks_url=settings.fal_jwks_url,
             http=http,
@@ -50,10 +48,10 @@ def build_registry(
     )
     registry.register(
         ReplicateProvider(
-            api_token=settings.replicate_api_token,
+            api_token=settings.replicate_api_token.get_secret_value(),
             base_url=settings.replicate_base_url,
             http=http,
-            webhook_secret=settings.replicate_webhook_secret,
+            webhook_secret=settings.replicate_webhook_secret.get_secret_value(),
             public_url=settings.has_public_url,
         )
     )

@@ -36,6 +36,7 @@ from core.contract import (
     WebhookRejected,
     require_reachable_inputs,
 )
+from core.retries import parse_retry_after
 
 REPLICATE_MODEL = "google/nano-banana"
 TEXT_MODEL = "replicate/google/nano-banana"
@@ -233,10 +234,9 @@ class ReplicateProvider:
         except ValueError:
             body = None
         if response.status_code not in (200, 201) or not isinstance(body, dict):
-            retry_after = response.headers.get("retry-after", "")
             raise replicate_error(
                 response.status_code if response.status_code not in (200, 201) else 502,
                 body,
-                float(retry_after) if retry_after.replace(".", "", 1).isdigit() else None,
+                parse_retry_after(response.headers.get("retry-after")),
             )
         return body

@@ -42,7 +42,7 @@ def build_api(core: Core) -> Starlette:
         if body is None:
             return JSONResponse({"error": f"body larger than {MAX_WEBHOOK_BYTES} bytes"}, status_code=413)
         p = request.path_params
-        outcome = await core.pipeline.on_webhook(p["provider"], p["job_id"], p["token"], request.headers, body)
+        outcome = await core.webhooks.receive(p["provider"], p["job_id"], p["token"], request.headers, body)
         return JSONResponse({"result": outcome.message}, status_code=outcome.status_code)
 
     async def media(request: Request) -> Response:

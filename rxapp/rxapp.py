@@ -40,7 +40,7 @@ async def fallback_poller() -> None:
         try:
             if tick % ORPHAN_SWEEP_TICKS == 0:
                 await core.pipeline.resume_unfinished()
-            await core.pipeline.poll_due()
+            await core.poller.poll_due()
         except Exception:
             log.exception("poll round failed", extra={"step": "poll.crashed"})
         await asyncio.sleep(POLL_TICK_S)

@@ -11,7 +11,7 @@ import pytest
 
 from core.contract import NodeKind
 from core.root import Core
-from core.settings import Settings
+from core.settings import Settings, env_names
 from rxapp.api import build_api
 from tests.postgres import fresh_database, wants_postgres
 
@@ -25,6 +25,13 @@ class LateBoundASGI:
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         await self.app(scope, receive, send)  # type: ignore[operator]
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Settings(...)` reads the environment too: tests see only what they pass."""
+    for name in env_names():
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

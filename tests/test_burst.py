@@ -59,7 +59,7 @@ async def test_burst_of_mixed_callbacks_completes_each_job_once(kie_core: Core, 
     async def deliver(job: tuple[str, str, str], state: str) -> int:
         job_id, token, task_id = job
         async with limit:
-            outcome = await kie_core.pipeline.on_webhook("kie", job_id, token, *callback(task_id, state))
+            outcome = await kie_core.webhooks.receive("kie", job_id, token, *callback(task_id, state))
             return outcome.status_code
 
     codes = await asyncio.gather(*(deliver(job, state) for job, state in deliveries))

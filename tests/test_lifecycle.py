@@ -11,6 +11,7 @@ from core.contract import JobStatus, NodeKind, TaskRef
 from core.errors import InvalidInput
 from core.media import MEDIA_PREFIX
 from core.root import Core
+from core.settings import Settings
 from models.tables import ChangeEvent
 from providers.local_render import render_text_to_image
 
@@ -115,6 +116,7 @@ async def test_retry_creates_a_new_job_for_the_node(core: Core, node_id: int) ->
     core.canvas.update_node(node_id, prompt="works now")
     retried = await core.pipeline.retry_job(failed.id)
     assert retried.id != failed.id
+    assert retried.retry_of == failed.id  # the queue shows "retry of" it
     await wait_for_status(core, retried.id, JobStatus.COMPLETED)
     node = next(n for n in core.canvas.snapshot(retried_project(core, retried.id)).nodes if n.id == node_id)
     assert node.error == ""
@@ -198,3 +200,38 @@ async def test_the_same_image_stored_concurrently_is_stored_once(core: Core) -> 
         assert len(set(urls)) == 1
         names.add(urls[0].removeprefix(MEDIA_PREFIX))
     assert sorted(p.name for p in core.media.root.iterdir()) == sorted(names)
+
+
+def test_a_ratio_the_model_cannot_draw_is_refused_and_changes_nothing(core: Core, node_id: int) -> None:
+    offered = core.registry.model(core.canvas.update_node(node_id).model).aspect_ratios
+    assert "21:9" not in offered
+    with pytest.raises(InvalidInput, match="aspect ratios"):
+        core.canvas.update_node(node_id, prompt="changed", aspect_ratio="21:9")
+    node = core.canvas.update_node(node_id)
+    assert (node.prompt, node.aspect_ratio) == ("a red fox in snow", "1:1")
+
+
+def test_switching_model_keeps_a_ratio_only_if_the_new_model_draws_it(core: Core, node_id: int) -> None:
+    local = core.canvas.update_node(node_id, aspect_ratio="16:9")
+    other = next(
+        m
+        for m in core.registry.all_models()
+        if m.kind == NodeKind.TEXT_TO_IMAGE and m.id != local.model and "16:9" in m.aspect_ratios
+    )
+    assert core.canvas.update_node(node_id, model=other.id).aspect_ratio == "16:9"
+    assert core.canvas.update_node(node_id, model=local.model).aspect_ratio == "16:9"
+    wide = next(r for r in other.aspect_ratios if r not in core.registry.model(local.model).aspect_ratios)
+    core.canvas.update_node(node_id, model=other.id, aspect_ratio=wide)
+    assert core.canvas.update_node(node_id, model=local.model).aspect_ratio == "1:1"
+
+
+async def test_prompt_and_name_limits_come_from_settings(settings: Settings, project_id: int, node_id: int) -> None:
+    small = Core.build(settings.model_copy(update={"max_prompt_chars": 10, "max_project_name_chars": 5}))
+    try:
+        with pytest.raises(InvalidInput, match="limited to 10"):
+            small.canvas.update_node(node_id, prompt="eleven char")
+        with pytest.raises(InvalidInput, match="limited to 5"):
+            small.canvas.rename_project(project_id, "longer")
+        assert small.canvas.update_node(node_id, prompt="ten chars!").prompt == "ten chars!"
+    finally:
+        await small.aclose()

@@ -37,10 +37,10 @@ async def test_polling_completes_a_job_whose_webhook_never_came(
     polls = kie_api.get(RECORD).mock(side_effect=[record("generating"), record("success")])
     job_id = await submitted(kie_core, kie_node)
     assert kie_core.jobs.get(job_id).status == JobStatus.SUBMITTED
-    assert await kie_core.pipeline.poll_due() == 1
+    assert await kie_core.poller.poll_due() == 1
     assert kie_core.jobs.get(job_id).status == JobStatus.RUNNING
     kie_core.jobs.schedule_poll(job_id, kie_core.jobs.get(job_id).submitted_at)  # make it due again now
-    await kie_core.pipeline.poll_due()
+    await kie_core.poller.poll_due()
     job = kie_core.jobs.get(job_id)
     assert job.status == JobStatus.COMPLETED and job.image_path
     assert polls.call_count == 2
@@ -83,8 +83,8 @@ async def test_provider_down_fails_after_the_retries(kie_core: Core, kie_node: i
 async def test_poll_gives_up_after_the_timeout(kie_core: Core, kie_node: int, kie_api: respx.MockRouter) -> None:
     kie_api.post(CREATE).mock(return_value=ok({"taskId": "t1"}))
     job_id = await submitted(kie_core, kie_node)
-    kie_core.pipeline.poll = replace(kie_core.pipeline.poll, timeout_s=-1)
-    await kie_core.pipeline.poll_due()
+    kie_core.poller.policy = replace(kie_core.poller.policy, timeout_s=-1)
+    await kie_core.poller.poll_due()
     job = kie_core.jobs.get(job_id)
     assert job.status == JobStatus.FAILED and "timeout" in (job.error or "")
 
@@ -104,7 +104,7 @@ async def test_unsigned_callback_is_confirmed_with_record_info(
             "resultJson": json.dumps({"resultUrls": ["https://evil.test/x.png"]}),
         },
     }
-    outcome = await kie_core.pipeline.on_webhook("kie", job_id, token, {}, json.dumps(claim).encode())
+    outcome = await kie_core.webhooks.receive("kie", job_id, token, {}, json.dumps(claim).encode())
     assert outcome.status_code == 200
     job = kie_core.jobs.get(job_id)
     assert job.status == JobStatus.RUNNING  # KIE itself says it is still generating
@@ -118,8 +118,8 @@ async def test_webhook_and_poll_racing_complete_once(kie_core: Core, kie_node: i
     token = kie_core.jobs.get(job_id).callback_token
     body = json.dumps({"code": 200, "data": {"taskId": "t1", "state": "success"}}).encode()
     await asyncio.gather(
-        kie_core.pipeline.poll_due(),
-        *(kie_core.pipeline.on_webhook("kie", job_id, token, {}, body) for _ in range(3)),
+        kie_core.poller.poll_due(),
+        *(kie_core.webhooks.receive("kie", job_id, token, {}, body) for _ in range(3)),
     )
     job = kie_core.jobs.get(job_id)
     assert job.status == JobStatus.COMPLETED
@@ -133,7 +133,7 @@ async def test_cancelled_job_ignores_a_late_result(kie_core: Core, kie_node: int
     job_id = await submitted(kie_core, kie_node)
     assert await kie_core.pipeline.cancel(job_id)
     kie_core.jobs.schedule_poll(job_id, kie_core.jobs.get(job_id).submitted_at)
-    assert await kie_core.pipeline.poll_due() == 0  # cancelled jobs are not polled
+    assert await kie_core.poller.poll_due() == 0  # cancelled jobs are not polled
     await kie_core.pipeline.apply(job_id, (await kie_core.registry.get("kie").query(TaskRef("t1"))))
     job = kie_core.jobs.get(job_id)
     assert (job.status, job.image_path) == (JobStatus.CANCELLED, None)

@@ -11,7 +11,8 @@ from rxapp.states.feed import ProjectFeed
 from rxapp.states.pending import LAST_REQUEST_ID, add_pending
 from rxapp.states.upload import UploadState
 
-ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "5:4", "4:5", "21:9")
+#: Each model's own aspect ratios, so the picker offers what the chosen model can draw.
+MODEL_RATIOS = rx.Var.create({m.id: list(m.aspect_ratios) for m in core.registry.all_models()})
 
 
 def _model_options(kind: NodeKind) -> list[rx.Component]:
@@ -96,7 +97,7 @@ def node_card(node: rx.Var[NodeView]) -> rx.Component:
                 on_change=lambda text: ProjectFeed.set_prompt(node.id, text),
                 aria_label="Prompt",
                 placeholder="Describe the image…",
-                max_length=5000,
+                max_length=core.settings.max_prompt_chars,
                 width="100%",
             ),
             rx.hstack(
@@ -114,7 +115,10 @@ def node_card(node: rx.Var[NodeView]) -> rx.Component:
                     "Aspect ratio",
                     node.aspect_ratio,
                     lambda ratio: ProjectFeed.set_aspect_ratio(node.id, ratio),
-                    *(rx.el.option(r, value=r) for r in ASPECT_RATIOS),
+                    rx.foreach(
+                        MODEL_RATIOS.to(dict[str, list[str]])[node.model].to(list[str]),
+                        lambda ratio: rx.el.option(ratio, value=ratio),
+                    ),
                 ),
                 rx.spacer(),
                 rx.button(

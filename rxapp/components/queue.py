@@ -9,6 +9,8 @@ from rxapp.states.feed import ProjectFeed
 from rxapp.states.pending import pending_jobs
 from rxapp.states.timeline import TimelineState
 
+#: How much of a job id names the job it retries: enough to tell a project's jobs apart.
+RETRY_ID_CHARS = 8
 COLUMNS = ("Node", "Provider", "Model", "Status", "Elapsed", "Error", "")
 STATUS_COLOURS = {
     "queued": "gray",
@@ -105,6 +107,16 @@ def _job_line(job: rx.Var[JobView], unfinished: rx.Var[bool]) -> rx.Component:
             _status_badge(job.status),
             rx.cond(
                 job.progress != "", rx.text(job.progress, size="1", color_scheme="gray", data_testid="job-progress")
+            ),
+            rx.cond(
+                job.retry_of != "",
+                rx.text(
+                    "retry of ",
+                    job.retry_of[:RETRY_ID_CHARS],
+                    size="1",
+                    color_scheme="gray",
+                    data_testid="job-retry-of",
+                ),
             ),
         ),
         rx.table.cell(_elapsed(job)),

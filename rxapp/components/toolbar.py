@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from rxapp.runtime import core
 from rxapp.states.feed import ProjectFeed
 from rxapp.states.viewer import ViewerState
 
@@ -23,7 +24,7 @@ def toolbar() -> rx.Component:
             value=ProjectFeed.project_name,
             on_change=ProjectFeed.rename_project,
             aria_label="Project name",
-            max_length=200,
+            max_length=core.settings.max_project_name_chars,
             width="220px",
         ),
         rx.button("New project", variant="outline", on_click=ProjectFeed.create_project),

@@ -59,7 +59,7 @@ async def test_a_webhook_completes_the_job(harness: Harness, conformance_core: C
     job = await submitted_job(conformance_core, node_id)
     harness.report(task_of(job), JobStatus.COMPLETED)
     headers, body = harness.webhook(task_of(job), JobStatus.COMPLETED)
-    outcome = await conformance_core.pipeline.on_webhook(harness.name, job.id, job.callback_token, headers, body)
+    outcome = await conformance_core.webhooks.receive(harness.name, job.id, job.callback_token, headers, body)
     assert outcome.status_code == 200, outcome.message
     done = conformance_core.jobs.get(job.id)
     assert done.status == JobStatus.COMPLETED and done.image_path
@@ -75,7 +75,7 @@ async def test_forged_webhook_is_rejected_and_changes_nothing(
     with pytest.raises(WebhookRejected) as caught:
         await conformance_core.registry.get(harness.name).parse_webhook(headers, body)
     assert caught.value.status_code == 401
-    outcome = await conformance_core.pipeline.on_webhook(harness.name, job.id, job.callback_token, headers, body)
+    outcome = await conformance_core.webhooks.receive(harness.name, job.id, job.callback_token, headers, body)
     assert outcome.status_code == 401
     after = conformance_core.jobs.get(job.id)
     assert (after.status, after.version) == (job.status, job.version)
@@ -86,7 +86,7 @@ async def test_polling_completes_a_job_whose_webhook_never_came(
 ) -> None:
     job = await submitted_job(conformance_core, node_id)
     harness.report(task_of(job), JobStatus.COMPLETED)
-    assert await conformance_core.pipeline.poll_due() == 1
+    assert await conformance_core.poller.poll_due() == 1
     done = conformance_core.jobs.get(job.id)
     assert done.status == JobStatus.COMPLETED and done.image_path
 
@@ -101,7 +101,7 @@ async def test_duplicate_and_out_of_order_deliveries_are_no_ops(
     late_failure = harness.webhook(task, JobStatus.FAILED)
     # The same signed delivery twice is a replay (409); a different late one is a harmless no-op.
     for (headers, body), expected in ((completed, 200), (completed, 409), (late_failure, 200)):
-        outcome = await conformance_core.pipeline.on_webhook(harness.name, job.id, job.callback_token, headers, body)
+        outcome = await conformance_core.webhooks.receive(harness.name, job.id, job.callback_token, headers, body)
         assert outcome.status_code == expected, outcome.message
     done = conformance_core.jobs.get(job.id)
     assert done.status == JobStatus.COMPLETED
@@ -116,7 +116,7 @@ async def test_a_failure_reads_well_in_the_queue(harness: Harness, conformance_c
     async with asyncio.timeout(5):
         while not (job := conformance_core.jobs.get(view.id)).status.is_terminal:
             await conformance_core.pipeline.drain()
-            await conformance_core.pipeline.poll_due()
+            await conformance_core.poller.poll_due()
             await asyncio.sleep(0.02)
     assert job.status == JobStatus.FAILED
     assert expected in (job.error or "")

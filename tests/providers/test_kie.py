@@ -221,7 +221,7 @@ async def test_signed_callback_result_is_confirmed_with_record_info(kie_core: Co
     job = kie_core.jobs.get(view.id)
     body = load("kie", "callback_success")
     body["data"].update(taskId="t1", resultJson=json.dumps({"resultUrls": ["https://attacker.test/x.png"]}))
-    outcome = await kie_core.pipeline.on_webhook(
+    outcome = await kie_core.webhooks.receive(
         "kie", job.id, job.callback_token, kie_headers("hmac-1", "t1"), json.dumps(body).encode()
     )
     assert outcome.status_code == 200, outcome.message

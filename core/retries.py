@@ -1,0 +1,84 @@
+"""Trying again what may work later: one backoff policy and one `Retry-After` parser.
+
+The waiting is stamina's (exponential backoff with random jitter, on top of tenacity).
+Jitter matters because failures come in crowds: the jobs a provider refused with 429
+together, or every worker whose LISTEN connection dropped when PostgreSQL restarted,
+would otherwise all come back in the same instant and be refused again.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import stamina
+from stamina.instrumentation import set_on_retry_hooks
+
+from core.contract import ProviderError
+
+#: The longest wait a server's `Retry-After` can impose: a provider asking for an hour
+#: would otherwise park a job (and its worker's claim) for that long.
+MAX_RETRY_AFTER_S = 300.0
+
+#: Every caller logs its own failures, with its job id, through the `canvas` loggers whose
+#: filter scrubs secrets; stamina's default hook would log each retry again, unfiltered.
+set_on_retry_hooks(())
+
+#: stamina's `on`: exception types to retry, or a hook returning False (give up), True
+#: (back off) or the seconds to wait instead.
+RetryOn = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], bool | float]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: the n-th wait is `base_s * 2**(n-1)` plus up to
+    `base_s` at random, at most `cap_s`; `attempts=None` tries until it works."""
+
+    attempts: int | None
+    base_s: float
+    cap_s: float = 30.0
+
+    def attempts_on(self, on: RetryOn) -> AsyncIterable[stamina.Attempt]:
+        """`async for attempt in policy.attempts_on(...): with attempt: ...`; the last failure propagates."""
+        return stamina.retry_context(
+            on=on,
+            attempts=self.attempts,
+            timeout=None,  # attempts bound the work; a Retry-After may legitimately take minutes
+            wait_initial=self.base_s,
+            wait_max=self.cap_s,
+            wait_jitter=self.base_s,
+        )
+
+    def provider_wait(self, exc: Exception) -> bool | float:
+        """The `on` hook for provider calls: retry only what the provider says may work later,
+        and not before its `Retry-After` (plus jitter, since it tells every client the same)."""
+        if not isinstance(exc, ProviderError) or not exc.retryable:
+            return False
+        if exc.retry_after_s is None:
+            return True
+        return exc.retry_after_s + random.uniform(0, self.base_s)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delay-seconds or an HTTP-date),
+    at most `MAX_RETRY_AFTER_S`; None when absent or unreadable, so the backoff decides."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # "-0000" parses naive; HTTP-dates are GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_RETRY_AFTER_S)

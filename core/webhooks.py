@@ -1,0 +1,114 @@
+"""The webhook gate: the security boundary every provider callback passes, in this order.
+
+    known job (404) -> the job's own token in the URL (403) -> the provider's signature (its
+    status, usually 401) -> the job's task (409) -> not a replay (409) -> confirmed with the
+    provider when unsigned -> applied; a result we refuse changes nothing (422)
+
+A callback is untrusted input: whatever it says, it can only move its own job forward
+through `Pipeline.apply`, the same step a poll takes. Every refusal is a log line, and a
+timeline step when the job is known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from core.contract import ProviderError, ProviderRegistry, TaskRef, WebhookRejected
+from core.errors import NotFound
+from core.jobs import JobBook
+from core.logs import get_logger, log_job, log_step
+from core.media import ImageRejected
+from core.pipeline import Pipeline
+
+log = get_logger("webhooks")
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    """What to answer the provider."""
+
+    status_code: int
+    message: str
+
+
+class WebhookGate:
+    def __init__(self, jobs: JobBook, registry: ProviderRegistry, pipeline: Pipeline) -> None:
+        self.jobs = jobs
+        self.registry = registry
+        self.pipeline = pipeline
+
+    async def receive(
+        self, provider_name: str, job_id: str, token: str, headers: Mapping[str, str], body: bytes
+    ) -> WebhookOutcome:
+        """Verify a callback and apply it; the outcome says what to answer the provider."""
+        try:
+            job = await asyncio.to_thread(self.jobs.get, job_id)
+        except NotFound:
+            log_step(log, "webhook.rejected", job_id=job_id, provider=provider_name, reason="unknown job")
+            return WebhookOutcome(404, "unknown job")
+        if job.provider != provider_name or not hmac.compare_digest(job.callback_token, token):
+            log_step(log, "webhook.rejected", job_id=job_id, provider=provider_name, reason="bad job token")
+            return WebhookOutcome(403, "bad job token")
+        provider = self.registry.get(provider_name)
+        try:
+            update = await provider.parse_webhook(headers, body)
+        except WebhookRejected as exc:
+            await asyncio.to_thread(self.jobs.record_step, job, "webhook.rejected", exc.reason, reason=exc.reason)
+            return WebhookOutcome(exc.status_code, exc.reason)
+        if job.provider_task_id is not None and update.task_id != job.provider_task_id:
+            log_job(log, "webhook.rejected", job, reason="task id mismatch")
+            return WebhookOutcome(409, "task id does not belong to this job")
+        fingerprint = _fingerprint(provider_name, job_id, update.delivery_id, body) if update.delivery_id else ""
+        replayed: bool = bool(fingerprint) and await asyncio.to_thread(self.jobs.delivery_seen, fingerprint)
+        if replayed:
+            await asyncio.to_thread(
+                self.jobs.record_step, job, "webhook.rejected", "replayed delivery", reason="replayed delivery"
+            )
+            return WebhookOutcome(409, "this signed delivery was already applied (replay)")
+        verification = (
+            "unsigned: confirming with the provider"
+            if not update.verified
+            else "signature verified; result confirmed with the provider"
+            if update.confirm_with_query
+            else "signature verified"
+        )
+        await asyncio.to_thread(
+            self.jobs.record_step,
+            job,
+            "webhook.received",
+            f"{update.status.value}; {verification}",
+            announce=False,  # the status change it carries is pushed a moment later
+            status=update.status.value,
+            task_id=update.task_id,
+            verified=update.verified,
+        )
+        if not update.verified or update.confirm_with_query:
+            try:
+                update = await provider.query(TaskRef(update.task_id, job.provider_handle))
+            except (ProviderError, httpx.HTTPError) as exc:
+                # The poller will ask again; the provider may retry its delivery too.
+                log_job(log, "webhook.unconfirmed", job, error=str(exc))
+                return WebhookOutcome(202, "accepted; will confirm by polling")
+            log_job(log, "webhook.confirmed", job, status=update.status.value)
+        try:
+            await self.pipeline.apply(job_id, update, from_webhook=True)
+        except ImageRejected as exc:
+            # Nothing changes: fallback polling asks the provider itself and settles the job.
+            await asyncio.to_thread(
+                self.jobs.record_step, job, "webhook.rejected", f"result refused: {exc}", reason=str(exc)
+            )
+            return WebhookOutcome(422, f"result refused: {exc}")
+        if fingerprint:
+            await asyncio.to_thread(self.jobs.remember_delivery, fingerprint, job_id)
+        return WebhookOutcome(200, "ok")
+
+
+def _fingerprint(provider: str, job_id: str, delivery_id: str, body: bytes) -> str:
+    """One signed delivery, whatever the provider calls its id: the same one twice is a replay."""
+    return hashlib.sha256(f"{provider}\n{job_id}\n{delivery_id}\n".encode() + body).hexdigest()
