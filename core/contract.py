@@ -7,6 +7,7 @@ Everything else (storage, ordering, fan-out to tabs) is the app's job.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -99,6 +100,32 @@ class TaskUpdate:
     progress: str = ""
     #: For a signed webhook, its signature: the same delivery seen twice is a replay.
     delivery_id: str = ""
+    #: True when the callback's signature does not vouch for what it reports (KIE.ai signs only
+    #: the task id and timestamp; Fal.ai may send a result too large to include): the app asks
+    #: `query` for the task's state and result, and the callback is only the prompt to ask.
+    confirm_with_query: bool = False
+
+
+@dataclass(frozen=True)
+class SubmitLimit:
+    """A provider's documented cap on new tasks per account, enforced by the app before it submits.
+
+    Hitting the provider's own limit gets 429s that it does not queue; waiting here keeps the
+    job `queued` with `reason` on its row instead.
+    """
+
+    tasks: int
+    per_s: int
+    #: Who shares the cap (a hash of the account's key, never the key itself).
+    account: str
+    reason: str
+
+    @classmethod
+    def per_account(cls, api_key: str, tasks: int, per_s: int, reason: str) -> SubmitLimit | None:
+        """The cap for the account behind `api_key`; None without a key (nothing is submitted then)."""
+        if not api_key:
+            return None
+        return cls(tasks, per_s, hashlib.sha256(api_key.encode()).hexdigest()[:16], reason)
 
 
 class ProviderError(Exception):
@@ -137,6 +164,8 @@ class Provider(Protocol):
     models: Sequence[ModelInfo]
     #: Extra HTTP routes the provider serves inside the app (the local provider's outputs).
     routes: Sequence[BaseRoute]
+    #: The documented rate limit on new tasks, or None when there is none to respect.
+    submit_limit: SubmitLimit | None
 
     async def submit(self, request: SubmitRequest) -> TaskRef:
         """Start a task and return how to find it again."""

@@ -36,6 +36,7 @@ from core.jobs import JobBook
 from core.logs import get_logger, log_job
 from core.media import ImageRejected, MediaStore
 from core.retries import RetryPolicy
+from core.throttle import SubmitThrottle
 from models.tables import Job, utcnow
 from models.views import JobView
 
@@ -57,6 +58,7 @@ class Pipeline:
         retry: RetryPolicy,
         lease_s: float,
         first_poll_s: float,
+        throttle: SubmitThrottle | None = None,
     ) -> None:
         self.jobs = jobs
         self.registry = registry
@@ -67,6 +69,8 @@ class Pipeline:
         self.access = access
         self.links = links
         self.retry = retry
+        #: Keeps new tasks within each provider's documented rate limit, per account, in this process.
+        self.throttle = throttle or SubmitThrottle()
         #: This process among the workers sharing the database, and how long its claims last:
         #: longer than one submit or poll takes, short enough that a dead worker's jobs move on.
         self.worker_id = WORKER_ID
@@ -148,6 +152,8 @@ class Pipeline:
             input_image_urls=tuple(self.base_url + self.links.sign(path) for path in job.input_images),
         )
         provider = self.registry.get(job.provider)
+        if not await self._wait_for_submit_slot(job, provider):
+            return  # cancelled while waiting
         try:
             async for attempt in self.retry.attempts_on(self.retry.provider_wait):
                 with attempt:
@@ -166,6 +172,31 @@ class Pipeline:
             if current.status == JobStatus.CANCELLED:
                 # Cancelled while the provider was answering: tell it to stop.
                 await self._cancel_at_provider(job, task)
+
+    async def _wait_for_submit_slot(self, job: Job, provider: Provider) -> bool:
+        """Hold the job in `queued`, saying why on its row, until the provider's rate limit admits it.
+
+        False when the job was cancelled meanwhile. The claim is renewed while waiting, so no
+        other worker takes the submission over.
+        """
+        if provider.submit_limit is None:
+            return True
+        reason = f"waiting: {provider.submit_limit.reason}"
+        waited = False
+        while (wait_s := await self.throttle.take(provider.submit_limit, provider.name)) > 0:
+            if (await asyncio.to_thread(self.jobs.get, job.id)).status != JobStatus.QUEUED:
+                return False
+            if not waited:
+                waited = True
+                await asyncio.to_thread(
+                    self.jobs.record_step, job, "submit.throttled", reason, announce=False, wait_s=round(wait_s, 1)
+                )
+                await asyncio.to_thread(self.jobs.note_progress, job.id, reason)
+            await asyncio.to_thread(self.jobs.claim, job.id, self.worker_id, utcnow(), self.lease_s + wait_s)
+            await asyncio.sleep(wait_s)
+        if waited:
+            await asyncio.to_thread(self.jobs.note_progress, job.id, "")
+        return True
 
     async def _submit_once(self, provider: Provider, request: SubmitRequest, job: Job, attempt: int) -> TaskRef:
         """One try; a failure is logged and raised as a `ProviderError` saying whether to try again."""

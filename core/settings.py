@@ -89,12 +89,24 @@ class Settings(BaseSettings):
     kie_api_key: SecretStr = variable(SecretStr(""), "enables the KIE.ai models (listed but disabled without it)")
     kie_base_url: str = variable("https://api.kie.ai", "KIE.ai's API")
     kie_webhook_hmac_key: SecretStr = variable(
-        SecretStr(""), "verify KIE.ai's signed callbacks; without it a callback is confirmed with `recordInfo`"
+        SecretStr(""),
+        "verify KIE.ai's signed callbacks (a bad signature gets 401); signed or not, a callback's result is read "
+        "from `recordInfo`",
     )
     fal_key: SecretStr = variable(SecretStr(""), "enables the Fal.ai models (listed but disabled without it)")
     fal_queue_url: str = variable("https://queue.fal.run", "Fal.ai's queue API")
     fal_jwks_url: str = variable(
-        "https://rest.fal.ai/.well-known/jwks.json", "Fal.ai's webhook signing keys (cached 24 h)"
+        "https://rest.alpha.fal.ai/.well-known/jwks.json",
+        "Fal.ai's webhook signing keys, at the address its docs give (cached 24 h)",
+    )
+    replicate_api_token: SecretStr = variable(
+        SecretStr(""), "enables the Replicate models (listed but disabled without it)"
+    )
+    replicate_base_url: str = variable("https://api.replicate.com", "Replicate's API")
+    replicate_webhook_secret: SecretStr = variable(
+        SecretStr(""),
+        "Replicate's webhook signing secret (`whsec_...`); empty: fetched once from "
+        "`GET /v1/webhooks/default/secret` and kept",
     )
     auth_required: bool = variable(False, "`true`: no page or image without signing in (shared deployments)")
     secret_key: SecretStr = variable(
@@ -109,7 +121,7 @@ class Settings(BaseSettings):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("kie_base_url", "fal_queue_url")
+    @field_validator("kie_base_url", "fal_queue_url", "replicate_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
@@ -145,6 +157,7 @@ class Settings(BaseSettings):
             ("KIE_BASE_URL", self.kie_base_url),
             ("FAL_QUEUE_URL", self.fal_queue_url),
             ("FAL_JWKS_URL", self.fal_jwks_url),
+            ("REPLICATE_BASE_URL", self.replicate_base_url),
             ("PUBLIC_BASE_URL", self.base_url),
         ):
             if not url.startswith(("http://", "https://")):

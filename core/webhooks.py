@@ -71,7 +71,13 @@ class WebhookGate:
                 self.jobs.record_step, job, "webhook.rejected", "replayed delivery", reason="replayed delivery"
             )
             return WebhookOutcome(409, "this signed delivery was already applied (replay)")
-        verification = "signature verified" if update.verified else "unsigned: confirming with the provider"
+        verification = (
+            "unsigned: confirming with the provider"
+            if not update.verified
+            else "signature verified; result confirmed with the provider"
+            if update.confirm_with_query
+            else "signature verified"
+        )
         await asyncio.to_thread(
             self.jobs.record_step,
             job,
@@ -82,7 +88,7 @@ class WebhookGate:
             task_id=update.task_id,
             verified=update.verified,
         )
-        if not update.verified:
+        if not update.verified or update.confirm_with_query:
             try:
                 update = await provider.query(TaskRef(update.task_id, job.provider_handle))
             except (ProviderError, httpx.HTTPError) as exc:

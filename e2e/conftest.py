@@ -50,19 +50,34 @@ def fake_fal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeProviderS
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def fake_replicate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeProviderServer]:
+    server = FakeProviderServer(
+        "replicate_server", Path(tmp_path_factory.mktemp("replicate")) / "replicate.log", "r8_e2e-token"
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def fresh_fakes(fake_kie: FakeProviderServer, fake_fal: FakeProviderServer) -> Iterator[None]:
+def fresh_fakes(
+    fake_kie: FakeProviderServer, fake_fal: FakeProviderServer, fake_replicate: FakeProviderServer
+) -> Iterator[None]:
     """Each test starts and ends with the fakes in their default mode."""
-    for fake in (fake_kie, fake_fal):
+    for fake in (fake_kie, fake_fal, fake_replicate):
         fake.configure()
     yield
-    for fake in (fake_kie, fake_fal):
+    for fake in (fake_kie, fake_fal, fake_replicate):
         fake.configure()
 
 
 @pytest.fixture(scope="session")
 def app_server(
-    tmp_path_factory: pytest.TempPathFactory, fake_kie: FakeProviderServer, fake_fal: FakeProviderServer
+    tmp_path_factory: pytest.TempPathFactory,
+    fake_kie: FakeProviderServer,
+    fake_fal: FakeProviderServer,
+    fake_replicate: FakeProviderServer,
 ) -> Iterator[AppServer]:
     env = {
         "KIE_API_KEY": fake_kie.api_key,
@@ -71,6 +86,8 @@ def app_server(
         "FAL_KEY": fake_fal.api_key,
         "FAL_QUEUE_URL": fake_fal.url,
         "FAL_JWKS_URL": f"{fake_fal.url}/.well-known/jwks.json",
+        "REPLICATE_API_TOKEN": fake_replicate.api_key,
+        "REPLICATE_BASE_URL": fake_replicate.url,
         "IMAGE_FETCH_ALLOW_HOSTS": "127.0.0.1",  # the fakes serve their results on loopback
         "POLL_START_S": "1",
         "POLL_CAP_S": "2",

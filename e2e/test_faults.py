@@ -54,7 +54,9 @@ def test_sign_in_is_required(browser: Browser, strict_server: AppServer) -> None
 def test_sigkill_with_jobs_in_flight_loses_nothing_and_doubles_nothing(
     browser: Browser, strict_server: AppServer, fake_kie: FakeProviderServer
 ) -> None:
-    fake_kie.configure(delay_s=8.0)
+    # KIE.ai documents only a few callback tries; this test is about our side applying a
+    # delivery that arrives after a crash exactly once, so the fake keeps trying for ~3 minutes.
+    fake_kie.configure(delay_s=8.0, delivery_pauses_s=[2.0] * 90)
     prompt = f"crash test {uuid.uuid4().hex[:8]}"
     context = browser.new_context()
     page = context.new_page()

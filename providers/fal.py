@@ -3,9 +3,13 @@
 Submit `POST {queue}/{model}?fal_webhook=...` and keep the status, response and
 cancel URLs it returns (they drop the model's sub-path). Status answers 202 while
 IN_QUEUE (with the queue position) or IN_PROGRESS (with logs) and 200 when
-COMPLETED; a failure is a COMPLETED request whose result carries an error.
+COMPLETED; a failure is a COMPLETED status carrying `error` and `error_type`.
 Webhooks are signed with ED25519 over
-`request_id \\n user_id \\n timestamp \\n sha256_hex(body)` by a key in Fal's JWKS.
+`request_id \\n user_id \\n timestamp \\n sha256_hex(body)` by a key in Fal's JWKS
+(documented at `https://rest.alpha.fal.ai/.well-known/jwks.json`). After Fal retried a
+request the body's `gateway_request_id` names the last try while `request_id` stays the
+queue's id; a result too large to include arrives as `payload: null` plus `payload_error`,
+and is then read from the queue. See the README for the documentation versions checked.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from core.contract import (
     ModelInfo,
     NodeKind,
     ProviderError,
+    SubmitLimit,
     SubmitRequest,
     TaskRef,
     TaskUpdate,
@@ -84,6 +89,8 @@ def _result_update(request_id: str, output: Any, *, verified: bool = True) -> Ta
 class FalProvider:
     name = "fal"
     routes: Sequence[BaseRoute] = ()
+    #: Fal.ai queues what it cannot start yet, so there is no cap to keep here.
+    submit_limit: SubmitLimit | None = None
 
     def __init__(
         self,
@@ -152,7 +159,8 @@ class FalProvider:
         if status != "COMPLETED":
             raise ProviderError(f"Fal.ai sent an unknown status {status!r}", retryable=True)
         if body.get("error"):
-            return TaskUpdate(task.task_id, JobStatus.FAILED, error=f"Fal.ai generation failed: {body['error']}")
+            kind = f" ({body['error_type']})" if body.get("error_type") else ""
+            return TaskUpdate(task.task_id, JobStatus.FAILED, error=f"Fal.ai generation failed: {body['error']}{kind}")
         result = await self.http.get(task.handle["response_url"], headers=self._auth)
         if result.status_code >= 500 or result.status_code == 429:
             raise fal_error(result.status_code, _json_or_none(result))
@@ -163,6 +171,7 @@ class FalProvider:
         await self.http.put(task.handle["cancel_url"], headers=self._auth)
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TaskUpdate:
+        headers = {k.lower(): v for k, v in headers.items()}  # HTTP header names are case-insensitive
         await self._verify(headers, body)
         try:
             payload = json.loads(body)
@@ -170,13 +179,19 @@ class FalProvider:
             status = payload["status"]
         except (ValueError, KeyError, TypeError) as exc:
             raise WebhookRejected(f"Malformed Fal.ai webhook: {exc}") from exc
-        if request_id != headers.get(HEADER_PREFIX + "request-id"):
+        # After a retry the signed id may be the last try's (`gateway_request_id`), not the queue's.
+        signed_for = headers.get(HEADER_PREFIX + "request-id")
+        if signed_for not in {request_id, payload.get("gateway_request_id")} - {None, ""}:
             raise WebhookRejected("Fal.ai webhook body and signature name different requests", 401)
         delivery_id = headers.get(HEADER_PREFIX + "signature", "")
+        if status == "OK" and payload.get("payload") is None and payload.get("payload_error"):
+            # The result did not fit in the webhook: the queue still has it.
+            return TaskUpdate(request_id, JobStatus.COMPLETED, delivery_id=delivery_id, confirm_with_query=True)
         if status == "OK":
             return replace(_result_update(request_id, payload.get("payload")), delivery_id=delivery_id)
         if status == "ERROR":
-            reason = _detail(payload) or _detail(payload.get("payload")) or "no reason given"
+            # `payload.detail` says what went wrong; `error` is only e.g. "Invalid status code: 422".
+            reason = _detail(payload.get("payload")) or _detail(payload) or "no reason given"
             error = f"Fal.ai generation failed: {reason}"
             return TaskUpdate(request_id, JobStatus.FAILED, error=error, delivery_id=delivery_id)
         raise WebhookRejected(f"Malformed Fal.ai webhook: unknown status {status!r}")

@@ -1,11 +1,13 @@
 """KIE.ai: `google/nano-banana` (text to image) and `google/nano-banana-edit` (image to image).
 
-Contract (https://api.kie.ai): `POST /api/v1/jobs/createTask`, `GET /api/v1/jobs/recordInfo`,
-callbacks to `callBackUrl` with the record, optionally signed with
+Contract (docs.kie.ai, see the README's table of documentation versions):
+`POST /api/v1/jobs/createTask`, `GET /api/v1/jobs/recordInfo`, callbacks to `callBackUrl`
+with the record, optionally signed with
 base64(HMAC-SHA256(KIE_WEBHOOK_HMAC_KEY, taskId + "." + timestamp)). The body's `code`
-carries errors even when HTTP says 200, so both are checked. Without a signing key a
-callback is only a hint and is confirmed with recordInfo. KIE has no cancel endpoint:
-a cancelled job is cancelled here, and a late result is logged, not stored.
+carries errors even when HTTP says 200, so both are checked. The signature covers the task
+id and timestamp, not the body, so a callback (signed or not) only prompts a recordInfo
+query and its own `resultJson` is never used. KIE has no cancel endpoint: a cancelled job
+is cancelled here, and a late result is logged, not stored.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +29,7 @@ from core.contract import (
     ModelInfo,
     NodeKind,
     ProviderError,
+    SubmitLimit,
     SubmitRequest,
     TaskRef,
     TaskUpdate,
@@ -43,12 +46,17 @@ MAX_INPUT_IMAGES = 10
 MAX_SKEW_S = 300
 TIMESTAMP_HEADER = "x-webhook-timestamp"
 SIGNATURE_HEADER = "x-webhook-signature"
+#: Documented: 20 new tasks per 10 seconds per account; beyond it 429, and KIE does not queue them.
+TASKS_PER_WINDOW, WINDOW_S = 20, 10
+#: recordInfo answers 422 "recordInfo is null" for a task created a moment ago: ask again this long.
+RECORD_GRACE_S = 120.0
 
 #: code -> (user-readable message, worth retrying)
 ERRORS: dict[int, tuple[str, bool]] = {
     401: ("KIE.ai rejected the API key (401 unauthorized): check KIE_API_KEY", False),
     402: ("KIE.ai: insufficient credits (402): top up the account", False),
     404: ("KIE.ai does not know this request (404 not found)", False),
+    408: ("KIE.ai got no result from the model for over 10 minutes (408); asking again", True),
     422: ("KIE.ai refused the request (422 validation error)", False),
     429: ("KIE.ai is rate limiting requests (429)", True),
     433: ("KIE.ai sub-key usage limit reached (433)", False),
@@ -67,11 +75,19 @@ _STATES = {
 }
 
 
-def kie_error(code: int, msg: str = "", retry_after_s: float | None = None) -> ProviderError:
+class KieError(ProviderError):
+    """An error KIE.ai answered with, keeping its code (recordInfo's 422 means "not yet" at first)."""
+
+    def __init__(self, code: int, message: str, *, retryable: bool, retry_after_s: float | None) -> None:
+        super().__init__(message, retryable=retryable, retry_after_s=retry_after_s)
+        self.code = code
+
+
+def kie_error(code: int, msg: str = "", retry_after_s: float | None = None) -> KieError:
     text, retryable = ERRORS.get(code, (f"KIE.ai answered with error code {code}", code >= 500))
     if msg and msg.lower() not in ("success", "") and code in (422, 501):
         text = f"{text}: {msg}"
-    return ProviderError(text, retryable=retryable, retry_after_s=retry_after_s)
+    return KieError(code, text, retryable=retryable, retry_after_s=retry_after_s)
 
 
 def sign(key: str, task_id: str, timestamp: str) -> str:
@@ -119,13 +135,27 @@ class KieProvider:
     routes: Sequence[BaseRoute] = ()
 
     def __init__(
-        self, *, api_key: str, base_url: str, http: httpx.AsyncClient, hmac_key: str = "", public_url: bool = True
+        self,
+        *,
+        api_key: str,
+        base_url: str,
+        http: httpx.AsyncClient,
+        hmac_key: str = "",
+        public_url: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.http = http
         self.hmac_key = hmac_key
         self.public_url = public_url
+        self.clock = clock
+        self.submit_limit = SubmitLimit.per_account(
+            api_key,
+            TASKS_PER_WINDOW,
+            WINDOW_S,
+            f"KIE.ai takes {TASKS_PER_WINDOW} new tasks per {WINDOW_S} s per account",
+        )
         reason = "" if api_key else "set KIE_API_KEY to use KIE.ai"
         self.models: Sequence[ModelInfo] = (
             ModelInfo(TEXT_MODEL, self.name, NodeKind.TEXT_TO_IMAGE, ASPECT_RATIOS, disabled_reason=reason),
@@ -137,11 +167,11 @@ class KieProvider:
             raise ProviderError("KIE.ai is not configured: set KIE_API_KEY")
         if len(request.prompt) > MAX_PROMPT_CHARS:
             raise ProviderError(f"KIE.ai prompts are limited to {MAX_PROMPT_CHARS} characters")
-        payload: dict[str, Any] = {
-            "prompt": request.prompt,
-            "output_format": "png",
-            "aspect_ratio": request.aspect_ratio if request.aspect_ratio in ASPECT_RATIOS else "1:1",
-        }
+        ratio = request.aspect_ratio if request.aspect_ratio in ASPECT_RATIOS else "1:1"
+        # Current docs read `aspect_ratio` (`image_size` deprecated), older ones only `image_size`:
+        # sending one alone risks a silent 1:1 image, so both carry the user's choice.
+        payload: dict[str, Any] = {"prompt": request.prompt, "output_format": "png", "aspect_ratio": ratio}
+        payload["image_size"] = ratio
         if request.model == EDIT_MODEL:
             if not request.input_image_urls or len(request.input_image_urls) > MAX_INPUT_IMAGES:
                 raise ProviderError(f"{EDIT_MODEL} takes 1 to {MAX_INPUT_IMAGES} input images")
@@ -150,21 +180,36 @@ class KieProvider:
         body = {"model": request.model, "callBackUrl": request.callback_url, "input": payload}
         data = await self._call("POST", "/api/v1/jobs/createTask", json=body)
         try:
-            return TaskRef(_task_id(data))
+            return TaskRef(_task_id(data), {"created_at": str(self.clock())})
         except ValueError:
             raise ProviderError("KIE.ai answered without a task id", retryable=True) from None
 
     async def query(self, task: TaskRef) -> TaskUpdate:
-        data = await self._call("GET", "/api/v1/jobs/recordInfo", params={"taskId": task.task_id})
+        try:
+            data = await self._call("GET", "/api/v1/jobs/recordInfo", params={"taskId": task.task_id})
+        except KieError as exc:
+            if exc.code == 422 and self._age_s(task) < RECORD_GRACE_S:
+                raise ProviderError(
+                    "KIE.ai has no record of the new task yet (422 recordInfo is null); asking again", retryable=True
+                ) from exc
+            raise
         try:
             return parse_record(data)
         except ValueError as exc:
             raise ProviderError(f"KIE.ai sent an unreadable task record ({exc})", retryable=True) from exc
 
+    def _age_s(self, task: TaskRef) -> float:
+        """Seconds since the task was created (infinite when unknown, so a 422 is then final)."""
+        try:
+            return self.clock() - float(task.handle["created_at"])
+        except (KeyError, ValueError):
+            return float("inf")
+
     async def cancel(self, task: TaskRef) -> None:
         """KIE.ai has no cancel endpoint; the job is cancelled on our side only."""
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> TaskUpdate:
+        headers = {k.lower(): v for k, v in headers.items()}  # HTTP header names are case-insensitive
         try:
             payload = json.loads(body)
             data = payload["data"]
@@ -181,12 +226,14 @@ class KieProvider:
             update = parse_record(data, verified=verified)
         except ValueError as exc:
             raise WebhookRejected(f"Malformed KIE.ai callback: {exc}") from exc
-        return replace(update, delivery_id=headers.get(SIGNATURE_HEADER, "")) if verified else update
+        # Signed or not, the body (resultJson included) is unauthenticated: recordInfo has the word.
+        delivery_id = headers.get(SIGNATURE_HEADER, "") if verified else ""
+        return replace(update, delivery_id=delivery_id, confirm_with_query=True)
 
     def _verify(self, headers: Mapping[str, str], task_id: str) -> None:
         timestamp = headers.get(TIMESTAMP_HEADER, "")
         signature = headers.get(SIGNATURE_HEADER, "")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_S:
+        if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > MAX_SKEW_S:
             raise WebhookRejected("Missing or stale KIE.ai webhook timestamp", 401)
         if not signature or not hmac.compare_digest(sign(self.hmac_key, task_id, timestamp), signature):
             raise WebhookRejected("Bad KIE.ai webhook signature", 401)

@@ -38,6 +38,7 @@ from core.contract import (
     ModelInfo,
     NodeKind,
     ProviderError,
+    SubmitLimit,
     SubmitRequest,
     TaskRef,
     TaskUpdate,
@@ -74,6 +75,8 @@ class LocalProvider:
         ModelInfo(id="local/sketch", provider="local", kind=NodeKind.TEXT_TO_IMAGE),
         ModelInfo(id="local/sketch-edit", provider="local", kind=NodeKind.IMAGE_EDIT, max_input_images=4),
     )
+    #: Renders on this machine: nothing to ration.
+    submit_limit: SubmitLimit | None = None
 
     def __init__(
         self,

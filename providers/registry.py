@@ -10,6 +10,7 @@ from core.settings import Settings
 from providers.fal import FalProvider
 from providers.kie import KieProvider
 from providers.local import LocalProvider
+from providers.replicate import ReplicateProvider
 
 
 def build_registry(
@@ -42,6 +43,15 @@ def build_registry(
             queue_url=settings.fal_queue_url,
             jwks_url=settings.fal_jwks_url,
             http=http,
+            public_url=settings.has_public_url,
+        )
+    )
+    registry.register(
+        ReplicateProvider(
+            api_token=settings.replicate_api_token.get_secret_value(),
+            base_url=settings.replicate_base_url,
+            http=http,
+            webhook_secret=settings.replicate_webhook_secret.get_secret_value(),
             public_url=settings.has_public_url,
         )
     )

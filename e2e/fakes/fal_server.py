@@ -3,30 +3,33 @@
 Run: `python -m e2e.fakes.fal_server --port N --api-key K`.
 Tests steer it through `POST /_fake/config` (time in queue, work time, callbacks,
 signing with a wrong key, failing generations) and read `/_fake/requests`.
+Its bodies are the documented ones (tests/providers/fixtures/fal): a failure is a
+COMPLETED status with `error` and `error_type`; webhooks are signed with code of its
+own and retried 10 times over 2 hours, as Fal.ai documents.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
 import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from e2e.fakes.delivery import FAL_WEBHOOKS, deliver, schedule
 from e2e.fakes.render import render_result
+from tests.providers.fixtures import load
+from tests.providers.harness_fal import jwk
+from tests.providers.signing import fal_headers
 
 APP_PATH = "fal-ai/nano-banana"  # status/response URLs drop the model's sub-path, as Fal's do
 USER_ID = "fake-user"
@@ -39,6 +42,8 @@ class Config:
     callbacks: bool = True
     wrong_key: bool = False
     fail_generation: bool = False
+    #: Pauses between webhook retries; None: Fal.ai's documented 10 tries over 2 hours.
+    delivery_pauses_s: list[float] | None = None
 
 
 @dataclass
@@ -82,15 +87,10 @@ class FakeFal:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         base = f"{self.base_url}/{APP_PATH}/requests/{request_id}"
-        return JSONResponse(
-            {
-                "request_id": request_id,
-                "gateway_request_id": request_id,
-                "response_url": base,
-                "status_url": f"{base}/status",
-                "cancel_url": f"{base}/cancel",
-            }
-        )
+        body = load("fal", "submit_response")
+        body.update(request_id=request_id, gateway_request_id=request_id, response_url=base)
+        body.update(status_url=f"{base}/status", cancel_url=f"{base}/cancel")
+        return JSONResponse(body)
 
     async def run(self, request_id: str) -> None:
         item = self.requests[request_id]
@@ -108,17 +108,10 @@ class FakeFal:
                 item.payload["prompt"], item.payload.get("aspect_ratio", "1:1"), item.payload.get("image_urls") or []
             )
             self.images[request_id] = image
-            item.result = {
-                "images": [
-                    {
-                        "url": f"{self.base_url}/files/{request_id}.png",
-                        "content_type": "image/png",
-                        "file_name": f"{request_id}.png",
-                        "file_size": len(image),
-                    }
-                ],
-                "description": "",
-            }
+            item.result = load("fal", "response")
+            item.result["images"][0].update(
+                url=f"{self.base_url}/files/{request_id}.png", file_name=f"{request_id}.png", file_size=len(image)
+            )
         except Exception as exc:
             item.error = str(exc)
         item.status = "COMPLETED"
@@ -127,38 +120,42 @@ class FakeFal:
 
     async def deliver(self, item: QueuedRequest) -> None:
         if item.result is not None:
-            body_obj: dict[str, Any] = {"status": "OK", "payload": item.result}
+            body_obj = load("fal", "webhook_ok")
+            body_obj["payload"] = item.result
         else:
-            body_obj = {"status": "ERROR", "payload": None, "error": item.error}
-        body = json.dumps({"request_id": item.request_id, "gateway_request_id": item.request_id, **body_obj}).encode()
-        stamp = str(int(time.time()))
-        message = "\n".join((item.request_id, USER_ID, stamp, hashlib.sha256(body).hexdigest())).encode()
+            body_obj = load("fal", "webhook_error")
+            body_obj["payload"] = {"detail": [{"msg": item.error or "failed", "type": "generation_error"}]}
+        body_obj.update(request_id=item.request_id, gateway_request_id=item.request_id)
         key = Ed25519PrivateKey.generate() if self.config.wrong_key else self.key
-        headers = {
-            "content-type": "application/json",
-            "x-fal-webhook-request-id": item.request_id,
-            "x-fal-webhook-user-id": USER_ID,
-            "x-fal-webhook-timestamp": stamp,
-            "x-fal-webhook-signature": key.sign(message).hex(),
-        }
         assert item.webhook is not None
-        try:
-            async with httpx.AsyncClient(timeout=10) as http:
-                response = await http.post(item.webhook, content=body, headers=headers)
-            self.deliveries.append({"request_id": item.request_id, "status": response.status_code})
-        except httpx.HTTPError as exc:
-            self.deliveries.append({"request_id": item.request_id, "error": type(exc).__name__})
+        await deliver(
+            item.webhook,
+            json.dumps(body_obj).encode(),
+            lambda body: fal_headers(key, item.request_id, body, USER_ID),
+            schedule(FAL_WEBHOOKS, self.config.delivery_pauses_s),
+            self.deliveries,
+            {"request_id": item.request_id},
+        )
 
     async def status(self, request: Request) -> Response:
         item = self.requests.get(request.path_params["request_id"])
         if item is None or not self.authorised(request):
             return JSONResponse({"detail": "Not found"}, status_code=404)
+        response_url = f"{self.base_url}/{APP_PATH}/requests/{item.request_id}"
         if item.status == "IN_QUEUE":
             queued = [r for r in self.requests.values() if r.status == "IN_QUEUE"]
-            return JSONResponse({"status": "IN_QUEUE", "queue_position": queued.index(item)}, status_code=202)
+            body = load("fal", "status_in_queue")
+            body.update(queue_position=queued.index(item), response_url=response_url)
+            return JSONResponse(body, status_code=202)
         if item.status == "IN_PROGRESS":
-            return JSONResponse({"status": "IN_PROGRESS", "logs": item.logs}, status_code=202)
-        return JSONResponse({"status": "COMPLETED", "logs": item.logs, "response_url": ""})
+            body = load("fal", "status_in_progress")
+            body.update(logs=item.logs, response_url=response_url)
+            return JSONResponse(body, status_code=202)
+        body = load("fal", "status_completed" if item.error is None else "status_completed_error")
+        body.update(logs=item.logs, response_url=response_url)
+        if item.error is not None:
+            body.update(error=item.error, error_type="generation_error")
+        return JSONResponse(body)
 
     async def response(self, request: Request) -> Response:
         item = self.requests.get(request.path_params["request_id"])
@@ -180,9 +177,7 @@ class FakeFal:
         return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
 
     async def jwks(self, _: Request) -> Response:
-        raw = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-        return JSONResponse({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "fake"}]})
+        return JSONResponse({"keys": [{**jwk(self.key), "kid": "fake"}]})
 
     async def file(self, request: Request) -> Response:
         image = self.images.get(request.path_params["request_id"])

@@ -3,6 +3,9 @@
 Run: `python -m e2e.fakes.kie_server --port N --api-key K [--hmac-key H]`.
 Tests steer it through `POST /_fake/config` (delay, callbacks on/off, duplicate
 callbacks, a forced error code, failing generations) and read `/_fake/tasks`.
+Its bodies are the documented ones (tests/providers/fixtures/kie), it signs callbacks by
+the documented algorithm with code of its own, retries them only as KIE.ai documents,
+and answers 429 beyond 20 new tasks per 10 s, which KIE.ai does not queue.
 """
 
 from __future__ import annotations
@@ -15,15 +18,20 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from e2e.fakes.delivery import KIE_CALLBACKS, deliver, schedule
 from e2e.fakes.render import render_result
-from providers.kie import EDIT_MODEL, TEXT_MODEL, sign
+from providers.kie import EDIT_MODEL, TEXT_MODEL
+from tests.providers.fixtures import load
+from tests.providers.signing import kie_headers
+
+#: Documented: at most 20 new tasks in any 10 s per account.
+RATE_LIMIT, RATE_WINDOW_S = 20, 10.0
 
 
 @dataclass
@@ -33,8 +41,10 @@ class Config:
     duplicate_callbacks: bool = False
     error_code: int | None = None
     fail_generation: bool = False
-    #: Like real providers, a delivery that fails (refused, 5xx) is retried, re-signed, for this long.
-    delivery_retry_s: float = 180.0
+    #: For this long after creation recordInfo answers 422 "recordInfo is null", as KIE.ai can.
+    record_lag_s: float = 0.5
+    #: Pauses between callback retries; None: KIE.ai's documented few tries.
+    delivery_pauses_s: list[float] | None = None
 
 
 @dataclass
@@ -47,6 +57,12 @@ class FakeKie:
     images: dict[str, bytes] = field(default_factory=dict)
     callbacks_sent: list[dict[str, Any]] = field(default_factory=list)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    created_at: list[float] = field(default_factory=list)
+
+    def over_rate_limit(self) -> bool:
+        now = time.monotonic()
+        self.created_at = [t for t in self.created_at if now - t < RATE_WINDOW_S]
+        return len(self.created_at) >= RATE_LIMIT
 
     def error(self, code: int, msg: str) -> JSONResponse:
         return JSONResponse({"code": code, "msg": msg, "data": None})
@@ -56,6 +72,8 @@ class FakeKie:
             return self.error(401, "Unauthorized")
         if self.config.error_code:
             return self.error(self.config.error_code, "forced by the test")
+        if self.over_rate_limit():
+            return self.error(429, "Rate limit exceeded: 20 new tasks per 10 seconds")
         try:
             body = await request.json()
             model, callback, payload = body["model"], body["callBackUrl"], body["input"]
@@ -67,25 +85,18 @@ class FakeKie:
         urls = payload.get("image_urls") or []
         if model == EDIT_MODEL and not 1 <= len(urls) <= 10:
             return self.error(422, "image_urls must hold 1 to 10 images")
+        self.created_at.append(time.monotonic())
         task_id = uuid.uuid4().hex
         now = int(time.time() * 1000)
-        self.records[task_id] = {
-            "taskId": task_id,
-            "model": model,
-            "state": "waiting",
-            "param": json.dumps(body),
-            "resultJson": "",
-            "failCode": "",
-            "failMsg": "",
-            "costTime": 0,
-            "createTime": now,
-            "completeTime": None,
-            "updateTime": now,
-        }
+        record = load("kie", "record_info_waiting")["data"]
+        record.update(taskId=task_id, model=model, param=json.dumps(body), createTime=now, updateTime=now)
+        self.records[task_id] = record
         task = asyncio.create_task(self.run(task_id, callback, prompt, payload.get("aspect_ratio", "1:1"), urls))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-        return JSONResponse({"code": 200, "msg": "success", "data": {"taskId": task_id}})
+        created = load("kie", "create_task_response")
+        created["data"]["taskId"] = task_id
+        return JSONResponse(created)
 
     async def run(self, task_id: str, callback: str, prompt: str, ratio: str, urls: list[str]) -> None:
         record = self.records[task_id]
@@ -106,27 +117,18 @@ class FakeKie:
                 await self.deliver(callback, record)
 
     async def deliver(self, callback: str, record: dict[str, Any]) -> None:
-        """Deliver until the app answers below 500, backing off up to 2 s between attempts."""
-        body = {"code": 200, "msg": "success", "data": dict(record)}
-        give_up_at, pause = time.monotonic() + self.config.delivery_retry_s, 0.25
-        while True:
-            stamp = str(int(time.time()))
-            headers = {"X-Webhook-Timestamp": stamp}
-            if self.hmac_key:
-                headers["X-Webhook-Signature"] = sign(self.hmac_key, record["taskId"], stamp)
-            sent_at = time.time()
-            entry: dict[str, Any] = {"taskId": record["taskId"], "sent_at": sent_at}
-            try:
-                async with httpx.AsyncClient(timeout=10) as http:
-                    response = await http.post(callback, json=body, headers=headers)
-                entry["status"] = response.status_code
-            except httpx.HTTPError as exc:
-                entry["error"] = type(exc).__name__
-            self.callbacks_sent.append(entry)
-            if entry.get("status", 500) < 500 or time.monotonic() > give_up_at:
-                return
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 2.0)
+        """The documented callback body, signed per try (when a key is set), retried as documented."""
+        body = load("kie", "callback_success" if record["state"] == "success" else "callback_fail")
+        body["data"].update(record)
+
+        def sign(_: bytes) -> dict[str, str]:
+            if not self.hmac_key:
+                return {"X-Webhook-Timestamp": str(int(time.time()))}
+            return kie_headers(self.hmac_key, record["taskId"])
+
+        retries = schedule(KIE_CALLBACKS, self.config.delivery_pauses_s)
+        entry = {"taskId": record["taskId"]}
+        await deliver(callback, json.dumps(body).encode(), sign, retries, self.callbacks_sent, entry)
 
     async def record_info(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
@@ -134,6 +136,8 @@ class FakeKie:
         record = self.records.get(request.query_params.get("taskId", ""))
         if record is None:
             return self.error(404, "Task not found")
+        if time.time() * 1000 - record["createTime"] < self.config.record_lag_s * 1000:
+            return JSONResponse(load("kie", "record_info_null"))
         return JSONResponse({"code": 200, "msg": "success", "data": record})
 
     async def file(self, request: Request) -> Response:

@@ -16,8 +16,9 @@ from tests.providers.harness import CDN, Harness
 from tests.providers.harness_fal import FalHarness
 from tests.providers.harness_kie import KieHarness
 from tests.providers.harness_local import LocalHarness
+from tests.providers.harness_replicate import ReplicateHarness
 
-HARNESSES: list[type[Harness]] = [LocalHarness, KieHarness, FalHarness]
+HARNESSES: list[type[Harness]] = [LocalHarness, KieHarness, FalHarness, ReplicateHarness]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda cls: cls.name)

@@ -15,6 +15,16 @@ from core.contract import JobStatus, Provider, TaskRef
 CDN = "https://cdn.test"
 
 
+class Clock:
+    """A clock a test moves by hand (providers take `clock=`)."""
+
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def result_url(task: TaskRef) -> str:
     return f"{CDN}/{task.task_id}.png"
 

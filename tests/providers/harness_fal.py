@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import itertools
 import json
-import time
 from typing import Any
 
 import httpx
@@ -16,34 +14,24 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from core.contract import JobStatus, Provider, TaskRef
 from providers.fal import TEXT_MODEL
+from tests.providers.fixtures import load
 from tests.providers.harness import result_url
+from tests.providers.signing import fal_headers
 
 QUEUE = "https://fal.test"
 JWKS = "https://fal.test/.well-known/jwks.json"
-STATUS = {
-    JobStatus.SUBMITTED: "IN_QUEUE",
-    JobStatus.RUNNING: "IN_PROGRESS",
-    JobStatus.COMPLETED: "COMPLETED",
-    JobStatus.FAILED: "COMPLETED",
+#: The documented status body for each state (a failure is COMPLETED with `error`).
+STATUS_BODIES = {
+    JobStatus.SUBMITTED: "status_in_queue",
+    JobStatus.RUNNING: "status_in_progress",
+    JobStatus.COMPLETED: "status_completed",
+    JobStatus.FAILED: "status_completed_error",
 }
 
 
 def jwk(key: Ed25519PrivateKey) -> dict[str, str]:
     raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return {"kty": "OKP", "crv": "Ed25519", "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()}
-
-
-def signed_headers(
-    key: Ed25519PrivateKey, request_id: str, body: bytes, user_id: str = "user-1", now: float | None = None
-) -> dict[str, str]:
-    stamp = str(int(time.time() if now is None else now))
-    message = "\n".join((request_id, user_id, stamp, hashlib.sha256(body).hexdigest())).encode()
-    return {
-        "x-fal-webhook-request-id": request_id,
-        "x-fal-webhook-user-id": user_id,
-        "x-fal-webhook-timestamp": stamp,
-        "x-fal-webhook-signature": key.sign(message).hex(),
-    }
 
 
 class FalHarness:
@@ -72,47 +60,42 @@ class FalHarness:
         request_id = f"fal-{next(self._ids)}"
         self.reported[request_id] = JobStatus.SUBMITTED
         base = f"{QUEUE}/fal-ai/nano-banana/requests/{request_id}"
-        return httpx.Response(
-            200,
-            json={
-                "request_id": request_id,
-                "response_url": base,
-                "status_url": f"{base}/status",
-                "cancel_url": f"{base}/cancel",
-            },
-        )
+        body = load("fal", "submit_response")
+        body.update(request_id=request_id, gateway_request_id=request_id, response_url=base)
+        body.update(status_url=f"{base}/status", cancel_url=f"{base}/cancel")
+        return httpx.Response(200, json=body)
 
     def _request_id(self, request: httpx.Request) -> str:
         return request.url.path.split("/requests/", 1)[1].split("/", 1)[0]
 
     def _status(self, request: httpx.Request) -> httpx.Response:
         status = self.reported[self._request_id(request)]
-        body: dict[str, Any] = {"status": STATUS[status]}
+        body = load("fal", STATUS_BODIES[status])
         if status == JobStatus.SUBMITTED:
             body["queue_position"] = 2
-        if status == JobStatus.RUNNING:
-            body["logs"] = [{"message": "step 3/8"}]
-        return httpx.Response(200 if STATUS[status] == "COMPLETED" else 202, json=body)
+        return httpx.Response(200 if body["status"] == "COMPLETED" else 202, json=body)
 
     def _result(self, request: httpx.Request) -> httpx.Response:
         task = TaskRef(self._request_id(request))
-        if self.reported[task.task_id] == JobStatus.FAILED:
-            return httpx.Response(422, json={"detail": [{"msg": "fal failure"}]})
-        return httpx.Response(200, json={"images": [{"url": result_url(task), "content_type": "image/png"}]})
+        body = load("fal", "response")
+        body["images"][0]["url"] = result_url(task)
+        return httpx.Response(200, json=body)
 
     def report(self, task: TaskRef, status: JobStatus) -> None:
         self.reported[task.task_id] = status
 
     def webhook(self, task: TaskRef, status: JobStatus, *, forged: bool = False) -> tuple[dict[str, str], bytes]:
         if status == JobStatus.COMPLETED:
-            payload: dict[str, Any] = {"status": "OK", "payload": {"images": [{"url": result_url(task)}]}}
+            payload = load("fal", "webhook_ok")
+            payload["payload"]["images"][0]["url"] = result_url(task)
         elif status == JobStatus.FAILED:
-            payload = {"status": "ERROR", "payload": None, "error": "fal failure"}
+            payload = load("fal", "webhook_error")
         else:
             raise ValueError("Fal.ai sends webhooks only for finished requests")
-        body = json.dumps({"request_id": task.task_id, "gateway_request_id": task.task_id, **payload}).encode()
+        payload["request_id"] = payload["gateway_request_id"] = task.task_id
+        body = json.dumps(payload).encode()
         key = Ed25519PrivateKey.generate() if forged else self.key
-        return signed_headers(key, task.task_id, body), body
+        return fal_headers(key, task.task_id, body), body
 
     def make_next_job_fail(self) -> tuple[str, str]:
         self.create.mock(return_value=httpx.Response(422, json={"detail": [{"msg": "prompt is not allowed"}]}))

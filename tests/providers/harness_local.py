@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import respx
 
 from core.contract import JobStatus, Provider, TaskRef
-from providers.local import FAIL_FLAG, SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
+from providers.local import FAIL_FLAG, LocalProvider
 from tests.providers.harness import result_url
+from tests.providers.signing import local_headers
 
 
 class LocalHarness:
@@ -31,7 +31,6 @@ class LocalHarness:
         self.provider._update(task.task_id, [], status=status.value, error=error, result_url=next(iter(urls), None))
 
     def webhook(self, task: TaskRef, status: JobStatus, *, forged: bool = False) -> tuple[dict[str, str], bytes]:
-        stamp = str(int(time.time()))
         secret = "not-the-secret" if forged else self.provider.secret
         urls = [result_url(task)] if status == JobStatus.COMPLETED else []
         body = {
@@ -40,8 +39,7 @@ class LocalHarness:
             "result_urls": urls,
             "error": "local failure" if status == JobStatus.FAILED else None,
         }
-        headers = {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: sign(secret, task.task_id, stamp)}
-        return headers, json.dumps(body).encode()
+        return local_headers(secret, task.task_id), json.dumps(body).encode()
 
     def make_next_job_fail(self) -> tuple[str, str]:
         self.provider.delay_s = 0

@@ -54,6 +54,16 @@ async def test_webhook_parses_success_and_failure(
     assert bool(update.error) is (status == JobStatus.FAILED)
 
 
+async def test_a_webhook_completes_the_job(harness: Harness, conformance_core: Core, node_id: int) -> None:
+    job = await submitted_job(conformance_core, node_id)
+    harness.report(task_of(job), JobStatus.COMPLETED)
+    headers, body = harness.webhook(task_of(job), JobStatus.COMPLETED)
+    outcome = await conformance_core.webhooks.receive(harness.name, job.id, job.callback_token, headers, body)
+    assert outcome.status_code == 200, outcome.message
+    done = conformance_core.jobs.get(job.id)
+    assert done.status == JobStatus.COMPLETED and done.image_path
+
+
 async def test_forged_webhook_is_rejected_and_changes_nothing(
     harness: Harness, conformance_core: Core, node_id: int
 ) -> None:
@@ -85,6 +95,7 @@ async def test_duplicate_and_out_of_order_deliveries_are_no_ops(
 ) -> None:
     job = await submitted_job(conformance_core, node_id)
     task = task_of(job)
+    harness.report(task, JobStatus.COMPLETED)  # a provider calls back about the state its task is in
     completed = harness.webhook(task, JobStatus.COMPLETED)
     late_failure = harness.webhook(task, JobStatus.FAILED)
     # The same signed delivery twice is a replay (409); a different late one is a harmless no-op.

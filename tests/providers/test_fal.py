@@ -10,20 +10,16 @@ import respx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from core.contract import JobStatus, ProviderError, SubmitRequest, TaskRef, WebhookRejected
+from core.settings import Settings
 from providers.fal import EDIT_MODEL, TEXT_MODEL, FalProvider
-from tests.providers.harness_fal import jwk, signed_headers
+from tests.providers.fixtures import load
+from tests.providers.harness import Clock
+from tests.providers.harness_fal import jwk
+from tests.providers.signing import fal_headers
 
 QUEUE = "https://fal.test"
 JWKS = "https://keys.test/jwks.json"
 KEY = Ed25519PrivateKey.generate()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_900_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -34,7 +30,7 @@ async def fal() -> FalProvider:
 
 def webhook(request_id: str = "r1", key: Ed25519PrivateKey = KEY) -> tuple[dict[str, str], bytes]:
     body = json.dumps({"request_id": request_id, "status": "OK", "payload": {"images": [{"url": "https://c/1.png"}]}})
-    return signed_headers(key, request_id, body.encode()), body.encode()
+    return fal_headers(key, request_id, body.encode()), body.encode()
 
 
 @respx.mock
@@ -53,9 +49,9 @@ async def test_jwks_is_refetched_after_a_day() -> None:
     _, body = webhook()
     async with httpx.AsyncClient() as http:
         fal = FalProvider(api_key="k", queue_url=QUEUE, jwks_url=JWKS, http=http, clock=clock)
-        await fal.parse_webhook(signed_headers(KEY, "r1", body, now=clock.now), body)
+        await fal.parse_webhook(fal_headers(KEY, "r1", body, timestamp=int(clock.now)), body)
         clock.now += 24 * 3600 + 1
-        await fal.parse_webhook(signed_headers(KEY, "r1", body, now=clock.now), body)
+        await fal.parse_webhook(fal_headers(KEY, "r1", body, timestamp=int(clock.now)), body)
     assert keys.call_count == 2
 
 
@@ -69,9 +65,9 @@ async def test_rotated_key_is_picked_up_on_a_miss() -> None:
     _, body = webhook()
     async with httpx.AsyncClient() as http:
         fal = FalProvider(api_key="k", queue_url=QUEUE, jwks_url=JWKS, http=http, clock=clock)
-        await fal.parse_webhook(signed_headers(KEY, "r1", body, now=clock.now), body)
+        await fal.parse_webhook(fal_headers(KEY, "r1", body, timestamp=int(clock.now)), body)
         clock.now += 120
-        update = await fal.parse_webhook(signed_headers(new_key, "r1", body, now=clock.now), body)
+        update = await fal.parse_webhook(fal_headers(new_key, "r1", body, timestamp=int(clock.now)), body)
     assert update.status == JobStatus.COMPLETED
 
 
@@ -99,7 +95,7 @@ async def test_body_must_name_the_signed_request(fal: FalProvider) -> None:
     respx.get(JWKS).respond(json={"keys": [jwk(KEY)]})
     body = json.dumps({"request_id": "someone-else", "status": "OK", "payload": {"images": []}}).encode()
     with pytest.raises(WebhookRejected, match="different requests"):
-        await fal.parse_webhook(signed_headers(KEY, "r1", body), body)
+        await fal.parse_webhook(fal_headers(KEY, "r1", body), body)
 
 
 @respx.mock
@@ -167,3 +163,60 @@ async def test_queue_position_and_logs_become_progress(fal: FalProvider) -> None
     second = await fal.query(TaskRef("r1", handle))
     assert (first.status, first.progress) == (JobStatus.SUBMITTED, "position 3 in queue")
     assert (second.status, second.progress) == (JobStatus.RUNNING, "step 4/8")
+
+
+def test_jwks_default_is_the_documented_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    documented = "https://rest.alpha.fal.ai/.well-known/jwks.json"  # docs.fal.ai "Verifying your webhook"
+    monkeypatch.delenv("FAL_JWKS_URL", raising=False)
+    assert Settings().fal_jwks_url == documented
+
+
+def documented_webhook(name: str, request_id: str = "r1") -> dict:
+    body = load("fal", name)
+    body["request_id"] = request_id
+    if body["gateway_request_id"] == "123e4567-e89b-12d3-a456-426614174000":
+        body["gateway_request_id"] = request_id
+    return body
+
+
+@respx.mock
+async def test_result_too_large_for_the_webhook_is_fetched_from_the_queue(fal: FalProvider) -> None:
+    respx.get(JWKS).respond(json={"keys": [jwk(KEY)]})
+    body = json.dumps(documented_webhook("webhook_payload_error")).encode()
+    update = await fal.parse_webhook(fal_headers(KEY, "r1", body), body)
+    assert (update.status, update.result_urls, update.confirm_with_query) == (JobStatus.COMPLETED, (), True)
+    handle = {"status_url": f"{QUEUE}/s", "response_url": f"{QUEUE}/r", "cancel_url": f"{QUEUE}/c"}
+    respx.get(f"{QUEUE}/s").respond(200, json=load("fal", "status_completed"))
+    respx.get(f"{QUEUE}/r").respond(200, json=load("fal", "response"))
+    confirmed = await fal.query(TaskRef("r1", handle))
+    assert confirmed.status == JobStatus.COMPLETED
+    assert confirmed.result_urls == ("https://v3.fal.media/files/penguin/nano-banana-output.png",)
+
+
+@respx.mock
+async def test_error_webhook_shows_the_payload_detail(fal: FalProvider) -> None:
+    respx.get(JWKS).respond(json={"keys": [jwk(KEY)]})
+    body = json.dumps(documented_webhook("webhook_error")).encode()
+    update = await fal.parse_webhook(fal_headers(KEY, "r1", body), body)
+    assert update.status == JobStatus.FAILED
+    assert update.error == "Fal.ai generation failed: field required"
+
+
+@respx.mock
+@pytest.mark.parametrize("signed_id", ["r1", "9f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b"], ids=["queue id", "gateway id"])
+async def test_a_retried_request_is_accepted_whichever_id_the_header_carries(fal: FalProvider, signed_id: str) -> None:
+    respx.get(JWKS).respond(json={"keys": [jwk(KEY)]})
+    body = json.dumps(documented_webhook("webhook_retried")).encode()
+    update = await fal.parse_webhook(fal_headers(KEY, signed_id, body), body)
+    assert (update.task_id, update.status) == ("r1", JobStatus.COMPLETED)
+
+
+@respx.mock
+async def test_a_failure_on_the_status_endpoint_reads_well(fal: FalProvider) -> None:
+    handle = {"status_url": f"{QUEUE}/s", "response_url": f"{QUEUE}/r", "cancel_url": f"{QUEUE}/c"}
+    respx.get(f"{QUEUE}/s").respond(200, json=load("fal", "status_completed_error"))
+    update = await fal.query(TaskRef("r1", handle))
+    assert update.status == JobStatus.FAILED
+    assert update.error == (
+        "Fal.ai generation failed: The prompt was flagged by the content checker (content_policy_violation)"
+    )

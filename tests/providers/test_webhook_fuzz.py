@@ -19,13 +19,14 @@ from core.contract import Provider, TaskUpdate, WebhookRejected
 from core.db import Database
 from providers.fal import FalProvider
 from providers.kie import KieProvider
-from providers.kie import sign as kie_sign
 from providers.local import LocalProvider
-from providers.local import sign as local_sign
-from tests.providers.harness_fal import jwk, signed_headers
+from providers.replicate import ReplicateProvider
+from tests.providers.harness_fal import jwk
+from tests.providers.signing import fal_headers, kie_headers, local_headers, standard_webhook_headers
 
 JWKS = "https://keys.test/jwks.json"
 FAL_KEY = Ed25519PrivateKey.generate()
+REPLICATE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
@@ -41,6 +42,9 @@ header_names = st.sampled_from(
         "x-fal-webhook-user-id",
         "x-fal-webhook-timestamp",
         "x-fal-webhook-signature",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
     ]
 )
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -69,6 +73,7 @@ def providers() -> Iterator[list[Provider]]:
         KieProvider(api_key="k", base_url="https://kie.test", http=http, hmac_key="h"),
         KieProvider(api_key="k", base_url="https://kie.test", http=http),
         FalProvider(api_key="k", queue_url="https://fal.test", jwks_url=JWKS, http=http),
+        ReplicateProvider(api_token="r", base_url="https://replicate.test", http=http, webhook_secret=REPLICATE_SECRET),
     ]
     asyncio.run(http.aclose())
     db.engine.dispose()
@@ -93,10 +98,12 @@ def test_correctly_signed_kie_records_with_fuzzed_fields(
 ) -> None:
     data.setdefault("state", state)
     task_id = data.get("taskId") or data.get("task_id")
-    stamp = str(int(time.time()))
-    headers = {"x-webhook-timestamp": stamp}
+    headers = {"x-webhook-timestamp": str(int(time.time()))}
     if isinstance(task_id, str):
-        headers["x-webhook-signature"] = kie_sign("h", task_id, stamp)
+        try:
+            headers = {k.lower(): v for k, v in kie_headers("h", task_id).items()}
+        except UnicodeEncodeError:
+            return  # not a task id anyone could sign
     update = parse(providers[1], headers, json.dumps({"code": 200, "data": data}).encode())
     if update is not None:
         assert update.task_id == task_id and update.verified
@@ -109,7 +116,7 @@ def test_correctly_signed_fal_webhooks_with_fuzzed_payloads(
 ) -> None:
     body = json.dumps({"request_id": request_id, "status": status, "payload": payload}).encode()
     try:
-        headers = signed_headers(FAL_KEY, request_id, body)
+        headers = fal_headers(FAL_KEY, request_id, body)
     except UnicodeEncodeError:
         return  # not a header value anyone could send
     update = parse(providers[3], headers, body)
@@ -122,7 +129,19 @@ def test_correctly_signed_fal_webhooks_with_fuzzed_payloads(
 def test_correctly_signed_local_callbacks_with_fuzzed_fields(
     providers: list[Provider], payload: dict[str, Any]
 ) -> None:
-    stamp = str(int(time.time()))
-    task_id = str(payload.get("task_id", ""))
-    headers = {"x-local-timestamp": stamp, "x-local-signature": local_sign("s3cret", task_id, stamp)}
+    try:
+        headers = local_headers("s3cret", str(payload.get("task_id", "")))
+    except UnicodeEncodeError:
+        return  # not a task id anyone could sign
     parse(providers[0], headers, json.dumps(payload).encode())
+
+
+@FUZZ
+@given(prediction=st.dictionaries(st.sampled_from(["id", "status", "output", "error", "logs"]), json_values))
+def test_correctly_signed_replicate_webhooks_with_fuzzed_predictions(
+    providers: list[Provider], prediction: dict[str, Any]
+) -> None:
+    body = json.dumps(prediction).encode()
+    update = parse(providers[4], standard_webhook_headers(REPLICATE_SECRET, "msg_1", body), body)
+    if update is not None:
+        assert update.task_id == prediction["id"] and update.delivery_id == "msg_1"
