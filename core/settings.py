@@ -48,6 +48,8 @@ class Settings:
     auth_required: bool = False
     #: Signs media links for providers; kept in the data dir when not given.
     secret_key: str = ""
+    #: More sites whose pages may use the app (e.g. a LAN name), beyond its own addresses.
+    extra_origins: tuple[str, ...] = ()
 
     @property
     def media_dir(self) -> Path:
@@ -83,16 +85,21 @@ class Settings:
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
-        """Pages that may open the websocket: the app's own origin (and its loopback twins).
+        """Pages that may open the websocket: the app's own addresses, and nobody else's.
 
         Another site must not drive the app from a visitor's browser (cross-site
-        websocket hijacking), which matters most for the signed-out local user.
+        websocket hijacking), which matters most for the signed-out local user. The
+        app's own addresses are the public URL (with its loopback twins when it is
+        local) and where this process is served, `localhost:PORT` and its twins: with
+        `PUBLIC_BASE_URL` naming a tunnel for webhooks, the developer still opens the
+        app at http://localhost:PORT. `ALLOWED_ORIGINS` adds any other.
         """
         parts = urlsplit(self.base_url)
-        port = f":{parts.port}" if parts.port else ""
+        public = (f"{parts.scheme}://{parts.netloc}",)
         if parts.hostname in LOOPBACK_HOSTS:
-            return tuple(f"{parts.scheme}://{host}{port}" for host in LOOPBACK_HOSTS.values())
-        return (f"{parts.scheme}://{parts.netloc}",)
+            public = _loopback_origins(parts.scheme, parts.port)
+        served = _loopback_origins("http", self.port)
+        return tuple(dict.fromkeys((*public, *served, *self.extra_origins)))
 
     @property
     def secure_cookies(self) -> bool:
@@ -135,7 +142,21 @@ class Settings:
             fal_jwks_url=_env("FAL_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json"),
             auth_required=_env("AUTH_REQUIRED", "false").lower() in ("1", "true", "yes"),
             secret_key=_env("SECRET_KEY", ""),
+            extra_origins=tuple(_origin(o) for o in _env("ALLOWED_ORIGINS", "").split(",") if o.strip()),
         )
+
+
+def _loopback_origins(scheme: str, port: int | None) -> tuple[str, ...]:
+    suffix = f":{port}" if port else ""
+    return tuple(f"{scheme}://{host}{suffix}" for host in LOOPBACK_HOSTS.values())
+
+
+def _origin(value: str) -> str:
+    """`https://Host:8443/path` -> `https://host:8443`: how a browser writes an Origin header."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"ALLOWED_ORIGINS: {value!r} is not an http(s) origin")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 @lru_cache(maxsize=1)
