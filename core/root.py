@@ -15,6 +15,7 @@ from core.canvas import Canvas
 from core.changes import ChangeNotifier, ChangeWriter
 from core.contract import ProviderRegistry
 from core.db import Database
+from core.delivery import DeliveryLedger
 from core.fetch import FetchPolicy
 from core.jobs import JobBook
 from core.media import MediaStore
@@ -38,6 +39,8 @@ class Core:
     accounts: Accounts
     access: Access
     links: MediaLinks
+    #: Which tab showed which change (the tabs' confirmations).
+    delivery: DeliveryLedger
     #: On PostgreSQL: hears changes other processes commit; the web layer runs `listener.run()`.
     listener: ChangeListener | None = None
 
@@ -93,6 +96,7 @@ class Core:
             Accounts(db.session),
             access,
             links,
+            DeliveryLedger(writer),
             listener,
         )
 

@@ -370,7 +370,7 @@ def test_allowed_origins_adds_other_sites_written_as_browsers_send_them(monkeypa
     assert origins[-2:] == ("http://canvas.lan:3000", "https://team.example.com")
     assert "http://localhost:4000" in origins and "http://evil.example" not in origins
     monkeypatch.setenv("ALLOWED_ORIGINS", "canvas.lan")
-    with pytest.raises(ValueError, match="ALLOWED_ORIGINS: 'canvas.lan' is not an http"):
+    with pytest.raises(ValueError, match=r"ALLOWED_ORIGINS: 'canvas\.lan' is not an http"):
         Settings.from_env()
 
 

@@ -1,0 +1,313 @@
+"""The delivery ledger: which tab showed which change on its screen, and which tab fell behind.
+
+What the server pushed is not what a browser showed: a tab whose socket silently
+died, that dropped a delta, or that sits behind a buffering proxy looks delivered.
+So each tab reports, in batches, the highest sequence number it has applied and
+when (`confirm`). The ledger keeps, per project, the tabs (`FeedTab`), the job
+changes waiting for them (`FeedChange`, written with the change itself by
+`core.jobs`), and who showed which (`FeedSighting`); it writes one `feed.seen` line
+into the job's timeline per change: `seq 6 seen by 2 of 2 tabs, slowest 40 ms`, or,
+after `late_after_s`, who is missing.
+
+Why in the database: in the scaled setup a project's tabs and their reports land on
+any worker. Why inbound only: confirmations are small HTTP posts from the tabs,
+and resolving them is per change, never per tab on the push path; a push never
+waits for them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, update
+from sqlmodel import col, select
+
+from core.changes import ChangeWriter, Transaction
+from core.jobs import add_step
+from core.logs import get_logger, log_step
+from models.tables import ChangeEvent, FeedChange, FeedSighting, FeedTab, Job, utcnow
+
+log = get_logger("delivery")
+
+#: A change not shown by every tab this long after it was published names the late tabs.
+LATE_AFTER_S = 3.0
+#: A tab that has not reported for this long is gone (closed without a word, or offline).
+TAB_GONE_S = 20.0
+#: A tab still behind this long after it was told to resync is told again.
+RESYNC_AGAIN_S = 10.0
+#: Ledger rows older than this are forgotten.
+KEEP_S = 15 * 60.0
+
+
+@dataclass(frozen=True)
+class TabReport:
+    """One tab's confirmation: the highest change it has on screen, and when (server clock)."""
+
+    project_id: int
+    tab_id: str
+    seq: int
+    applied_at: datetime
+    browser: str
+    #: The tab is closing (its last report, sent on `pagehide`).
+    closed: bool = False
+
+
+class DeliveryLedger:
+    def __init__(self, writer: ChangeWriter, late_after_s: float = LATE_AFTER_S) -> None:
+        self.writer = writer
+        self.late_after_s = late_after_s
+
+    def confirm(self, reports: Sequence[TabReport], now: datetime | None = None) -> set[str]:
+        """Record a batch of tab reports; returns the tabs that should resync (they stayed behind).
+
+        The web layer checks beforehand that each report's viewer owns its project.
+        """
+        now = now or utcnow()
+        resync: set[str] = set()
+        moved: set[int] = set()  # a heartbeat that changes nothing resolves nothing
+        with self.writer.transaction() as tx:
+            for report in reports:
+                behind, changed = self._record(tx, report, now)
+                if behind:
+                    resync.add(report.tab_id)
+                if changed:
+                    moved.add(report.project_id)
+        for project_id in moved:
+            self.resolve(project_id, now)
+        return resync
+
+    def _record(self, tx: Transaction, report: TabReport, now: datetime) -> tuple[bool, bool]:
+        """Update one tab and add its sightings: (it is behind and should resync, the ledger changed)."""
+        s = tx.session
+        changed = report.closed
+        tab = s.get(FeedTab, report.tab_id, with_for_update=True)
+        if tab is None or tab.project_id != report.project_id:
+            # A tab id is the page's own random name: a new id (or a tab moved to another project) is a new tab.
+            tab = FeedTab(
+                tab_id=report.tab_id,
+                project_id=report.project_id,
+                browser=report.browser[:120],
+                connected_at=now,
+                seq=report.seq,
+                seen_at=report.applied_at,
+            )
+            log_step(
+                log,
+                "tab.connected",
+                project_id=report.project_id,
+                tab=report.tab_id,
+                browser=tab.browser,
+                seq=report.seq,
+            )
+            changed = True
+        elif report.seq > tab.seq:
+            changed = True
+            self._sight(tx, tab, report)
+            if tab.resync_asked_at is not None:
+                log_step(log, "tab.resynced", project_id=tab.project_id, tab=tab.tab_id, seq=report.seq, was=tab.seq)
+                tab.resync_asked_at = None
+            tab.seq, tab.seen_at = report.seq, report.applied_at
+        tab.heard_at = now
+        if report.closed:
+            tab.closed = True
+            log_step(log, "tab.closed", project_id=tab.project_id, tab=tab.tab_id, seq=tab.seq)
+        s.add(tab)
+        return not tab.closed and self._should_resync(tx, tab, now), changed
+
+    def _sight(self, tx: Transaction, tab: FeedTab, report: TabReport) -> None:
+        """The job changes this report covers were shown by this tab at `applied_at`."""
+        waiting = tx.session.exec(
+            select(FeedChange.seq, FeedChange.published_at).where(
+                FeedChange.project_id == tab.project_id,
+                col(FeedChange.seq) > tab.seq,
+                col(FeedChange.seq) <= report.seq,
+            )
+        )
+        for seq, published_at in waiting:
+            delay = max(0, round((report.applied_at - published_at).total_seconds() * 1000))
+            tx.session.merge(FeedSighting(project_id=tab.project_id, seq=seq, tab_id=tab.tab_id, delay_ms=delay))
+
+    def _should_resync(self, tx: Transaction, tab: FeedTab, now: datetime) -> bool:
+        """Behind: the change after the tab's last one was published more than `late_after_s` ago."""
+        missed = tx.session.exec(
+            select(ChangeEvent.created_at).where(
+                ChangeEvent.project_id == tab.project_id, ChangeEvent.seq == tab.seq + 1
+            )
+        ).first()
+        if missed is None or _aware(missed) > now - timedelta(seconds=self.late_after_s):
+            return False
+        asked = tab.resync_asked_at
+        if asked is not None and _aware(asked) > now - timedelta(seconds=RESYNC_AGAIN_S):
+            return False
+        tab.resync_asked_at = now
+        log_step(
+            log,
+            "tab.resync_asked",
+            project_id=tab.project_id,
+            tab=tab.tab_id,
+            browser=tab.browser,
+            seq=tab.seq,
+            behind_ms=round((now - _aware(missed)).total_seconds() * 1000),
+        )
+        return True
+
+    def resolve(self, project_id: int, now: datetime | None = None) -> None:
+        """Write the timeline line of every waiting change of the project whose outcome is known."""
+        now = now or utcnow()
+        with self.writer.transaction() as tx:
+            s = tx.session
+            waiting = list(
+                s.exec(
+                    select(FeedChange)
+                    .where(FeedChange.project_id == project_id, col(FeedChange.verdict).in_(["", "late"]))
+                    .order_by(col(FeedChange.seq))
+                )
+            )
+            if not waiting:
+                return
+            tabs = _live_tabs(tx, project_id, now)
+            sightings: dict[int, dict[str, int]] = {}
+            for row in s.exec(
+                select(FeedSighting).where(
+                    FeedSighting.project_id == project_id, col(FeedSighting.seq).in_([c.seq for c in waiting])
+                )
+            ):
+                sightings.setdefault(row.seq, {})[row.tab_id] = row.delay_ms
+            for change in waiting:
+                self._settle(tx, change, tabs, sightings.get(change.seq, {}), now)
+
+    def _settle(
+        self, tx: Transaction, change: FeedChange, tabs: list[FeedTab], seen: dict[str, int], now: datetime
+    ) -> None:
+        expected = [t for t in tabs if _aware(t.connected_at) <= _aware(change.published_at)]
+        shown = {t.tab_id: seen[t.tab_id] for t in expected if t.tab_id in seen}
+        overdue = now - _aware(change.published_at) > timedelta(seconds=self.late_after_s)
+        if expected and len(shown) == len(expected):
+            verdict = "seen"
+        elif not expected and overdue:
+            verdict = "unwatched"
+        elif overdue and change.verdict == "":
+            verdict = "late"
+        else:
+            return
+        # Several workers resolve the same project: the one whose update lands writes the line.
+        won = tx.session.connection().execute(
+            update(FeedChange)
+            .where(
+                col(FeedChange.project_id) == change.project_id,
+                col(FeedChange.seq) == change.seq,
+                col(FeedChange.verdict) == change.verdict,
+            )
+            .values(verdict=verdict)
+        )
+        if not won.rowcount or verdict == "unwatched":
+            return
+        late = [t for t in expected if t.tab_id not in shown]
+        line = seen_line(change.seq, len(shown), len(expected), max(shown.values(), default=None), late)
+        job = tx.session.get(Job, change.job_id, with_for_update=True)
+        if job is None:
+            return
+        add_step(tx, job, "feed.seen", line, announced=True)
+        tx.changed(job.project_id, "job", job.id)
+        log_step(
+            log,
+            "feed.seen",
+            job_id=job.id,
+            project_id=job.project_id,
+            seq=change.seq,
+            seen=len(shown),
+            tabs=len(expected),
+            slowest_ms=max(shown.values(), default=None),
+        )
+        for tab in late:
+            log_step(
+                log,
+                "tab.behind",
+                job_id=job.id,
+                project_id=job.project_id,
+                tab=tab.tab_id,
+                browser=tab.browser,
+                seq=tab.seq,
+                missed=change.seq,
+            )
+
+    def sweep(self, now: datetime | None = None) -> None:
+        """Settle changes whose deadline passed with no report coming in, and forget old rows."""
+        now = now or utcnow()
+        deadline = now - timedelta(seconds=self.late_after_s)
+        with self.writer.transaction() as tx:
+            projects = set(
+                tx.session.exec(
+                    select(FeedChange.project_id).where(
+                        FeedChange.verdict == "", col(FeedChange.published_at) < deadline
+                    )
+                )
+            )
+        for project_id in projects:
+            self.resolve(project_id, now)
+
+    def forget(self, now: datetime | None = None) -> None:
+        """Drop ledger rows older than `KEEP_S` (their timeline lines stay)."""
+        horizon = (now or utcnow()) - timedelta(seconds=KEEP_S)
+        with self.writer.transaction() as tx:
+            c = tx.session.connection()
+            old = select(FeedChange.project_id, FeedChange.seq).where(col(FeedChange.published_at) < horizon)
+            for project_id, seq in list(c.execute(old)):
+                c.execute(
+                    delete(FeedSighting).where(col(FeedSighting.project_id) == project_id, col(FeedSighting.seq) == seq)
+                )
+            c.execute(delete(FeedChange).where(col(FeedChange.published_at) < horizon))
+            c.execute(delete(FeedTab).where(col(FeedTab.heard_at) < horizon))
+
+    def tabs(self, project_id: int, now: datetime | None = None) -> list[FeedTab]:
+        """The project's open tabs (for the self-test)."""
+        with self.writer.transaction() as tx:
+            return _live_tabs(tx, project_id, now or utcnow())
+
+    def verdict(self, project_id: int, seq: int) -> str:
+        with self.writer.transaction() as tx:
+            change = tx.session.get(FeedChange, (project_id, seq))
+            return change.verdict if change is not None else ""
+
+
+def seen_line(seq: int, shown: int, expected: int, slowest_ms: int | None, late: Iterable[FeedTab]) -> str:
+    """`seq 6 seen by 1 of 2 tabs, slowest 40 ms; late: tab 3fa2c1 (Chrome 131, connected 21:03:04, last seq 5)`."""
+    line = f"seq {seq} seen by {shown} of {expected} tabs"
+    if slowest_ms is not None:
+        line += f", slowest {slowest_ms} ms"
+    named = [
+        f"tab {t.tab_id} ({t.browser or 'unknown browser'}, connected {_aware(t.connected_at):%H:%M:%S}, "
+        f"last seq {t.seq})"
+        for t in late
+    ]
+    return line + (f"; late: {', '.join(named)}" if named else "")
+
+
+BROWSERS = (("Edg", "Edge"), ("OPR", "Opera"), ("Firefox", "Firefox"), ("Chrome", "Chrome"), ("Version", "Safari"))
+
+
+def browser_name(user_agent: str) -> str:
+    """`Mozilla/5.0 ... Chrome/131.0.0.0 Safari/537.36` -> `Chrome 131` (what a person calls it)."""
+    for token, name in BROWSERS:
+        if found := re.search(rf"\b{token}/(\d+)", user_agent):
+            return f"{name} {found.group(1)}"
+    return user_agent[:40] or "unknown browser"
+
+
+def _live_tabs(tx: Transaction, project_id: int, now: datetime) -> list[FeedTab]:
+    gone = now - timedelta(seconds=TAB_GONE_S)
+    return list(
+        tx.session.exec(
+            select(FeedTab).where(
+                FeedTab.project_id == project_id, col(FeedTab.closed).is_(False), col(FeedTab.heard_at) >= gone
+            )
+        )
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every moment here is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
