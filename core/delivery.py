@@ -267,6 +267,14 @@ class DeliveryLedger:
         with self.writer.transaction() as tx:
             return _live_tabs(tx, project_id, now or utcnow())
 
+    def fastest_sighting(self, project_id: int, seq: int) -> int | None:
+        """How soon (ms) the first tab showed the change, if any did."""
+        with self.writer.transaction() as tx:
+            delays = tx.session.exec(
+                select(FeedSighting.delay_ms).where(FeedSighting.project_id == project_id, FeedSighting.seq == seq)
+            )
+            return min(delays, default=None)
+
     def verdict(self, project_id: int, seq: int) -> str:
         with self.writer.transaction() as tx:
             change = tx.session.get(FeedChange, (project_id, seq))

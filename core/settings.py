@@ -95,7 +95,7 @@ class Settings:
         app at http://localhost:PORT. `ALLOWED_ORIGINS` adds any other.
         """
         parts = urlsplit(self.base_url)
-        public = (f"{parts.scheme}://{parts.netloc}",)
+        public: tuple[str, ...] = (f"{parts.scheme}://{parts.netloc}",)
         if parts.hostname in LOOPBACK_HOSTS:
             public = _loopback_origins(parts.scheme, parts.port)
         served = _loopback_origins("http", self.port)
