@@ -18,6 +18,7 @@ waits for them.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +39,8 @@ LATE_AFTER_S = 3.0
 TAB_GONE_S = 20.0
 #: A tab still behind this long after it was told to resync is told again.
 RESYNC_AGAIN_S = 10.0
+#: Readiness fails when the sweep (every second) has been quiet this long.
+SWEEP_QUIET_S = 10.0
 #: Ledger rows older than this are forgotten.
 KEEP_S = 15 * 60.0
 
@@ -59,6 +62,15 @@ class DeliveryLedger:
     def __init__(self, writer: ChangeWriter, late_after_s: float = LATE_AFTER_S) -> None:
         self.writer = writer
         self.late_after_s = late_after_s
+        #: When `sweep` last finished (monotonic), for readiness: late tabs are named only while it runs.
+        self._swept_at: float | None = None
+
+    def health(self) -> str:
+        """ "ok" while the sweep runs (the web layer calls it every second), else why not."""
+        if self._swept_at is None:
+            return "the sweep has not run yet"
+        quiet = time.monotonic() - self._swept_at
+        return "ok" if quiet < SWEEP_QUIET_S else f"no sweep for {quiet:.0f} s"
 
     def confirm(self, reports: Sequence[TabReport], now: datetime | None = None) -> set[str]:
         """Record a batch of tab reports; returns the tabs that should resync (they stayed behind).
@@ -248,6 +260,7 @@ class DeliveryLedger:
             )
         for project_id in projects:
             self.resolve(project_id, now)
+        self._swept_at = time.monotonic()
 
     def forget(self, now: datetime | None = None) -> None:
         """Drop ledger rows older than `KEEP_S` (their timeline lines stay)."""

@@ -8,6 +8,7 @@ import hmac
 from dataclasses import dataclass
 
 import httpx
+import redis.asyncio
 
 from core.access import Access, MediaLinks, load_or_create_secret
 from core.accounts import Accounts, UserView
@@ -118,6 +119,9 @@ class Core:
         checks["change_feed"] = "ok" if self.notifier.listening else "no listener is running"
         if self.listener is not None:
             checks["change_listener"] = self.listener.state
+        if self.settings.redis_url:
+            checks["redis"] = await _ping_redis(self.settings.redis_url)
+        checks["delivery_ledger"] = self.delivery.health()
         problems = self.settings.problems()
         checks["config"] = "; ".join(problems) if problems else "ok"
         return checks
@@ -126,3 +130,15 @@ class Core:
         await self.pipeline.drain()
         await self.http.aclose()
         self.db.engine.dispose()
+
+
+async def _ping_redis(url: str) -> str:
+    """Tabs on several workers share their state through Redis: without it no event is handled."""
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()  # type: ignore[misc]  # redis-py types ping for both its clients
+        return "ok"
+    except (redis.RedisError, OSError) as exc:
+        return f"unreachable: {type(exc).__name__}"
+    finally:
+        await client.aclose()

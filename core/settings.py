@@ -48,6 +48,8 @@ class Settings:
     auth_required: bool = False
     #: Signs media links for providers; kept in the data dir when not given.
     secret_key: str = ""
+    #: Reflex's state store in the scaled setup (`REFLEX_REDIS_URL`); readiness pings it.
+    redis_url: str = ""
     #: More sites whose pages may use the app (e.g. a LAN name), beyond its own addresses.
     extra_origins: tuple[str, ...] = ()
 
@@ -142,6 +144,7 @@ class Settings:
             fal_jwks_url=_env("FAL_JWKS_URL", "https://rest.fal.ai/.well-known/jwks.json"),
             auth_required=_env("AUTH_REQUIRED", "false").lower() in ("1", "true", "yes"),
             secret_key=_env("SECRET_KEY", ""),
+            redis_url=_env("REFLEX_REDIS_URL", ""),
             extra_origins=tuple(_origin(o) for o in _env("ALLOWED_ORIGINS", "").split(",") if o.strip()),
         )
 

@@ -8,6 +8,7 @@ delays a provider.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from starlette.routing import Route
 
 from core.errors import NotFound
 from core.root import Core
+from core.selftest import FAILED, RealtimeCheck
 from models.tables import utcnow
 from rxapp.auth import auth_routes, request_viewer
 from rxapp.confirmations import MAX_BODY_BYTES, BadReport, parse_reports
@@ -62,10 +64,14 @@ def build_api(core: Core) -> Starlette:
 
     allowed_origins = set(core.settings.allowed_origins)
 
+    def foreign(request: Request) -> bool:
+        """A page of another site (browsers send Origin on every POST); tools send none."""
+        origin = request.headers.get("origin")
+        return origin is not None and origin not in allowed_origins
+
     async def feed_seen(request: Request) -> Response:
         """A batch of tabs' delivery confirmations; answers which of them should resync."""
-        origin = request.headers.get("origin")
-        if origin is not None and origin not in allowed_origins:
+        if foreign(request):
             return JSONResponse({"error": "origin not allowed"}, status_code=403)
         body = await _read_limited(request, MAX_BODY_BYTES)
         if body is None:
@@ -85,6 +91,18 @@ def build_api(core: Core) -> Starlette:
         resync = await asyncio.to_thread(core.delivery.confirm, reports)
         return JSONResponse({"resync": sorted(resync)})
 
+    async def check_realtime(request: Request) -> Response:
+        """The realtime self-test on the viewer's first project, for `make doctor` (the page has a dialog)."""
+        if foreign(request):
+            return JSONResponse({"error": "origin not allowed"}, status_code=403)
+        viewer = await request_viewer(core, request)
+        if viewer is None:
+            return JSONResponse({"error": "sign in first (AUTH_REQUIRED is on)"}, status_code=401)
+        project = await asyncio.to_thread(core.canvas.ensure_default_project, viewer.id)
+        hops = await RealtimeCheck(core).run(project.id)
+        passed = all(hop.verdict != FAILED for hop in hops)
+        return JSONResponse({"passed": passed, "project_id": project.id, "hops": [asdict(hop) for hop in hops]})
+
     async def healthz(_: Request) -> Response:
         """The process is up (liveness)."""
         return JSONResponse({"ok": True})
@@ -100,6 +118,7 @@ def build_api(core: Core) -> Starlette:
             Route("/api/webhooks/{provider}/{job_id}/{token}", webhook, methods=["POST"]),
             Route("/media/{name}", media),
             Route("/api/feed/seen", feed_seen, methods=["POST"]),
+            Route("/api/check/realtime", check_realtime, methods=["POST"]),
             Route("/healthz", healthz),
             *auth_routes(core),
             Route("/readyz", readyz),
