@@ -96,16 +96,13 @@ class DeliveryLedger:
         s = tx.session
         changed = report.closed
         tab = s.get(FeedTab, report.tab_id, with_for_update=True)
+        if report.closed and (tab is None or tab.project_id != report.project_id):
+            return False, False  # the goodbye of a tab we do not know there (it may arrive late)
         if tab is None or tab.project_id != report.project_id:
-            # A tab id is the page's own random name: a new id (or a tab moved to another project) is a new tab.
-            tab = FeedTab(
-                tab_id=report.tab_id,
-                project_id=report.project_id,
-                browser=report.browser[:120],
-                connected_at=now,
-                seq=report.seq,
-                seen_at=report.applied_at,
-            )
+            # A tab id is the page's own random name; a tab that moved to another project starts afresh there.
+            tab = tab or FeedTab(tab_id=report.tab_id, project_id=report.project_id)
+            tab.project_id, tab.browser, tab.connected_at = report.project_id, report.browser[:120], now
+            tab.seq, tab.seen_at, tab.resync_asked_at, tab.closed = report.seq, report.applied_at, None, False
             log_step(
                 log,
                 "tab.connected",
@@ -123,8 +120,8 @@ class DeliveryLedger:
                 tab.resync_asked_at = None
             tab.seq, tab.seen_at = report.seq, report.applied_at
         tab.heard_at = now
+        tab.closed = report.closed
         if report.closed:
-            tab.closed = True
             log_step(log, "tab.closed", project_id=tab.project_id, tab=tab.tab_id, seq=tab.seq)
         s.add(tab)
         return not tab.closed and self._should_resync(tx, tab, now), changed
@@ -313,7 +310,7 @@ BROWSERS = (("Edg", "Edge"), ("OPR", "Opera"), ("Firefox", "Firefox"), ("Chrome"
 def browser_name(user_agent: str) -> str:
     """`Mozilla/5.0 ... Chrome/131.0.0.0 Safari/537.36` -> `Chrome 131` (what a person calls it)."""
     for token, name in BROWSERS:
-        if found := re.search(rf"\b{token}/(\d+)", user_agent):
+        if found := re.search(rf"{token}/(\d+)", user_agent):  # HeadlessChrome/131 is Chrome 131 too
             return f"{name} {found.group(1)}"
     return user_agent[:40] or "unknown browser"
 

@@ -86,6 +86,18 @@ async def test_closed_and_silent_tabs_are_not_waited_for(core: Core, project_id:
     assert [line.split(",")[0] for line in _seen_lines(core, view.id)] == [f"seq {seq} seen by 1 of 1 tabs"]
 
 
+async def test_a_tab_that_moves_to_another_project_counts_there_whatever_order_its_reports_arrive(
+    core: Core, project_id: int
+) -> None:
+    other = core.canvas.create_project(core.accounts.local_user().id, "second").id
+    now = utcnow()
+    core.delivery.confirm([_report(project_id, "mover", 0, now)], now)
+    core.delivery.confirm([_report(other, "mover", 0, now)], now)  # client-side navigation, same page
+    core.delivery.confirm([_report(project_id, "mover", 0, now, closed=True)], now)  # its late goodbye
+    assert [t.tab_id for t in core.delivery.tabs(other)] == ["mover"]
+    assert core.delivery.tabs(project_id) == []
+
+
 async def test_a_change_nobody_watches_is_settled_without_a_line(core: Core, project_id: int) -> None:
     view = core.jobs.create_synthetic(project_id, "local/sketch", "self-test")
     seq = _job_seq(core, view.id)
@@ -128,6 +140,7 @@ def test_reports_are_read_strictly_and_put_on_the_servers_clock() -> None:
         ),
         ("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0", "Firefox 133"),
         ("Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15", "Safari 17"),
+        ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/131.0.0.0", CHROME),
         ("", "unknown browser"),
     ],
 )
