@@ -7,7 +7,9 @@ when (`confirm`). The ledger keeps, per project, the tabs (`FeedTab`), the job
 changes waiting for them (`FeedChange`, written with the change itself by
 `core.jobs`), and who showed which (`FeedSighting`); it writes one `feed.seen` line
 into the job's timeline per change: `seq 6 seen by 2 of 2 tabs, slowest 40 ms`, or,
-after `late_after_s`, who is missing.
+after `late_after_s`, who is missing (that line, and the one when the late tab catches
+up, are announced, so open timelines reload; a line that every tab saw is not: it would
+cost a push to every tab per change).
 
 Why in the database: in the scaled setup a project's tabs and their reports land on
 any worker. Why inbound only: confirmations are small HTTP posts from the tabs,
@@ -219,8 +221,12 @@ class DeliveryLedger:
         job = tx.session.get(Job, change.job_id, with_for_update=True)
         if job is None:
             return
-        add_step(tx, job, "feed.seen", line, announced=True)
-        tx.changed(job.project_id, "job", job.id)
+        # Only news is announced (a late tab, or the late tab catching up): announcing every line would
+        # add a push to every tab per change, which is what confirmations must not cost.
+        news = verdict == "late" or change.verdict == "late"
+        add_step(tx, job, "feed.seen", line, announced=news)
+        if news:
+            tx.changed(job.project_id, "job", job.id)
         log_step(
             log,
             "feed.seen",
