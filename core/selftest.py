@@ -106,7 +106,8 @@ class RealtimeCheck:
 
     def _event_seq(self, job_id: str) -> int | None:
         with self.core.db.session() as s:
-            return s.exec(select(ChangeEvent.seq).where(ChangeEvent.entity_id == job_id)).first()
+            query = select(ChangeEvent.seq).where(ChangeEvent.entity == "job", ChangeEvent.entity_id == job_id)
+            return s.exec(query.order_by(col(ChangeEvent.seq))).first()
 
     async def _received(self, record: Recorder, notices: asyncio.Queue, project_id: int, seq: int) -> None:
         """This worker's bridge would hear it; on PostgreSQL, so would every worker (LISTEN)."""
