@@ -58,6 +58,8 @@ class TabReport:
     browser: str
     #: The tab is closing (its last report, sent on `pagehide`).
     closed: bool = False
+    #: How many times the tab's websocket connected again since the page loaded.
+    reconnects: int = 0
 
 
 class DeliveryLedger:
@@ -121,6 +123,16 @@ class DeliveryLedger:
                 log_step(log, "tab.resynced", project_id=tab.project_id, tab=tab.tab_id, seq=report.seq, was=tab.seq)
                 tab.resync_asked_at = None
             tab.seq, tab.seen_at = report.seq, report.applied_at
+        if report.reconnects > tab.reconnects:
+            tab.reconnects = report.reconnects
+            log_step(
+                log,
+                "tab.reconnected",
+                project_id=tab.project_id,
+                tab=tab.tab_id,
+                reconnects=tab.reconnects,
+                seq=report.seq,
+            )
         tab.heard_at = now
         tab.closed = report.closed
         if report.closed:

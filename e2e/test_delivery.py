@@ -71,7 +71,9 @@ def test_a_late_tab_is_named_told_to_resync_and_counted_once_it_caught_up(
     late_tab = behind[0]["tab"]
     asked = [e for e in app_server.log_events("tab.resync_asked") if e["tab"] == late_tab]
     resynced = [e for e in app_server.log_events("tab.resynced") if e["tab"] == late_tab]
-    assert asked and resynced and resynced[0]["project_id"] == behind[0]["project_id"]
+    reconnected = [e for e in app_server.log_events("tab.reconnected") if e["tab"] == late_tab]
+    assert asked and resynced and reconnected
+    assert resynced[0]["project_id"] == reconnected[0]["project_id"] == behind[0]["project_id"]
 
 
 def test_check_realtime_passes_on_a_working_app(browser: Browser, app_server: AppServer) -> None:

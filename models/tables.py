@@ -172,6 +172,8 @@ class FeedTab(SQLModel, table=True):
     seen_at: datetime = Field(default_factory=utcnow)
     #: Its last report: a tab silent for long is gone (closed without saying so, or offline).
     heard_at: datetime = Field(default_factory=utcnow)
+    #: How many times its websocket connected again (the tab counts them).
+    reconnects: int = 0
     #: When it was last told to resync; a tab is told again only if it stays behind.
     resync_asked_at: datetime | None = None
     closed: bool = False

@@ -2,7 +2,7 @@
 
 Plain HTTP rather than the websocket, on purpose: a tab whose socket silently died
 can still say what it last showed, and is then told to resync. The body is a small
-batch, `{"reports": [{project_id, tab_id, seq, applied_at, sent_at, closed}]}`,
+batch, `{"reports": [{project_id, tab_id, seq, applied_at, sent_at, closed, reconnects}]}`,
 times in the browser's milliseconds; `applied_at` is moved onto the server's clock by
 the difference between `sent_at` and the arrival, so delays do not depend on the
 browser's clock being right.
@@ -45,5 +45,9 @@ def parse_reports(body: bytes, user_agent: str, now: datetime) -> list[TabReport
         project_id, seq, applied_ms, sent_ms = numbers
         # The browser's clock, moved onto ours; a report cannot have been shown after it arrived.
         applied_at = min(now, now - timedelta(milliseconds=sent_ms - applied_ms))
-        reports.append(TabReport(project_id, tab_id, seq, applied_at, browser, closed=item.get("closed") is True))
+        reconnects = item.get("reconnects", 0)
+        if not isinstance(reconnects, int) or isinstance(reconnects, bool) or reconnects < 0:
+            raise BadReport("reconnects is a non-negative integer")
+        closed = item.get("closed") is True
+        reports.append(TabReport(project_id, tab_id, seq, applied_at, browser, closed=closed, reconnects=reconnects))
     return reports

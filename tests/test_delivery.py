@@ -117,16 +117,23 @@ async def test_a_self_test_job_is_in_no_queue_and_no_change_list(core: Core, pro
 
 def test_reports_are_read_strictly_and_put_on_the_servers_clock() -> None:
     now = utcnow()
-    body = {"reports": [{"project_id": 3, "tab_id": "abcd1234", "seq": 7, "applied_at": 1000, "sent_at": 1250}]}
+    body = {
+        "reports": [
+            {"project_id": 3, "tab_id": "abcd1234", "seq": 7, "applied_at": 1000, "sent_at": 1250, "reconnects": 2}
+        ]
+    }
     [report] = parse_reports(json.dumps(body).encode(), "Mozilla/5.0 Chrome/131.0.0.0 Safari/537.36", now)
     assert (report.project_id, report.tab_id, report.seq, report.browser) == (3, "abcd1234", 7, CHROME)
+    assert report.reconnects == 2 and not report.closed
     assert report.applied_at == now - timedelta(milliseconds=250)
+    good = {"project_id": 3, "tab_id": "abcd", "seq": 1, "applied_at": 1, "sent_at": 1}
     for bad in (
         b"nope",
         b'{"reports": []}',
-        b'{"reports": [{"project_id": 3, "tab_id": "x", "seq": 1, "applied_at": 1, "sent_at": 1}]}',
-        b'{"reports": [{"project_id": "3", "tab_id": "abcd", "seq": 1, "applied_at": 1, "sent_at": 1}]}',
-        b'{"reports": [{"project_id": 3, "tab_id": "abcd", "seq": -1, "applied_at": 1, "sent_at": 1}]}',
+        *(
+            json.dumps({"reports": [{**good, **change}]}).encode()
+            for change in ({"tab_id": "x"}, {"project_id": "3"}, {"seq": -1}, {"reconnects": "1"}, {"sent_at": None})
+        ),
     ):
         with pytest.raises(BadReport):
             parse_reports(bad, "", now)

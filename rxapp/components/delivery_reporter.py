@@ -4,7 +4,8 @@ Mounted once per page. A hidden element renders the project id and the sequence
 number the tab has applied (`ProjectFeed.seq`, which arrives in the same delta as the
 rows), so a MutationObserver sees the moment the change reached the screen. At most
 once a second (every 5 s when nothing moved, as a heartbeat) the tab posts its highest
-sequence and that moment to `/api/feed/seen`; on `pagehide` it says it is closing.
+sequence and that moment, and how often its websocket reconnected (Reflex's
+`__reflex_otel.onSocketConnect` hook), to `/api/feed/seen`; on `pagehide` it says it is closing.
 When the answer says this tab fell behind, it clicks the hidden resync button, which
 re-runs `open_project` (a fresh snapshot). Rewiring to another push mechanism means
 changing only the two hidden elements' bindings.
@@ -24,10 +25,18 @@ REPORTER_JS = """
   if (window.__deliveryReporter) return;
   const r = (window.__deliveryReporter = {
     tab: (Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2)).slice(0, 12),
-    project: 0, seq: -1, appliedAt: 0, sentSeq: -1, sentAt: 0, busy: false,
+    project: 0, seq: -1, appliedAt: 0, sentSeq: -1, sentAt: 0, busy: false, reconnects: 0, sentReconnects: 0,
   });
+  // Reflex calls these hooks on every websocket (re)connect; chain any already installed.
+  const hooks = (window.__reflex_otel ??= {});
+  const connected = hooks.onSocketConnect;
+  hooks.onSocketConnect = (...args) => {
+    r.reconnects += 1;  // mounted after the first connect: every call here is a reconnect
+    connected?.(...args);
+  };
   const report = (closed) => ({
     project_id: r.project, tab_id: r.tab, seq: r.seq, applied_at: r.appliedAt, sent_at: Date.now(), closed,
+    reconnects: r.reconnects,
   });
   const beacon = () => {
     if (r.project && r.seq >= 0) {
@@ -52,8 +61,9 @@ REPORTER_JS = """
   const flush = async () => {
     read();
     const now = Date.now();
-    if (!r.project || r.seq < 0 || r.busy || (r.seq === r.sentSeq && now - r.sentAt < HEARTBEAT_MS)) return;
-    Object.assign(r, {busy: true, sentSeq: r.seq, sentAt: now});
+    const news = r.seq !== r.sentSeq || r.reconnects !== r.sentReconnects;
+    if (!r.project || r.seq < 0 || r.busy || (!news && now - r.sentAt < HEARTBEAT_MS)) return;
+    Object.assign(r, {busy: true, sentSeq: r.seq, sentAt: now, sentReconnects: r.reconnects});
     try {
       const answer = await fetch("/api/feed/seen", {
         method: "POST", headers: {"Content-Type": "application/json"}, credentials: "same-origin",

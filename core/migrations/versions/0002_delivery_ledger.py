@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("seen_at", moment, nullable=False),
         sa.Column("heard_at", moment, nullable=False),
+        sa.Column("reconnects", sa.Integer(), nullable=False),
         sa.Column("resync_asked_at", moment, nullable=True),
         sa.Column("closed", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(["project_id"], ["project.id"]),
