@@ -16,7 +16,7 @@ from core.canvas import Canvas
 from core.changes import ChangeNotifier, ChangeWriter
 from core.contract import ProviderRegistry
 from core.db import Database
-from core.delivery import DeliveryLedger
+from core.delivery import ConfirmationInbox, DeliveryLedger
 from core.fetch import FetchPolicy
 from core.jobs import JobBook
 from core.media import MediaStore
@@ -40,8 +40,9 @@ class Core:
     accounts: Accounts
     access: Access
     links: MediaLinks
-    #: Which tab showed which change (the tabs' confirmations).
+    #: Which tab showed which change (the tabs' confirmations), and the batching door to it.
     delivery: DeliveryLedger
+    inbox: ConfirmationInbox
     #: On PostgreSQL: hears changes other processes commit; the web layer runs `listener.run()`.
     listener: ChangeListener | None = None
 
@@ -84,6 +85,7 @@ class Core:
         )
         canvas = Canvas(writer, registry)
         listener = ChangeListener(db.libpq_url, notifier) if db.is_postgres else None
+        delivery = DeliveryLedger(writer)
         return cls(
             settings,
             db,
@@ -97,7 +99,8 @@ class Core:
             Accounts(db.session),
             access,
             links,
-            DeliveryLedger(writer),
+            delivery,
+            ConfirmationInbox(delivery),
             listener,
         )
 

@@ -88,7 +88,7 @@ def build_api(core: Core) -> Starlette:
                 await asyncio.to_thread(core.access.project, viewer.id, project_id)
         except NotFound as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
-        resync = await asyncio.to_thread(core.delivery.confirm, reports)
+        resync = await core.inbox.confirm(reports)
         return JSONResponse({"resync": sorted(resync)})
 
     async def check_realtime(request: Request) -> Response:

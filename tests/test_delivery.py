@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 
@@ -9,7 +10,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from core.delivery import LATE_AFTER_S, TAB_GONE_S, TabReport, browser_name
+from core.delivery import LATE_AFTER_S, TAB_GONE_S, ConfirmationInbox, TabReport, browser_name
 from core.root import Core
 from models.tables import FeedChange, utcnow
 from rxapp.confirmations import BadReport, parse_reports
@@ -171,3 +172,29 @@ async def test_the_confirmation_route_refuses_other_sites_strangers_and_nonsense
     assert (await client.post("/api/feed/seen", content=b"{}")).status_code == 400
     assert (await client.post("/api/feed/seen", content=b"x" * 10_000)).status_code == 413
     assert len(core.delivery.tabs(project_id)) == 1
+
+
+class _CountingLedger:
+    """Stands in for the ledger: records each batch, asks tab "b" to resync."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def confirm(self, reports: list[TabReport]) -> set[str]:
+        self.batches.append([r.tab_id for r in reports])
+        if any(r.tab_id == "boom" for r in reports):
+            raise RuntimeError("database down")
+        return {"b"} & {r.tab_id for r in reports}
+
+
+async def test_the_inbox_confirms_reports_arriving_together_in_one_batch_and_answers_each_tab() -> None:
+    ledger = _CountingLedger()
+    inbox = ConfirmationInbox(ledger, window_s=0.05)  # type: ignore[arg-type]
+    now = utcnow()
+    answers = await asyncio.gather(*(inbox.confirm([_report(1, tab, 1, now)]) for tab in ("a", "b", "c")))
+    assert answers == [set(), {"b"}, set()]
+    assert ledger.batches == [["a", "b", "c"]]
+    assert await inbox.confirm([_report(1, "d", 1, now)]) == set()  # a later report is the next batch
+    assert ledger.batches[-1] == ["d"]
+    with pytest.raises(RuntimeError, match="database down"):
+        await inbox.confirm([_report(1, "boom", 1, now)])
