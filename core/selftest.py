@@ -38,6 +38,8 @@ NOTICE_TIMEOUT_S = 3.0
 #: Callbacks come after half the local provider's delay; this is the slack on top.
 WEBHOOK_SLACK_S = 5.0
 POLL_S = 0.05
+#: How long a newly opened tab may take to report (its report interval plus the inbox's window).
+TAB_REPORT_S = 2.0
 PROBE_TIMEOUT_S = 5.0
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
@@ -71,6 +73,9 @@ class RealtimeCheck:
                 await on_hop(hop)
 
         core = self.core
+        # A tab that just opened (the one that asked, say) reports within a second or so: count it.
+        await _wait(lambda: bool(core.delivery.tabs(project_id)), TAB_REPORT_S)
+        started = time.monotonic()
         with core.notifier.subscribe() as notices:
             try:
                 view = await asyncio.to_thread(core.jobs.create_synthetic, project_id, self._model(), PROMPT)
