@@ -73,7 +73,7 @@ class DeliveryLedger:
         self._swept_at: float | None = None
 
     def health(self) -> str:
-        """ "ok" while the sweep runs (the web layer calls it every second), else why not."""
+        """For readiness: "ok" while the sweep runs (the web layer calls it every second), else why not."""
         if self._swept_at is None:
             return "the sweep has not run yet"
         quiet = time.monotonic() - self._swept_at
@@ -122,10 +122,11 @@ class DeliveryLedger:
         elif report.seq > tab.seq:
             changed = True
             self._sight(tx, tab, report)
-            if tab.resync_asked_at is not None:
-                log_step(log, "tab.resynced", project_id=tab.project_id, tab=tab.tab_id, seq=report.seq, was=tab.seq)
-                tab.resync_asked_at = None
+            was = tab.seq
             tab.seq, tab.seen_at = report.seq, report.applied_at
+            if tab.resync_asked_at is not None and self._missed_since(tx, tab, now) is None:
+                log_step(log, "tab.resynced", project_id=tab.project_id, tab=tab.tab_id, seq=tab.seq, was=was)
+                tab.resync_asked_at = None
         if report.reconnects > tab.reconnects:
             tab.reconnects = report.reconnects
             log_step(
@@ -156,14 +157,21 @@ class DeliveryLedger:
             delay = max(0, round((report.applied_at - published_at).total_seconds() * 1000))
             tx.session.merge(FeedSighting(project_id=tab.project_id, seq=seq, tab_id=tab.tab_id, delay_ms=delay))
 
-    def _should_resync(self, tx: Transaction, tab: FeedTab, now: datetime) -> bool:
-        """Behind: the change after the tab's last one was published more than `late_after_s` ago."""
+    def _missed_since(self, tx: Transaction, tab: FeedTab, now: datetime) -> datetime | None:
+        """When the first change the tab has not shown was published, if that is over `late_after_s` ago."""
         missed = tx.session.exec(
             select(ChangeEvent.created_at).where(
                 ChangeEvent.project_id == tab.project_id, ChangeEvent.seq == tab.seq + 1
             )
         ).first()
         if missed is None or _aware(missed) > now - timedelta(seconds=self.late_after_s):
+            return None
+        return _aware(missed)
+
+    def _should_resync(self, tx: Transaction, tab: FeedTab, now: datetime) -> bool:
+        """Behind (see `_missed_since`), and not told so in the last `RESYNC_AGAIN_S`."""
+        missed = self._missed_since(tx, tab, now)
+        if missed is None:
             return False
         asked = tab.resync_asked_at
         if asked is not None and _aware(asked) > now - timedelta(seconds=RESYNC_AGAIN_S):
@@ -176,7 +184,7 @@ class DeliveryLedger:
             tab=tab.tab_id,
             browser=tab.browser,
             seq=tab.seq,
-            behind_ms=round((now - _aware(missed)).total_seconds() * 1000),
+            behind_ms=round((now - missed).total_seconds() * 1000),
         )
         return True
 
