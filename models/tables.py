@@ -164,7 +164,7 @@ class FeedTab(SQLModel, table=True):
     """A browser tab showing a project, as its own delivery reports describe it."""
 
     tab_id: str = Field(primary_key=True, max_length=64)
-    project_id: int = Field(foreign_key="project.id", index=True)
+    project_id: int = Field(index=True)
     browser: str = Field(default="", max_length=120)
     connected_at: datetime = Field(default_factory=utcnow)
     #: The highest change this tab has shown on its screen, and when (server clock).
@@ -182,9 +182,10 @@ class FeedTab(SQLModel, table=True):
 class FeedChange(SQLModel, table=True):
     """A job change waiting for the project's tabs to confirm it on their screens."""
 
-    project_id: int = Field(foreign_key="project.id", primary_key=True)
+    project_id: int = Field(primary_key=True)
     seq: int = Field(primary_key=True)
-    job_id: str = Field(foreign_key="job.id", index=True)
+    #: No foreign key: the ledger is advisory and must never hold up deleting a job (even from psql).
+    job_id: str = Field(index=True)
     published_at: datetime = Field(default_factory=utcnow)
     #: "" while waiting; "late" when some tab missed it; "seen" when every tab showed it;
     #: "unwatched" when no tab had the project open.
