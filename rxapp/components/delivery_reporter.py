@@ -49,6 +49,7 @@ REPORTER_JS = """
     if (!el) return;
     const project = parseInt(el.dataset.feedProject || "0", 10);
     const seq = parseInt(el.dataset.feedSeq || "-1", 10);
+    if (!project) return;  // a reconnect rehydrating the page: it shows no project for a moment
     if (project !== r.project) {
       beacon();  // this tab left that project's feed
       Object.assign(r, {project, seq: -1, sentSeq: -1});
