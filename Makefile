@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PORT ?= 3000
 ENV := source scripts/env.sh &&
 
-.PHONY: setup run run-scaled dev test unit e2e lint typecheck bench clean
+.PHONY: setup run run-scaled dev test unit e2e lint typecheck bench clean doctor
 
 setup:
 	@scripts/setup.sh
@@ -17,6 +17,11 @@ WORKERS ?= 3
 run-scaled: setup
 	@scripts/services.sh
 	@$(ENV) python -m deploy.cluster --port $(PORT) --workers $(WORKERS)
+
+# Checks a running app (make run / make run-scaled) hop by hop; exit status 1 when a hop fails.
+URL ?= http://localhost:$(PORT)
+doctor:
+	@$(ENV) python -m deploy.doctor $(URL)
 
 dev: setup
 	@$(ENV) PORT=$(PORT) reflex run --env dev

@@ -127,13 +127,18 @@ def webhook_to_visible(
     runs: int,
     results: Results,
     polling_tabs: int = 0,
+    confirmations: bool = True,
 ) -> dict[str, list[float]]:
+    """`confirmations=False` drops the tabs' delivery reports, to measure what they cost."""
     driver, url = new_project(browser, app)
     pages = [driver]
     for _ in range(tabs - 1):
         page = browser.new_page()
         open_canvas(page, url)
         pages.append(page)
+    if not confirmations:
+        for page in pages:
+            page.route("**/api/feed/seen", lambda route: route.abort())
     pollers = []
     for _ in range(polling_tabs):
         page = browser.new_page()
@@ -327,10 +332,29 @@ def fan_out_memory(browser: Browser, app: AppServer, results: Results, tabs: int
         page.close()
 
 
+def confirmation_cost(browser: Browser, app: AppServer, kie: FakeProviderServer, results: Results) -> None:
+    """Webhook -> visible in 10 tabs with and without the tabs' delivery reports, alternating, so drift cancels."""
+    on: list[float] = []
+    off: list[float] = []
+    for _ in range(3):
+        for confirmations, sample in ((True, on), (False, off)):
+            sample += webhook_to_visible(browser, app, kie, 10, 4, results, confirmations=confirmations)["push"]
+    change = pct(on, 50) / max(pct(off, 50), 0.1) - 1
+    results.add(
+        "delivery confirmations' cost, 10 tabs (p50)",
+        f"{pct(on, 50):.0f} ms with vs {pct(off, 50):.0f} ms without",
+        "< 10% slower",
+        change < 0.10,
+        f"{change:+.0%}; p95 {pct(on, 95):.0f} vs {pct(off, 95):.0f} ms; {len(on)} + {len(off)} samples",
+    )
+
+
 def browser_suite(app: AppServer, kie: FakeProviderServer, results: Results) -> None:
     """Everything measured in Chromium: latency to the image and the row, polling, memory."""
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        print("delivery confirmations' cost ...", flush=True)
+        confirmation_cost(browser, app, kie, results)
         for tabs, runs in ((1, 10), (10, 10), (50, 4)):
             print(f"webhook -> image visible, {tabs} tabs ...", flush=True)
             polling = 3 if tabs == 10 else 0
@@ -380,7 +404,7 @@ def browser_suite(app: AppServer, kie: FakeProviderServer, results: Results) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["browser", "ingestion"], help="run one part of the suite")
+    parser.add_argument("--only", choices=["browser", "ingestion", "confirmations"], help="run one part of the suite")
     only = parser.parse_args().only
     results = Results()
     workdir = Path(tempfile.mkdtemp(prefix="canvas-bench-"))
@@ -401,9 +425,14 @@ def main() -> None:
     print("starting the production app ...", flush=True)
     app.start()
     try:
-        if only != "ingestion":
+        if only == "confirmations":
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                confirmation_cost(browser, app, kie, results)
+                browser.close()
+        elif only != "ingestion":
             browser_suite(app, kie, results)
-        if only != "browser":
+        if only not in ("browser", "confirmations"):
             print("ingestion throughput ...", flush=True)
             ingestion(app, workdir, results, "SQLite")
             with fresh_database() as database_url:

@@ -148,7 +148,7 @@ class Canvas:
             nodes = s.exec(select(Node).where(Node.project_id == project_id).order_by(col(Node.id)))
             jobs = s.exec(
                 select(Job)
-                .where(Job.project_id == project_id)
+                .where(Job.project_id == project_id, col(Job.synthetic).is_(False))
                 .order_by(col(Job.created_at).desc(), col(Job.id))
                 .limit(QUEUE_LIMIT)
             )
@@ -177,7 +177,7 @@ class Canvas:
                         deleted.append(int(entity_id))
                     else:
                         nodes.append(NodeView.of(node, self._history(s, node.id)))
-                elif entity == "job" and (job := s.get(Job, entity_id)) is not None:
+                elif entity == "job" and (job := s.get(Job, entity_id)) is not None and not job.synthetic:
                     jobs.append(JobView.of(job))
                 elif entity == "project" and (row := s.get(Project, project_id)) is not None:
                     project = ProjectView.of(row)

@@ -22,7 +22,7 @@ from core.contract import JobStatus, NodeKind, ProviderRegistry, TaskRef
 from core.db import get_or_404
 from core.errors import InvalidInput
 from core.logs import get_logger, log_job
-from models.tables import Job, JobStep, Node, NodeResult, WebhookDelivery, utcnow
+from models.tables import FeedChange, Job, JobStep, Node, NodeResult, Project, WebhookDelivery, utcnow
 from models.views import JobView, StepView, TimelineView
 
 log = get_logger("jobs")
@@ -68,14 +68,25 @@ class JobBook:
                 client_request_id=client_request_id or None,
                 retry_of=retry_of,
             )
-            tx.session.add(job)
-            tx.session.flush()
-            if clicked_at is not None:
-                _note(tx, job, "generate.clicked", "browser clock", at=clicked_at)
-            _note(tx, job, "job.created", f"{job.provider} {job.model}")
-            seq = tx.changed(node.project_id)
-            _note(tx, job, "change.published", f"seq {seq}")
+            seq = _insert(tx, job, clicked_at)
         log_job(log, "job.created", job, node_id=node_id, model=job.model, seq=seq, client_request_id=client_request_id)
+        return JobView.of(job)
+
+    def create_synthetic(self, project_id: int, model_id: str, prompt: str) -> JobView:
+        """A self-test's job: the real chain, but no node, and never in the queue (`Job.synthetic`)."""
+        with self.writer.transaction() as tx:
+            get_or_404(tx.session, Project, project_id)
+            model = self.registry.runnable_model(model_id)
+            job = Job(
+                project_id=project_id,
+                provider=model.provider,
+                model=model.id,
+                prompt=prompt,
+                aspect_ratio="1:1",
+                synthetic=True,
+            )
+            seq = _insert(tx, job)
+        log_job(log, "job.created", job, seq=seq, synthetic=True)
         return JobView.of(job)
 
     def get(self, job_id: str) -> Job:
@@ -156,7 +167,7 @@ class JobBook:
         """Add a timeline step outside a status change; `announce` tells the tabs it grew."""
         with self.writer.transaction() as tx:
             job = get_or_404(tx.session, Job, job_id, lock=True)
-            _note(tx, job, step, detail, announced=announce)
+            add_step(tx, job, step, detail, announced=announce)
             if announce:
                 tx.changed(job.project_id)
 
@@ -265,11 +276,10 @@ class JobBook:
                 job.finished_at = job.updated_at
                 self._settle_node(tx, job)
             for step, detail in _steps:
-                _note(tx, job, step, detail)
-            _note(tx, job, f"status.{status.value}", job.error or job.provider_task_id or "")
+                add_step(tx, job, step, detail)
+            add_step(tx, job, f"status.{status.value}", job.error or job.provider_task_id or "")
             tx.session.add(job)
-            seq = tx.changed(job.project_id)
-            _note(tx, job, "change.published", f"seq {seq}")
+            seq = _publish(tx, job)
         log_job(log, "job.updated", job, status=status.value, previous=previous.value, version=job.version, seq=seq)
         return True
 
@@ -298,7 +308,25 @@ class JobBook:
         Canvas.touch_node(tx, node)
 
 
-def _note(
+def _insert(tx: Transaction, job: Job, clicked_at: datetime | None = None) -> int:
+    """Write a new job and its first steps; returns the change's sequence number."""
+    tx.session.add(job)
+    tx.session.flush()
+    if clicked_at is not None:
+        add_step(tx, job, "generate.clicked", "browser clock", at=clicked_at)
+    add_step(tx, job, "job.created", f"{job.provider} {job.model}")
+    return _publish(tx, job)
+
+
+def _publish(tx: Transaction, job: Job) -> int:
+    """Put the job's change in the feed, and in the delivery ledger that waits for each tab to show it."""
+    seq = tx.changed(job.project_id)
+    add_step(tx, job, "change.published", f"seq {seq}")
+    tx.session.add(FeedChange(project_id=job.project_id, seq=seq, job_id=job.id))
+    return seq
+
+
+def add_step(
     tx: Transaction, job: Job, step: str, detail: str = "", at: datetime | None = None, *, announced: bool = False
 ) -> None:
     """`announced` makes the step itself a change event (steps of a status change need not be)."""

@@ -127,6 +127,10 @@ class ChangeListener:
             return
         self._publish(project_id, seq)
 
+    def heard(self, project_id: int) -> int:
+        """The highest sequence of the project this connection heard (the self-test's evidence)."""
+        return self._seen.get(project_id, 0)
+
     def _publish(self, project_id: int, seq: int) -> None:
         self._seen[project_id] = max(seq, self._seen.get(project_id, 0))
         self.notifier.publish(project_id, seq)

@@ -117,13 +117,17 @@ class Pipeline:
         """Insert the job and return at once; submission continues in the background."""
         view = await asyncio.to_thread(self.jobs.create, node_id, client_request_id, None, clicked_at)
         if view.status == JobStatus.QUEUED:
-            self._spawn(self.submit(view.id))
+            self.start_submission(view.id)
         return view
 
     async def retry_job(self, job_id: str) -> JobView:
         view = await asyncio.to_thread(self.jobs.retry, job_id)
-        self._spawn(self.submit(view.id))
+        self.start_submission(view.id)
         return view
+
+    def start_submission(self, job_id: str) -> None:
+        """Submit a queued job in the background."""
+        self._spawn(self.submit(job_id))
 
     async def submit(self, job_id: str) -> None:
         """Submit under this worker's claim, so a job is submitted by one worker only (and once here)."""

@@ -8,6 +8,7 @@ import hmac
 from dataclasses import dataclass
 
 import httpx
+import redis.asyncio
 
 from core.access import Access, MediaLinks, load_or_create_secret
 from core.accounts import Accounts, UserView
@@ -15,6 +16,7 @@ from core.canvas import Canvas
 from core.changes import ChangeNotifier, ChangeWriter
 from core.contract import ProviderRegistry
 from core.db import Database
+from core.delivery import ConfirmationInbox, DeliveryLedger
 from core.fetch import FetchPolicy
 from core.jobs import JobBook
 from core.media import MediaStore
@@ -43,6 +45,9 @@ class Core:
     accounts: Accounts
     access: Access
     links: MediaLinks
+    #: Which tab showed which change (the tabs' confirmations), and the batching door to it.
+    delivery: DeliveryLedger
+    inbox: ConfirmationInbox
     #: On PostgreSQL: hears changes other processes commit; the web layer runs `listener.run()`.
     listener: ChangeListener | None = None
 
@@ -91,6 +96,7 @@ class Core:
             max_project_name_chars=settings.max_project_name_chars,
         )
         listener = ChangeListener(db.libpq_url, notifier) if db.is_postgres else None
+        delivery = DeliveryLedger(writer)
         return cls(
             settings,
             db,
@@ -106,6 +112,8 @@ class Core:
             Accounts(db.session),
             access,
             links,
+            delivery,
+            ConfirmationInbox(delivery),
             listener,
         )
 
@@ -127,6 +135,9 @@ class Core:
         checks["change_feed"] = "ok" if self.notifier.listening else "no listener is running"
         if self.listener is not None:
             checks["change_listener"] = self.listener.state
+        if self.settings.redis_url:
+            checks["redis"] = await _ping_redis(self.settings.redis_url)
+        checks["delivery_ledger"] = self.delivery.health()
         problems = self.settings.problems()
         checks["config"] = "; ".join(problems) if problems else "ok"
         return checks
@@ -135,3 +146,15 @@ class Core:
         await self.pipeline.drain()
         await self.http.aclose()
         self.db.engine.dispose()
+
+
+async def _ping_redis(url: str) -> str:
+    """Tabs on several workers share their state through Redis: without it no event is handled."""
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()  # type: ignore[misc]  # redis-py types ping for both its clients
+        return "ok"
+    except (redis.RedisError, OSError) as exc:
+        return f"unreachable: {type(exc).__name__}"
+    finally:
+        await client.aclose()

@@ -108,6 +108,14 @@ class Settings(BaseSettings):
         "Replicate's webhook signing secret (`whsec_...`); empty: fetched once from "
         "`GET /v1/webhooks/default/secret` and kept",
     )
+    extra_origins: Annotated[tuple[str, ...], NoDecode] = variable(
+        (),
+        "more sites whose pages may use the app (comma-separated origins, e.g. a LAN name), beyond its own addresses",
+        env="ALLOWED_ORIGINS",
+    )
+    redis_url: str = variable(
+        "", "Reflex's state store in the scaled setup (`redis://...`); readiness pings it", env="REFLEX_REDIS_URL"
+    )
     auth_required: bool = variable(False, "`true`: no page or image without signing in (shared deployments)")
     secret_key: SecretStr = variable(
         SecretStr(""),
@@ -125,6 +133,12 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("extra_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: Any) -> Any:
+        origins = value.split(",") if isinstance(value, str) else value
+        return tuple(_origin(o) for o in origins if o.strip())
 
     @field_validator("image_fetch_allow_hosts", mode="before")
     @classmethod
@@ -168,16 +182,21 @@ class Settings(BaseSettings):
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
-        """Pages that may open the websocket: the app's own origin (and its loopback twins).
+        """Pages that may open the websocket: the app's own addresses, and nobody else's.
 
         Another site must not drive the app from a visitor's browser (cross-site
-        websocket hijacking), which matters most for the signed-out local user.
+        websocket hijacking), which matters most for the signed-out local user. The
+        app's own addresses are the public URL (with its loopback twins when it is
+        local) and where this process is served, `localhost:PORT` and its twins: with
+        `PUBLIC_BASE_URL` naming a tunnel for webhooks, the developer still opens the
+        app at http://localhost:PORT. `ALLOWED_ORIGINS` adds any other.
         """
         parts = urlsplit(self.base_url)
-        port = f":{parts.port}" if parts.port else ""
+        public: tuple[str, ...] = (f"{parts.scheme}://{parts.netloc}",)
         if parts.hostname in LOOPBACK_HOSTS:
-            return tuple(f"{parts.scheme}://{host}{port}" for host in LOOPBACK_HOSTS.values())
-        return (f"{parts.scheme}://{parts.netloc}",)
+            public = _loopback_origins(parts.scheme, parts.port)
+        served = _loopback_origins("http", self.port)
+        return tuple(dict.fromkeys((*public, *served, *self.extra_origins)))
 
     @property
     def secure_cookies(self) -> bool:
@@ -188,6 +207,19 @@ class Settings(BaseSettings):
     def has_public_url(self) -> bool:
         """Whether providers on the internet can reach us (an explicit PUBLIC_BASE_URL)."""
         return bool(self.public_base_url)
+
+
+def _loopback_origins(scheme: str, port: int | None) -> tuple[str, ...]:
+    suffix = f":{port}" if port else ""
+    return tuple(f"{scheme}://{host}{suffix}" for host in LOOPBACK_HOSTS.values())
+
+
+def _origin(value: str) -> str:
+    """`https://Host:8443/path` -> `https://host:8443`: how a browser writes an Origin header."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"ALLOWED_ORIGINS: {value!r} is not an http(s) origin")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 @lru_cache(maxsize=1)

@@ -112,6 +112,8 @@ class Job(SQLModel, table=True):
     #: tab replace its optimistic row with the real one.
     client_request_id: str | None = Field(default=None, index=True, unique=True)
     retry_of: str | None = None
+    #: A realtime self-test's job: it runs the real chain but is in no queue and no node history.
+    synthetic: bool = False
     #: Fallback polling schedule; not part of the change feed (tabs need not see it).
     poll_attempts: int = 0
     next_poll_at: datetime | None = Field(default=None, index=True)
@@ -156,3 +158,44 @@ class ChangeEvent(SQLModel, table=True):
     entity_id: str
     op: str  # "upsert" | "delete"
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class FeedTab(SQLModel, table=True):
+    """A browser tab showing a project, as its own delivery reports describe it."""
+
+    tab_id: str = Field(primary_key=True, max_length=64)
+    project_id: int = Field(index=True)
+    browser: str = Field(default="", max_length=120)
+    connected_at: datetime = Field(default_factory=utcnow)
+    #: The highest change this tab has shown on its screen, and when (server clock).
+    seq: int = 0
+    seen_at: datetime = Field(default_factory=utcnow)
+    #: Its last report: a tab silent for long is gone (closed without saying so, or offline).
+    heard_at: datetime = Field(default_factory=utcnow)
+    #: How many times its websocket connected again (the tab counts them).
+    reconnects: int = 0
+    #: When it was last told to resync; a tab is told again only if it stays behind.
+    resync_asked_at: datetime | None = None
+    closed: bool = False
+
+
+class FeedChange(SQLModel, table=True):
+    """A job change waiting for the project's tabs to confirm it on their screens."""
+
+    project_id: int = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    #: No foreign key: the ledger is advisory and must never hold up deleting a job (even from psql).
+    job_id: str = Field(index=True)
+    published_at: datetime = Field(default_factory=utcnow)
+    #: "" while waiting; "late" when some tab missed it; "seen" when every tab showed it;
+    #: "unwatched" when no tab had the project open.
+    verdict: str = Field(default="", max_length=16, index=True)
+
+
+class FeedSighting(SQLModel, table=True):
+    """One tab showed one change, this long after it was published."""
+
+    project_id: int = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    tab_id: str = Field(primary_key=True, max_length=64)
+    delay_ms: int

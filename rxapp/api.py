@@ -8,14 +8,19 @@ delays a provider.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from core.errors import NotFound
 from core.root import Core
+from core.selftest import FAILED, RealtimeCheck
+from models.tables import utcnow
 from rxapp.auth import auth_routes, request_viewer
+from rxapp.confirmations import MAX_BODY_BYTES, BadReport, parse_reports
 
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
@@ -57,6 +62,47 @@ def build_api(core: Core) -> Starlette:
                 return Response("not found", status_code=404)
         return FileResponse(path, headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
+    allowed_origins = set(core.settings.allowed_origins)
+
+    def foreign(request: Request) -> bool:
+        """A page of another site (browsers send Origin on every POST); tools send none."""
+        origin = request.headers.get("origin")
+        return origin is not None and origin not in allowed_origins
+
+    async def feed_seen(request: Request) -> Response:
+        """A batch of tabs' delivery confirmations; answers which of them should resync."""
+        if foreign(request):
+            return JSONResponse({"error": "origin not allowed"}, status_code=403)
+        body = await _read_limited(request, MAX_BODY_BYTES)
+        if body is None:
+            return JSONResponse({"error": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
+        try:
+            reports = parse_reports(body, request.headers.get("user-agent", ""), utcnow())
+        except BadReport as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        viewer = await request_viewer(core, request)
+        if viewer is None:
+            return JSONResponse({"error": "sign in first"}, status_code=401)
+        try:
+            for project_id in {r.project_id for r in reports}:
+                await asyncio.to_thread(core.access.project, viewer.id, project_id)
+        except NotFound as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        resync = await core.inbox.confirm(reports)
+        return JSONResponse({"resync": sorted(resync)})
+
+    async def check_realtime(request: Request) -> Response:
+        """The realtime self-test on the viewer's first project, for `make doctor` (the page has a dialog)."""
+        if foreign(request):
+            return JSONResponse({"error": "origin not allowed"}, status_code=403)
+        viewer = await request_viewer(core, request)
+        if viewer is None:
+            return JSONResponse({"error": "sign in first (AUTH_REQUIRED is on)"}, status_code=401)
+        project = await asyncio.to_thread(core.canvas.ensure_default_project, viewer.id)
+        hops = await RealtimeCheck(core).run(project.id)
+        passed = all(hop.verdict != FAILED for hop in hops)
+        return JSONResponse({"passed": passed, "project_id": project.id, "hops": [asdict(hop) for hop in hops]})
+
     async def healthz(_: Request) -> Response:
         """The process is up (liveness)."""
         return JSONResponse({"ok": True})
@@ -71,6 +117,8 @@ def build_api(core: Core) -> Starlette:
         routes=[
             Route("/api/webhooks/{provider}/{job_id}/{token}", webhook, methods=["POST"]),
             Route("/media/{name}", media),
+            Route("/api/feed/seen", feed_seen, methods=["POST"]),
+            Route("/api/check/realtime", check_realtime, methods=["POST"]),
             Route("/healthz", healthz),
             *auth_routes(core),
             Route("/readyz", readyz),

@@ -16,6 +16,9 @@ from rxapp.states.feed import OPEN_PROJECTS, ProjectFeed
 
 log = get_logger("bridge")
 POLL_TICK_S = 0.5
+#: The delivery ledger settles overdue confirmations this often, and forgets old rows every 10 minutes.
+DELIVERY_TICK_S = 1.0
+DELIVERY_FORGET_TICKS = 600
 #: Every 5 s, queued jobs whose submitting worker died (their lease ran out) are submitted again.
 ORPHAN_SWEEP_TICKS = 10
 
@@ -44,6 +47,19 @@ async def fallback_poller() -> None:
         except Exception:
             log.exception("poll round failed", extra={"step": "poll.crashed"})
         await asyncio.sleep(POLL_TICK_S)
+
+
+@app.register_lifespan_task
+async def delivery_sweeper() -> None:
+    """Name the tabs that did not show a change in time, even when no tab reports anything."""
+    for tick in itertools.count(1):
+        await asyncio.sleep(DELIVERY_TICK_S)
+        try:
+            await asyncio.to_thread(core.delivery.sweep)
+            if tick % DELIVERY_FORGET_TICKS == 0:
+                await asyncio.to_thread(core.delivery.forget)
+        except Exception:
+            log.exception("delivery sweep failed", extra={"step": "delivery.crashed"})
 
 
 @app.register_lifespan_task

@@ -397,17 +397,33 @@ async def test_a_refused_result_from_a_webhook_is_settled_by_polling(core: Core,
     assert failed.status == JobStatus.FAILED and failed.error == "The result is not a valid image"
 
 
+LOOPBACK_3000 = ("http://localhost:3000", "http://127.0.0.1:3000", "http://[::1]:3000")
+
+
 @pytest.mark.parametrize(
     ("base_url", "origins"),
     [
-        ("", ("http://localhost:3000", "http://127.0.0.1:3000", "http://[::1]:3000")),
-        ("http://[::1]:5000/", ("http://localhost:5000", "http://127.0.0.1:5000", "http://[::1]:5000")),
-        ("https://canvas.example.com/", ("https://canvas.example.com",)),
-        ("http://192.168.1.5:3000", ("http://192.168.1.5:3000",)),
+        ("", LOOPBACK_3000),
+        ("http://[::1]:5000/", ("http://localhost:5000", "http://127.0.0.1:5000", "http://[::1]:5000", *LOOPBACK_3000)),
+        ("https://canvas.example.com/", ("https://canvas.example.com", *LOOPBACK_3000)),
+        ("http://192.168.1.5:3000", ("http://192.168.1.5:3000", *LOOPBACK_3000)),
+        # A tunnel for webhooks, and the app opened on the laptop itself.
+        ("https://abc.trycloudflare.com", ("https://abc.trycloudflare.com", *LOOPBACK_3000)),
     ],
 )
 def test_only_the_apps_own_pages_may_open_its_websocket(base_url: str, origins: tuple[str, ...]) -> None:
     assert Settings(public_base_url=base_url).allowed_origins == origins
+
+
+def test_allowed_origins_adds_other_sites_written_as_browsers_send_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOWED_ORIGINS", " http://Canvas.LAN:3000/ , https://team.example.com")
+    monkeypatch.setenv("PORT", "4000")
+    origins = Settings().allowed_origins
+    assert origins[-2:] == ("http://canvas.lan:3000", "https://team.example.com")
+    assert "http://localhost:4000" in origins and "http://evil.example" not in origins
+    monkeypatch.setenv("ALLOWED_ORIGINS", "canvas.lan")
+    with pytest.raises(ValueError, match=r"ALLOWED_ORIGINS: 'canvas\.lan' is not an http"):
+        Settings()
 
 
 async def test_the_local_providers_outputs_need_their_signed_url(core: Core, node_id: int) -> None:

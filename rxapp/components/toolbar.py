@@ -1,9 +1,10 @@
-"""Project picker, rename and create, and the add-node buttons."""
+"""Project picker, rename and create, the add-node buttons, and `Check realtime`."""
 
 from __future__ import annotations
 
 import reflex as rx
 
+from rxapp.components.realtime_check import realtime_check
 from rxapp.runtime import core
 from rxapp.states.feed import ProjectFeed
 from rxapp.states.viewer import ViewerState
@@ -41,6 +42,7 @@ def toolbar() -> rx.Component:
             aria_label="Add image edit node",
             on_click=ProjectFeed.add_edit_node,
         ),
+        realtime_check(),
         account(),
         width="100%",
         align="center",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import reflex as rx
 
+from rxapp.components.delivery_reporter import delivery_reporter
 from rxapp.components.node_card import node_card
 from rxapp.components.queue import queue_monitor
 from rxapp.components.toolbar import toolbar
@@ -15,6 +16,7 @@ from rxapp.states.upload import upload_zone
 def canvas_page() -> rx.Component:
     return rx.box(
         pending_jobs,
+        delivery_reporter(),
         upload_zone(),
         toolbar(),
         rx.flex(

@@ -1,0 +1,89 @@
+"""`make doctor` against `make run` and `make run-scaled`, and with Redis or PostgreSQL stopped."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.cluster import ROOT, Cluster
+from e2e.private_services import PrivatePostgres, PrivateRedis
+from e2e.server import AppServer, free_port, own_reflex_workdirs
+
+
+def doctor(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deploy.doctor", url], cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+
+
+def test_the_doctor_passes_against_the_single_process_app(app_server: AppServer) -> None:
+    result = doctor(app_server.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok      webhook reachable at the public URL" in result.stdout
+    assert "doctor: every check passed" in result.stdout
+
+
+def test_the_doctor_says_when_nothing_answers() -> None:
+    result = doctor(f"http://127.0.0.1:{free_port()}")
+    assert result.returncode == 1 and "nothing answers at" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def services() -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
+    postgres, redis_server = PrivatePostgres(), PrivateRedis()
+    postgres.start()
+    redis_server.start()
+    yield postgres, redis_server
+    redis_server.stop()
+    postgres.remove()
+
+
+@pytest.fixture(scope="module")
+def scaled(
+    tmp_path_factory: pytest.TempPathFactory, services: tuple[PrivatePostgres, PrivateRedis]
+) -> Iterator[Cluster]:
+    postgres, redis_server = services
+    workdir = Path(tmp_path_factory.mktemp("doctor-scaled"))
+    port = free_port()
+    cluster = Cluster(
+        port=port,
+        worker_ports=[free_port(), free_port()],
+        log_dir=workdir / "logs",
+        env={
+            "DATABASE_URL": postgres.url,
+            "REFLEX_REDIS_URL": redis_server.url,
+            "DATA_DIR": str(workdir / "data"),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            **own_reflex_workdirs(workdir),
+            "LOG_FORMAT": "json",
+            "LOCAL_PROVIDER_DELAY_S": "1.5",
+        },
+    )
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_the_doctor_passes_on_the_scaled_setup_and_names_a_stopped_redis_or_postgres(
+    scaled: Cluster, services: tuple[PrivatePostgres, PrivateRedis]
+) -> None:
+    postgres, redis_server = services
+    result = doctor(scaled.url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok      change received by the other workers" in result.stdout
+
+    redis_server.stop()
+    result = doctor(scaled.url)
+    assert result.returncode == 1
+    assert "doctor: readiness: redis: unreachable" in result.stderr
+
+    postgres.stop()
+    result = doctor(scaled.url)
+    assert result.returncode == 1
+    assert "doctor: readiness: database: unreachable" in result.stderr

@@ -1,0 +1,71 @@
+"""The `Check realtime` dialog: each hop of the self-test with its time, verdict and what to check."""
+
+from __future__ import annotations
+
+import reflex as rx
+from reflex.vars import ObjectVar
+
+from core.selftest import Hop
+from rxapp.states.feed import ProjectFeed
+from rxapp.states.realtime_check import RealtimeCheckState
+
+VERDICT_COLOURS = {"ok": "green", "failed": "red", "skipped": "gray"}
+
+
+def _hop_row(hop: ObjectVar[Hop]) -> rx.Component:
+    return rx.vstack(
+        rx.hstack(
+            rx.badge(hop.verdict, color_scheme=rx.match(hop.verdict, *VERDICT_COLOURS.items(), "gray")),
+            rx.text(hop.name, size="2", weight="medium", flex="1"),
+            rx.text(hop.at_ms, " ms", size="1", color_scheme="gray"),
+            align="center",
+            width="100%",
+        ),
+        rx.cond(hop.detail != "", rx.text(hop.detail, size="1", color_scheme="gray")),
+        rx.cond(hop.fix != "", rx.text("Check: ", hop.fix, size="1", color_scheme="red", data_testid="check-fix")),
+        spacing="1",
+        width="100%",
+        data_testid="check-hop",
+        data_verdict=hop.verdict,
+    )
+
+
+def realtime_check() -> rx.Component:
+    return rx.dialog.root(
+        rx.dialog.trigger(rx.button(rx.icon("activity"), "Check realtime", variant="outline")),
+        rx.dialog.content(
+            rx.dialog.title("Check realtime"),
+            rx.dialog.description(
+                "Runs a test job through the whole chain with the local provider, including a real webhook "
+                "to this app's public URL. It shows in no queue and no node.",
+                size="2",
+            ),
+            rx.vstack(
+                rx.foreach(RealtimeCheckState.hops, _hop_row),
+                rx.cond(
+                    RealtimeCheckState.outcome != "",
+                    rx.text(
+                        "Realtime check ",
+                        RealtimeCheckState.outcome,
+                        weight="bold",
+                        color_scheme=rx.cond(RealtimeCheckState.outcome == "passed", "green", "red"),
+                        data_testid="check-outcome",
+                    ),
+                ),
+                spacing="3",
+                width="100%",
+                padding_y="3",
+            ),
+            rx.hstack(
+                rx.button(
+                    "Run check",
+                    on_click=RealtimeCheckState.run(ProjectFeed.project_id),  # type: ignore[misc]
+                    loading=RealtimeCheckState.running,
+                ),
+                rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),
+                justify="end",
+                width="100%",
+            ),
+            max_width="640px",
+        ),
+    )
