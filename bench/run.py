@@ -27,6 +27,7 @@ import httpx
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from bench.sockets import fan_out
 from core.accounts import Accounts
 from core.canvas import Canvas
 from core.changes import ChangeNotifier, ChangeWriter
@@ -35,8 +36,10 @@ from core.db import Database
 from core.jobs import JobBook
 from core.settings import Settings
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from e2e.helpers import job_rows, model_node, open_canvas
+from e2e.helpers import model_node, open_canvas
+from e2e.seed import SampleError, Seeder
 from e2e.server import AppServer, FakeProviderServer, free_port
+from models.tables import Job
 from providers.kie import sign
 from providers.registry import build_registry
 from tests.postgres import fresh_database
@@ -57,16 +60,19 @@ WATCH_RESULTS = """() => {
 }"""
 
 WATCH_ROWS = """() => {
-  window.__rows = {optimistic: [], real: []};
-  let lastOptimistic = 0, lastReal = document.querySelectorAll('[data-testid=queue-row][data-job-id]').length;
-  new MutationObserver(() => {
+  // When each job's row first showed (by job id), and each Generate click.
+  window.__rows = {optimistic: [], real: {}};
+  let lastOptimistic = 0;
+  const check = () => {
     const o = document.querySelectorAll('[data-optimistic=true]').length;
-    const r = document.querySelectorAll('[data-testid=queue-row][data-job-id]').length;
     if (o > lastOptimistic) window.__rows.optimistic.push(performance.now());
-    if (r > lastReal) window.__rows.real.push(Date.now());
     lastOptimistic = o;
-    lastReal = r;
-  }).observe(document.body, {subtree: true, childList: true, attributes: true});
+    document.querySelectorAll('[data-testid=queue-row][data-job-id]').forEach((row) => {
+      window.__rows.real[row.dataset.jobId] ??= Date.now();
+    });
+  };
+  check();
+  new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true});
   document.addEventListener('click', (e) => {
     if (e.target.closest('button')?.textContent === 'Generate') {
       window.__clicks = window.__clicks || [];
@@ -126,6 +132,7 @@ def webhook_to_visible(
     tabs: int,
     runs: int,
     results: Results,
+    db: Database,
     polling_tabs: int = 0,
 ) -> dict[str, list[float]]:
     driver, url = new_project(browser, app)
@@ -152,20 +159,19 @@ def webhook_to_visible(
         field_.fill(prompt)
         field_.press("Tab")
         expect(pages[-1].get_by_label("Prompt")).to_have_value(prompt)
-        before = len(kie.state("tasks")["callbacks"])
+        known = set(_job_ids(driver))
         node.get_by_role("button", name="Generate").click()
-        expect(job_rows(driver).first).to_have_attribute("data-status", "completed", timeout=30_000)
-        src = node.get_by_alt_text("Result of node", exact=False).get_attribute("src")
+        job_id = _new_job(driver, known)
+        job = _finished(db, job_id)
+        # The sample's own image (unique: the prompt is) and the delivery that completed it.
+        src, sent_at = job.image_path, _callback_sent_at(kie, job.provider_task_id or "")
         seen_by_poller = _poll_until_seen(pollers, src) if pollers else {}
-        deadline = time.time() + 10
-        while time.time() < deadline and not all(p.evaluate(f"window.__seen[{json.dumps(src)}]") for p in pages):
-            time.sleep(0.05)
-        sent_at = _callback_sent_at(kie, before)
-        push += [p.evaluate(f"window.__seen[{json.dumps(src)}]") - sent_at for p in pages[1:] or pages]
-        polled += [seen - sent_at for seen in seen_by_poller.values()]
-        clicks = driver.evaluate("window.__clicks")
+        watchers = pages[1:] or pages
+        push += [_checked(_seen(page, src), sent_at) for page in watchers]
+        polled += [_checked(seen, sent_at) for seen in seen_by_poller.values()]
         if len(pages) > 1:
-            other_rows.append(pages[1].evaluate("window.__rows.real")[-1] - clicks[-1]["wall"])
+            clicked = driver.evaluate("window.__clicks")[-1]["wall"]
+            other_rows.append(_checked(pages[1].evaluate(f"window.__rows.real[{json.dumps(job_id)}]"), clicked))
     optimistic = [
         o - c["perf"]
         for o, c in zip(driver.evaluate("window.__rows.optimistic"), driver.evaluate("window.__clicks"), strict=False)
@@ -175,15 +181,64 @@ def webhook_to_visible(
     return {"push": push, "polled": polled, "optimistic": optimistic, "other_rows": other_rows}
 
 
-def _callback_sent_at(kie: FakeProviderServer, before: int) -> float:
-    """When (ms) the fake posted the completing callback (it records it once the app answered)."""
+def _job_ids(page: Page) -> list[str]:
+    return page.eval_on_selector_all("[data-testid=queue-row][data-job-id]", "rows => rows.map(r => r.dataset.jobId)")
+
+
+def _new_job(page: Page, known: set[str]) -> str:
+    """The job the click made: the one row that was not there before it."""
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        new = [job_id for job_id in _job_ids(page) if job_id not in known]
+        if len(new) == 1:
+            return new[0]
+        if len(new) > 1:
+            raise SampleError(f"one click made {len(new)} jobs")
+        time.sleep(0.02)
+    raise SampleError("the click made no job row")
+
+
+def _finished(db: Database, job_id: str) -> Job:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        with db.session() as session:
+            job = session.get(Job, job_id)
+            if job is not None and job.status == JobStatus.COMPLETED and job.image_path:
+                return job
+            if job is not None and job.status.is_terminal:
+                raise SampleError(f"job {job_id} ended {job.status.value}: {job.error}")
+        time.sleep(0.02)
+    raise SampleError(f"job {job_id} did not complete")
+
+
+def _callback_sent_at(kie: FakeProviderServer, task_id: str) -> float:
+    """When (ms) the fake sent the delivery of this task that the app accepted (the first 200)."""
     deadline = time.time() + 10
     while time.time() < deadline:
-        done = [c for c in kie.state("tasks")["callbacks"][before:] if c.get("status") == 200]
+        done = [c for c in kie.state("tasks")["callbacks"] if c["taskId"] == task_id and c.get("status") == 200]
         if done:
-            return float(max(c["sent_at"] for c in done)) * 1000
+            return float(min(c["sent_at"] for c in done)) * 1000
         time.sleep(0.05)
-    raise RuntimeError("the fake KIE.ai never delivered its callback")
+    raise SampleError(f"the fake KIE.ai has no accepted callback for task {task_id}")
+
+
+def _seen(page: Page, src: str) -> float:
+    """When (ms) the page showed the image `src`; waits for it, or stops the run."""
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        seen = page.evaluate(f"window.__seen[{json.dumps(src)}]")
+        if seen:
+            return float(seen)
+        time.sleep(0.02)
+    raise SampleError(f"a tab never showed {src}")
+
+
+def _checked(seen: float | None, cause_ms: float) -> float:
+    if seen is None:
+        raise SampleError("a tab never showed the new row")
+    if seen < cause_ms:
+        raise SampleError(f"a row was seen {cause_ms - seen:.0f} ms before its click")
+    return seen - cause_ms
 
 
 def _poll_until_seen(pollers: list[Page], src: str | None, period_s: float = 2.0) -> dict[int, float]:
@@ -328,13 +383,14 @@ def fan_out_memory(browser: Browser, app: AppServer, results: Results, tabs: int
 
 
 def browser_suite(app: AppServer, kie: FakeProviderServer, results: Results) -> None:
-    """Everything measured in Chromium: latency to the image and the row, polling, memory."""
+    """Measured in Chromium: webhook to image, click to row, polling, memory."""
+    store = Seeder(app, KIE_KEY, KIE_HMAC, MODEL)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        for tabs, runs in ((1, 10), (10, 10), (50, 4)):
+        for tabs, runs in ((1, 10), (10, 10)):
             print(f"webhook -> image visible, {tabs} tabs ...", flush=True)
             polling = 3 if tabs == 10 else 0
-            sample = webhook_to_visible(browser, app, kie, tabs, runs, results, polling_tabs=polling)
+            sample = webhook_to_visible(browser, app, kie, tabs, runs, results, store.db, polling_tabs=polling)
             push = sample["push"]
             met = None
             if tabs == 10:
@@ -359,8 +415,8 @@ def browser_suite(app: AppServer, kie: FakeProviderServer, results: Results) -> 
                 results.add(
                     "click -> row visible, other tab",
                     f"p50 {pct(other, 50):.0f} / p95 {pct(other, 95):.0f} ms",
-                    "",
-                    None,
+                    "p95 <= 50 ms",
+                    pct(other, 95) <= 50,
                     f"{len(other)} samples",
                 )
                 polled = sample["polled"]
@@ -371,16 +427,65 @@ def browser_suite(app: AppServer, kie: FakeProviderServer, results: Results) -> 
                         f"{statistics.median(push):.0f} ms vs {statistics.median(polled):.0f} ms",
                         "",
                         None,
-                        f"polling is {ratio:.0f}x slower",
+                        f"polling is {ratio:.0f}x slower; {len(push)} and {len(polled)} samples",
                     )
         print("fan-out memory ...", flush=True)
         fan_out_memory(browser, app, results)
         browser.close()
+    store.close()
+
+
+def socket_suite(app: AppServer, workdir: Path, results: Results) -> None:
+    """Tabs as socket clients: latency to the last of N, server CPU and bytes per change."""
+    driver = Seeder(app, KIE_KEY, KIE_HMAC, MODEL)
+
+    async def measure(image_url: str) -> None:
+        cpu_at: dict[int, float] = {}
+        for clients, completions in ((1, 20), (10, 20), (100, 20), (1000, 10)):
+            print(f"socket tier, {clients} clients ...", flush=True)
+            run = await fan_out(driver, clients, completions, image_url)
+            latency = run["latency_ms"]
+            cpu_at[clients] = run["cpu_ms_per_change"]
+            target, met = "", None
+            if clients == 100:
+                target, met = "p50 <= 5, p99 <= 20 ms", pct(latency, 50) <= 5 and pct(latency, 99) <= 20
+            elif clients == 1000:
+                target, met = "p99 <= 100 ms", pct(latency, 99) <= 100
+            results.add(
+                f"webhook received -> last of {clients} socket clients",
+                f"p50 {pct(latency, 50):.1f} / p95 {pct(latency, 95):.1f} / p99 {pct(latency, 99):.1f} ms",
+                target,
+                met,
+                f"{len(latency)} samples; server CPU {run['cpu_ms_per_change']:.2f} ms per change",
+            )
+        ratio = cpu_at[100] / max(cpu_at[1], 1e-6)
+        results.add(
+            "server CPU per change, 100 vs 1 clients",
+            f"{cpu_at[100]:.2f} vs {cpu_at[1]:.2f} ms ({ratio:.1f}x)",
+            "<= 2x",
+            ratio <= 2,
+            "whole app process group, over the completions above",
+        )
+        for jobs in (10, 1000):
+            print(f"bytes per change, {jobs} jobs in the project ...", flush=True)
+            run = await fan_out(driver, 10, 10, image_url, jobs_in_project=jobs)
+            sizes = run["bytes_per_change"]
+            results.add(
+                f"bytes per client per change, {jobs} jobs in the project",
+                f"mean {statistics.mean(sizes):.0f} / max {max(sizes)} B",
+                "<= 1 KiB",
+                max(sizes) <= 1024,
+                f"{len(sizes)} change messages for 10 completions",
+            )
+
+    with image_server(workdir) as image_url:
+        asyncio.run(measure(image_url))
+    driver.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--only", choices=["browser", "ingestion"], help="run one part of the suite")
+    parser.add_argument("--only", choices=["browser", "sockets", "ingestion"], help="run one part of the suite")
     only = parser.parse_args().only
     results = Results()
     workdir = Path(tempfile.mkdtemp(prefix="canvas-bench-"))
@@ -401,9 +506,11 @@ def main() -> None:
     print("starting the production app ...", flush=True)
     app.start()
     try:
-        if only != "ingestion":
+        if only in (None, "sockets"):
+            socket_suite(app, workdir, results)
+        if only in (None, "browser"):
             browser_suite(app, kie, results)
-        if only != "browser":
+        if only in (None, "ingestion"):
             print("ingestion throughput ...", flush=True)
             ingestion(app, workdir, results, "SQLite")
             with fresh_database() as database_url:

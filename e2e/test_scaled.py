@@ -56,12 +56,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 def linked_workers(cluster: Cluster, project_path: str) -> dict[int, int]:
-    """How many tab links each worker logged for the project (worker index -> count)."""
+    """How many tab joins each worker logged for the project (worker index -> count)."""
     project_id = int(project_path.rsplit("/", 1)[-1])
     links: dict[int, int] = {}
     for index in range(WORKERS):
         for line in (cluster.log_dir / f"worker-{index}.log").read_text(errors="replace").splitlines():
-            if line.startswith("{") and '"tab.linked"' in line and json.loads(line).get("project_id") == project_id:
+            if line.startswith("{") and '"tab.joined"' in line and json.loads(line).get("project_id") == project_id:
                 links[index] = links.get(index, 0) + 1
     return links
 

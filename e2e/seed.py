@@ -1,0 +1,97 @@
+"""Projects made straight in a running app's database, and their jobs completed through its webhook.
+
+For tests and benchmarks that need a project of many jobs quickly: rows are written with
+the core's own services (so triggers, versions and change events are the real ones) and
+completions go through the app's signed KIE.ai webhook route, as a provider's would.
+Tabs opened afterwards read the project from the database like any tab.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC
+
+import httpx
+from sqlmodel import select
+
+from core.accounts import Accounts
+from core.canvas import Canvas
+from core.changes import ChangeNotifier, ChangeWriter
+from core.contract import NodeKind, TaskRef
+from core.db import Database
+from core.jobs import JobBook
+from core.settings import Settings
+from e2e.server import AppServer
+from models.tables import JobStep
+from providers.kie import sign
+from providers.registry import build_registry
+
+
+class SampleError(RuntimeError):
+    """A sample that cannot be true (missing, or effect before cause): a benchmark run stops."""
+
+
+@dataclass
+class Project:
+    """A project made straight in the app's database, with jobs waiting for their callback."""
+
+    id: int
+    node_id: int
+    pending: list[tuple[str, str, str]]  # job id, callback token, provider task id
+
+
+class Seeder:
+    """Makes projects and jobs in the app's database and completes them through its webhook."""
+
+    def __init__(self, app: AppServer, kie_key: str, kie_hmac: str, model: str) -> None:
+        settings = Settings(
+            data_dir=app.data_dir,
+            database_url=app.env.get("DATABASE_URL", ""),
+            public_base_url=app.url,
+            kie_api_key=kie_key,
+        )
+        self.app, self.hmac, self.model = app, kie_hmac, model
+        self.db = Database(settings.db_url)
+        writer = ChangeWriter(self.db.session, ChangeNotifier())
+        registry = build_registry(settings, httpx.AsyncClient(), self.db)
+        self.canvas, self.book = Canvas(writer, registry), JobBook(writer, registry)
+        self.owner = Accounts(self.db.session).local_user()
+
+    def project(self, name: str, finished_jobs: int, pending_jobs: int) -> Project:
+        project = self.canvas.create_project(self.owner.id, name)
+        node = self.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
+        self.canvas.update_node(node.id, prompt=name, model=self.model)
+        for _ in range(finished_jobs):
+            self.book.cancel(self.book.create(node.id).id)
+        pending = []
+        for i in range(pending_jobs):
+            view = self.book.create(node.id)
+            task_id = f"{name}-{i}-{time.time_ns()}"
+            self.book.mark_submitted(view.id, TaskRef(task_id))
+            pending.append((view.id, self.book.get(view.id).callback_token, task_id))
+        return Project(project.id, node.id, pending)
+
+    async def complete(self, http: httpx.AsyncClient, job: tuple[str, str, str], image_url: str) -> None:
+        job_id, token, task_id = job
+        stamp = str(int(time.time()))
+        data = {"taskId": task_id, "state": "success", "resultJson": json.dumps({"resultUrls": [image_url]})}
+        headers = {"X-Webhook-Timestamp": stamp, "X-Webhook-Signature": sign(self.hmac, task_id, stamp)}
+        response = await http.post(
+            f"{self.app.url}/api/webhooks/kie/{job_id}/{token}", json={"code": 200, "data": data}, headers=headers
+        )
+        response.raise_for_status()
+
+    def received_at(self, job_id: str) -> float:
+        """When the app recorded this job's webhook as received: its timeline step (epoch seconds)."""
+        with self.db.session() as session:
+            query = select(JobStep.at).where(JobStep.job_id == job_id, JobStep.step == "webhook.received")
+            stamps = list(session.exec(query))
+        if not stamps:
+            raise SampleError(f"job {job_id} has no webhook.received step")
+        first = min(stamps)
+        return (first if first.tzinfo else first.replace(tzinfo=UTC)).timestamp()
+
+    def close(self) -> None:
+        self.db.engine.dispose()
