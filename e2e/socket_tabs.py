@@ -15,14 +15,23 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import socketio
 
 EVENT_NAMESPACE = "/_event"
+T = TypeVar("T")
 BACKEND_EVENT_PREFIX = "reflex___state____state."
 BOOT_EVENT = f"{BACKEND_EVENT_PREFIX}hydrate_and_load"
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run socket tabs from a test whose thread already runs Playwright's event loop."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
 
 
 def handler_name(module: str, state: str, handler: str) -> str:
@@ -58,7 +67,7 @@ class SocketTab:
         return {"pathname": self.path, "asPath": self.path, "query": {"project_id": str(self.project_id)}}
 
     async def open(self, timeout_s: float = 30.0) -> None:
-        """Connect as a new tab of the project and wait for its snapshot."""
+        """Connect as a new tab of the project; return once its on_load finished (snapshot and state)."""
         client = self._client = socketio.AsyncClient(reconnection=False)
         self._count_frames(client)
         for name in ("canvas.snapshot", "canvas.change"):
@@ -78,6 +87,13 @@ class SocketTab:
             wait_timeout=timeout_s,
         )
         await asyncio.wait_for(self._snapshot.wait(), timeout_s)
+        await self.wait_for(self._hydrated, timeout_s)
+
+    @staticmethod
+    def _hydrated(item: Received) -> bool:
+        """Reflex's last word on a page load: `is_hydrated` set once the on_load handlers ran."""
+        deltas = (item.message.get("delta") or {}) if item.event == "event" else {}
+        return deltas.get(BACKEND_EVENT_PREFIX[:-1], {}).get("is_hydrated_rx_state_") is True
 
     async def close(self) -> None:
         if self._client is not None:

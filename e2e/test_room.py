@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, WebSocket, expect
 from e2e.helpers import RESULT_ALT, job_rows, nodes, open_canvas
 from e2e.seed import Seeder
 from e2e.server import AppServer
-from e2e.socket_tabs import SocketTab, handler_name
+from e2e.socket_tabs import SocketTab, handler_name, run
 
 ROOM_STATE = ("rxapp.states.room", "ProjectRoom")
 LOCAL_MODEL = "local/sketch"
@@ -23,11 +23,12 @@ LOCAL_MODEL = "local/sketch"
 def test_one_more_job_in_a_project_of_100_jobs_costs_another_tab_a_few_kib(
     browser: Browser, app_server: AppServer
 ) -> None:
+    a, b = browser.new_page(), browser.new_page()
+    open_canvas(a, app_server.url)  # the user's first project stays the one a first visit makes
     seeder = Seeder(app_server, "", "", LOCAL_MODEL)
     project = seeder.project("a hundred jobs", finished_jobs=100, pending_jobs=0)
     seeder.close()
     url = f"{app_server.url}/p/{project.id}"
-    a, b = browser.new_page(), browser.new_page()
     frames: list[int] = []
     recording = {"on": False}
 
@@ -73,7 +74,7 @@ def test_a_read_only_event_in_one_tab_sends_nothing_to_the_others(app_server: Ap
         finally:
             await asyncio.gather(*(tab.close() for tab in tabs))
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_tab_whose_project_changed_meanwhile_gets_a_snapshot_of_its_own(
@@ -96,7 +97,7 @@ def test_a_tab_whose_project_changed_meanwhile_gets_a_snapshot_of_its_own(
         finally:
             await asyncio.gather(first.close(), second.close())
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_rows_are_keyed_so_a_new_job_leaves_the_other_rows_in_place(browser: Browser, project_url: str) -> None:

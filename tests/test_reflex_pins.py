@@ -70,7 +70,7 @@ def test_the_page_socket_is_the_socket_io_client_whose_onevent_the_store_wraps()
 
 def test_the_boot_event_socket_tabs_send_is_the_pages() -> None:
     assert rx.State.get_full_name() + "." == BACKEND_EVENT_PREFIX
-    assert BOOT_EVENT == f"{rx.State.get_full_name()}.hydrate_and_load"
+    assert f"{rx.State.get_full_name()}.hydrate_and_load" == BOOT_EVENT
     assert hasattr(rx.State, "hydrate_and_load")
 
 
