@@ -37,7 +37,7 @@ from core.jobs import JobBook
 from core.settings import Settings
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from e2e.helpers import model_node, open_canvas
-from e2e.seed import SampleError, Seeder
+from e2e.seed import SampleError, seeder_of
 from e2e.server import AppServer, FakeProviderServer, free_port
 from models.tables import Job
 from providers.kie import sign
@@ -384,7 +384,7 @@ def fan_out_memory(browser: Browser, app: AppServer, results: Results, tabs: int
 
 def browser_suite(app: AppServer, kie: FakeProviderServer, results: Results) -> None:
     """Measured in Chromium: webhook to image, click to row, polling, memory."""
-    store = Seeder(app, KIE_KEY, KIE_HMAC, MODEL)
+    store = seeder_of(app, MODEL, KIE_KEY, KIE_HMAC)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for tabs, runs in ((1, 10), (10, 10)):
@@ -437,13 +437,15 @@ def browser_suite(app: AppServer, kie: FakeProviderServer, results: Results) -> 
 
 def socket_suite(app: AppServer, workdir: Path, results: Results) -> None:
     """Tabs as socket clients: latency to the last of N, server CPU and bytes per change."""
-    driver = Seeder(app, KIE_KEY, KIE_HMAC, MODEL)
+    driver = seeder_of(app, MODEL, KIE_KEY, KIE_HMAC)
+    assert app.process is not None
+    pid = app.process.pid
 
     async def measure(image_url: str) -> None:
         cpu_at: dict[int, float] = {}
         for clients, completions in ((1, 20), (10, 20), (100, 20), (1000, 10)):
             print(f"socket tier, {clients} clients ...", flush=True)
-            run = await fan_out(driver, clients, completions, image_url)
+            run = await fan_out(driver, pid, clients, completions, image_url)
             latency = run["latency_ms"]
             cpu_at[clients] = run["cpu_ms_per_change"]
             target, met = "", None
@@ -458,6 +460,14 @@ def socket_suite(app: AppServer, workdir: Path, results: Results) -> None:
                 met,
                 f"{len(latency)} samples; server CPU {run['cpu_ms_per_change']:.2f} ms per change",
             )
+            push = run["push_ms"]
+            results.add(
+                f"completion committed -> last of {clients} socket clients",
+                f"p50 {pct(push, 50):.1f} / p95 {pct(push, 95):.1f} / p99 {pct(push, 99):.1f} ms",
+                "",
+                None,
+                f"{len(push)} samples; the push alone, without download and storage",
+            )
         ratio = cpu_at[100] / max(cpu_at[1], 1e-6)
         results.add(
             "server CPU per change, 100 vs 1 clients",
@@ -468,7 +478,7 @@ def socket_suite(app: AppServer, workdir: Path, results: Results) -> None:
         )
         for jobs in (10, 1000):
             print(f"bytes per change, {jobs} jobs in the project ...", flush=True)
-            run = await fan_out(driver, 10, 10, image_url, jobs_in_project=jobs)
+            run = await fan_out(driver, pid, 10, 10, image_url, jobs_in_project=jobs)
             sizes = run["bytes_per_change"]
             results.add(
                 f"bytes per client per change, {jobs} jobs in the project",

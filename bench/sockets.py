@@ -57,16 +57,16 @@ async def open_tabs(url: str, project_id: int, count: int) -> list[SocketTab]:
 
 
 async def fan_out(
-    driver: Seeder, clients: int, completions: int, image_url: str, jobs_in_project: int = 10
+    driver: Seeder, app_pid: int, clients: int, completions: int, image_url: str, jobs_in_project: int = 10
 ) -> dict[str, Any]:
-    """Webhook received -> change at the last client, server CPU and bytes per client per change."""
+    """Webhook received (and completion committed) -> change at the last client; CPU and bytes per change."""
     project = await asyncio.to_thread(
         driver.project, f"fan-out {clients} {time.time_ns()}", jobs_in_project, completions
     )
-    tabs = await open_tabs(driver.app.url, project.id, clients)
-    assert driver.app.process is not None
-    pgid = os.getpgid(driver.app.process.pid)
+    tabs = await open_tabs(driver.url, project.id, clients)
+    pgid = os.getpgid(app_pid)
     latencies: list[float] = []
+    pushes: list[float] = []
     frame_bytes: list[int] = []
     try:
         async with httpx.AsyncClient(timeout=60) as http:
@@ -75,11 +75,13 @@ async def fan_out(
             for job in project.pending:
                 await driver.complete(http, job, image_url)
                 arrivals = await asyncio.gather(*(tab.wait_for(_completed(job[0])) for tab in tabs))
-                received = driver.received_at(job[0])
+                received = driver.step_at(job[0], "webhook.received")
+                committed = driver.step_at(job[0], "status.completed")
                 last = max(a.at for a in arrivals)
-                if last < received:
-                    raise SampleError(f"job {job[0]}: a client had the change before its webhook was received")
+                if not received <= committed <= last:
+                    raise SampleError(f"job {job[0]}: received {received}, committed {committed}, delivered {last}")
                 latencies.append((last - received) * 1000)
+                pushes.append((last - committed) * 1000)
             cpu = group_cpu_s(pgid) - cpu_before
         # Every room message one client got for these completions, the first client standing for all.
         changes = [r for r in tabs[0].received[marks[0] :] if r.event == "canvas.change"]
@@ -91,6 +93,7 @@ async def fan_out(
         raise SampleError(f"{len(latencies)} of {completions} samples")
     return {
         "latency_ms": latencies,
+        "push_ms": pushes,
         "cpu_ms_per_change": cpu * 1000 / max(messages, 1),
         "bytes_per_change": frame_bytes,
         "changes": messages,

@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC
+from pathlib import Path
 
 import httpx
 from sqlmodel import select
@@ -45,14 +46,11 @@ class Project:
 class Seeder:
     """Makes projects and jobs in the app's database and completes them through its webhook."""
 
-    def __init__(self, app: AppServer, kie_key: str, kie_hmac: str, model: str) -> None:
-        settings = Settings(
-            data_dir=app.data_dir,
-            database_url=app.env.get("DATABASE_URL", ""),
-            public_base_url=app.url,
-            kie_api_key=kie_key,
-        )
-        self.app, self.hmac, self.model = app, kie_hmac, model
+    def __init__(
+        self, url: str, data_dir: Path, database_url: str, model: str, kie_key: str = "", kie_hmac: str = ""
+    ) -> None:
+        settings = Settings(data_dir=data_dir, database_url=database_url, public_base_url=url, kie_api_key=kie_key)
+        self.url, self.hmac, self.model = url, kie_hmac, model
         self.db = Database(settings.db_url)
         writer = ChangeWriter(self.db.session, ChangeNotifier())
         registry = build_registry(settings, httpx.AsyncClient(), self.db)
@@ -79,19 +77,23 @@ class Seeder:
         data = {"taskId": task_id, "state": "success", "resultJson": json.dumps({"resultUrls": [image_url]})}
         headers = {"X-Webhook-Timestamp": stamp, "X-Webhook-Signature": sign(self.hmac, task_id, stamp)}
         response = await http.post(
-            f"{self.app.url}/api/webhooks/kie/{job_id}/{token}", json={"code": 200, "data": data}, headers=headers
+            f"{self.url}/api/webhooks/kie/{job_id}/{token}", json={"code": 200, "data": data}, headers=headers
         )
         response.raise_for_status()
 
-    def received_at(self, job_id: str) -> float:
-        """When the app recorded this job's webhook as received: its timeline step (epoch seconds)."""
+    def step_at(self, job_id: str, step: str) -> float:
+        """When the app recorded `step` of the job (its first, epoch seconds), from the job's timeline."""
         with self.db.session() as session:
-            query = select(JobStep.at).where(JobStep.job_id == job_id, JobStep.step == "webhook.received")
+            query = select(JobStep.at).where(JobStep.job_id == job_id, JobStep.step == step)
             stamps = list(session.exec(query))
         if not stamps:
-            raise SampleError(f"job {job_id} has no webhook.received step")
+            raise SampleError(f"job {job_id} has no {step} step")
         first = min(stamps)
         return (first if first.tzinfo else first.replace(tzinfo=UTC)).timestamp()
 
     def close(self) -> None:
         self.db.engine.dispose()
+
+
+def seeder_of(app: AppServer, model: str, kie_key: str = "", kie_hmac: str = "") -> Seeder:
+    return Seeder(app.url, app.data_dir, app.env.get("DATABASE_URL", ""), model, kie_key, kie_hmac)

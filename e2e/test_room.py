@@ -12,7 +12,7 @@ import re
 from playwright.sync_api import Browser, WebSocket, expect
 
 from e2e.helpers import RESULT_ALT, job_rows, nodes, open_canvas
-from e2e.seed import Seeder
+from e2e.seed import seeder_of
 from e2e.server import AppServer
 from e2e.socket_tabs import SocketTab, handler_name, run
 
@@ -25,7 +25,7 @@ def test_one_more_job_in_a_project_of_100_jobs_costs_another_tab_a_few_kib(
 ) -> None:
     a, b = browser.new_page(), browser.new_page()
     open_canvas(a, app_server.url)  # the user's first project stays the one a first visit makes
-    seeder = Seeder(app_server, "", "", LOCAL_MODEL)
+    seeder = seeder_of(app_server, LOCAL_MODEL)
     project = seeder.project("a hundred jobs", finished_jobs=100, pending_jobs=0)
     seeder.close()
     url = f"{app_server.url}/p/{project.id}"
