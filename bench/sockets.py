@@ -73,7 +73,7 @@ async def fan_out(
             cpu_before = group_cpu_s(pgid)
             marks = [len(tab.received) for tab in tabs]
             for job in project.pending:
-                await driver.complete(http, job, image_url)
+                (await driver.complete(http, job, image_url)).raise_for_status()
                 arrivals = await asyncio.gather(*(tab.wait_for(_completed(job[0])) for tab in tabs))
                 received = driver.step_at(job[0], "webhook.received")
                 committed = driver.step_at(job[0], "status.completed")

@@ -54,7 +54,8 @@ class Seeder:
         self.db = Database(settings.db_url)
         writer = ChangeWriter(self.db.session, ChangeNotifier())
         registry = build_registry(settings, httpx.AsyncClient(), self.db)
-        self.canvas, self.book = Canvas(writer, registry), JobBook(writer, registry)
+        limits = {"max_prompt_chars": settings.max_prompt_chars, "max_project_name_chars": settings.max_project_name_chars}
+        self.canvas, self.book = Canvas(writer, registry, **limits), JobBook(writer, registry)
         self.owner = Accounts(self.db.session).local_user()
 
     def project(self, name: str, finished_jobs: int, pending_jobs: int) -> Project:
@@ -71,15 +72,15 @@ class Seeder:
             pending.append((view.id, self.book.get(view.id).callback_token, task_id))
         return Project(project.id, node.id, pending)
 
-    async def complete(self, http: httpx.AsyncClient, job: tuple[str, str, str], image_url: str) -> None:
+    async def complete(self, http: httpx.AsyncClient, job: tuple[str, str, str], image_url: str) -> httpx.Response:
+        """Post the provider's signed success callback for `job`, its result at `image_url`."""
         job_id, token, task_id = job
         stamp = str(int(time.time()))
         data = {"taskId": task_id, "state": "success", "resultJson": json.dumps({"resultUrls": [image_url]})}
         headers = {"X-Webhook-Timestamp": stamp, "X-Webhook-Signature": sign(self.hmac, task_id, stamp)}
-        response = await http.post(
+        return await http.post(
             f"{self.url}/api/webhooks/kie/{job_id}/{token}", json={"code": 200, "data": data}, headers=headers
         )
-        response.raise_for_status()
 
     def step_at(self, job_id: str, step: str) -> float:
         """When the app recorded `step` of the job (its first, epoch seconds), from the job's timeline."""

@@ -11,15 +11,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 from playwright.sync_api import Browser, Page, expect
 
 from deploy.cluster import Cluster
 from e2e.helpers import RESULT_ALT, add_text_node, job_rows, nodes, open_canvas
 from e2e.seed import Seeder
-from e2e.server import free_port, own_reflex_workdirs
+from e2e.server import scaled_cluster
 from e2e.socket_tabs import SocketTab, handler_name, run
-from tests.postgres import fresh_database
 
 WORKERS = 3
 REDIS_DB = 7  # this suite's own Redis database, flushed before and after
@@ -28,35 +26,10 @@ DONE = 60_000
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    workdir = Path(tmp_path_factory.mktemp("scaled"))
-    redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    redis.Redis.from_url(redis_url).flushdb()
-    with fresh_database() as database_url:
-        port = free_port()
-        cluster = Cluster(
-            port=port,
-            worker_ports=[free_port() for _ in range(WORKERS)],
-            log_dir=workdir / "logs",
-            env={
-                "DATABASE_URL": database_url,
-                "REFLEX_REDIS_URL": redis_url,
-                "DATA_DIR": str(workdir / "data"),
-                "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-                **own_reflex_workdirs(workdir),
-                "LOG_FORMAT": "json",
-                "LOCAL_PROVIDER_DELAY_S": "2",
-                # A crashed worker's claims run out quickly here, and polls come often.
-                "WORK_LEASE_S": "5",
-                "POLL_START_S": "1",
-                "POLL_CAP_S": "2",
-            },
-        )
-        try:
-            cluster.start()
-            yield cluster
-        finally:
-            cluster.stop()
-    redis.Redis.from_url(redis_url).flushdb()
+    # A crashed worker's claims run out quickly here, and polls come often.
+    fast = {"LOCAL_PROVIDER_DELAY_S": "2", "WORK_LEASE_S": "5", "POLL_START_S": "1", "POLL_CAP_S": "2"}
+    with scaled_cluster(Path(tmp_path_factory.mktemp("scaled")), WORKERS, REDIS_DB, fast) as cluster:
+        yield cluster
 
 
 def linked_workers(cluster: Cluster, project_path: str) -> dict[int, int]:
