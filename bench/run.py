@@ -463,6 +463,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["browser", "sockets", "ingestion"], help="run one part of the suite")
     only = parser.parse_args().only
     results = Results()
+    load_at_start = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="canvas-bench-"))
     kie = FakeProviderServer("kie_server", workdir / "kie.log", KIE_KEY, ("--hmac-key", KIE_HMAC))
     kie.start()
@@ -498,7 +499,9 @@ def main() -> None:
     finally:
         app.stop()
         kie.stop()
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}"
+    load = f"load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    python = f"Python {platform.python_version()}"
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {python}, {platform.platform()}; {load}"
     (HERE / "results.json").write_text(
         json.dumps({"machine": machine, "at": time.strftime("%Y-%m-%d %H:%M"), "results": results.rows}, indent=2)
     )
