@@ -54,8 +54,13 @@ class Seeder:
         self.db = Database(settings.db_url)
         writer = ChangeWriter(self.db.session, ChangeNotifier())
         registry = build_registry(settings, httpx.AsyncClient(), self.db)
-        limits = {"max_prompt_chars": settings.max_prompt_chars, "max_project_name_chars": settings.max_project_name_chars}
-        self.canvas, self.book = Canvas(writer, registry, **limits), JobBook(writer, registry)
+        self.canvas = Canvas(
+            writer,
+            registry,
+            max_prompt_chars=settings.max_prompt_chars,
+            max_project_name_chars=settings.max_project_name_chars,
+        )
+        self.book = JobBook(writer, registry)
         self.owner = Accounts(self.db.session).local_user()
 
     def project(self, name: str, finished_jobs: int, pending_jobs: int) -> Project:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import reflex as rx
 
-from rxapp.runtime import core
 from rxapp.components.room_store import project_name
+from rxapp.runtime import core
 from rxapp.states.room import ProjectRoom
 from rxapp.states.viewer import ViewerState
 
