@@ -10,7 +10,6 @@ one tab loads and saves only that tab's few fields and never sends anything to o
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,11 +33,13 @@ log = get_logger("room")
 class Action:
     """A change a tab may ask for: the core call, given the id acted on and the value sent.
 
-    `adds_image` when the value is an image the viewer must have been granted.
+    `adds_image` when the value is an image the viewer must have been granted; `on_loop` for
+    the pipeline's calls, coroutines that do their own I/O, where the canvas's block a thread.
     """
 
-    call: Callable[[Any, str], object]
+    call: Callable[[Any, str], Any]
     adds_image: bool = False
+    on_loop: bool = False
 
 
 PROJECT_ACTIONS: dict[str, Action] = {
@@ -55,8 +56,8 @@ NODE_ACTIONS: dict[str, Action] = {
     "remove_input": Action(lambda node_id, url: core.canvas.change_inputs(node_id, remove=[url])),
 }
 JOB_ACTIONS: dict[str, Action] = {
-    "cancel": Action(lambda job_id, _: core.pipeline.cancel(job_id)),
-    "retry": Action(lambda job_id, _: core.pipeline.retry_job(job_id)),
+    "cancel": Action(lambda job_id, _: core.pipeline.cancel(job_id), on_loop=True),
+    "retry": Action(lambda job_id, _: core.pipeline.retry_job(job_id), on_loop=True),
 }
 
 
@@ -110,32 +111,36 @@ class ProjectRoom(rx.State):
     # user actions ---------------------------------------------------------
     @rx.event
     async def on_project(self, action: str, value: str = ""):
-        return await self._act(PROJECT_ACTIONS[action], self.project_id, value)
+        return await self._act(PROJECT_ACTIONS.get(action), self.project_id, value)
 
     @rx.event
     async def on_node(self, action: str, node_id: int, value: str = ""):
-        return await self._act(NODE_ACTIONS[action], node_id, value, node_id=node_id)
+        return await self._act(NODE_ACTIONS.get(action), node_id, value, node_id=node_id)
 
     @rx.event
     async def on_job(self, action: str, job_id: str):
-        return await self._act(JOB_ACTIONS[action], job_id, "", job_id=job_id)
+        return await self._act(JOB_ACTIONS.get(action), job_id, "", job_id=job_id)
 
     @rx.event
     async def generate(self, node_id: int, client_request_id: str, clicked_at_ms: int = 0):
         clicked_at = datetime.fromtimestamp(clicked_at_ms / 1000, UTC) if clicked_at_ms else None
-        generate = Action(lambda node, _: core.pipeline.generate(node, client_request_id or None, clicked_at))
+        generate = Action(
+            lambda node, _: core.pipeline.generate(node, client_request_id or None, clicked_at), on_loop=True
+        )
         refused = await self._act(generate, node_id, "", node_id=node_id)
         # The optimistic row of a refused Generate must not linger.
         return [refused, pending_jobs.push([])] if refused else None
 
     async def _act(
-        self, action: Action, subject: Any, value: str, *, node_id: int = 0, job_id: str = ""
+        self, action: Action | None, subject: Any, value: str, *, node_id: int = 0, job_id: str = ""
     ) -> EventSpec | None:
         """Check the viewer may act here, then run the core call; a refusal becomes a toast.
 
         The change reaches every tab, this one included, through the room: this event
         returns as soon as the change committed and never waits for the fan-out.
         """
+        if action is None:
+            return rx.toast.error("Unknown action")  # only a hand-made event names one
         viewer = await current_viewer(self)
         if viewer is None:
             return to_login()
@@ -144,9 +149,10 @@ class ProjectRoom(rx.State):
             await asyncio.to_thread(
                 core.access.may_act, viewer.id, self.project_id, node_id=node_id, job_id=job_id, image_url=image
             )
-            result = await asyncio.to_thread(action.call, subject, value)
-            if inspect.isawaitable(result):  # the pipeline's calls are coroutines: run them on the loop
-                await result
+            if action.on_loop:
+                await action.call(subject, value)
+            else:
+                await asyncio.to_thread(action.call, subject, value)
         except (InvalidInput, NotFound, ProviderError) as exc:
             return rx.toast.error(str(exc))
         return None
