@@ -88,7 +88,7 @@ def _timeline_refresher() -> rx.Component:
     Reflex hoists mount hooks out of it.
     """
     expanded = TimelineState.expanded
-    steps = steps_of(expanded)
+    steps = steps_of(expanded)  # type: ignore[arg-type]  # a state field is a Var on the class
     return rx.cond(
         expanded != "",
         rx.fragment(rx.box(on_mount=TimelineState.reload, display="none"), key=expanded + "-" + steps),

@@ -21,7 +21,7 @@ def toolbar() -> rx.Component:
                     rx.cond(p.id == ProjectRoom.project_id, project_name, p.name), value=p.id.to_string()
                 ),
             ),
-            value=ProjectRoom.project_id.to_string(),
+            value=ProjectRoom.project_id.to_string(),  # type: ignore[attr-defined]  # a state field is a Var on the class
             on_change=ProjectRoom.switch_project,
             on_focus=ProjectRoom.refresh_projects,
             aria_label="Project",
