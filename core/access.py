@@ -47,6 +47,26 @@ class Access:
             _owned(session, user_id, job.project_id)
             return job.project_id
 
+    def may_act(
+        self, user_id: int, project_id: int, *, node_id: int = 0, job_id: str = "", image_url: str = ""
+    ) -> None:
+        """Raise `NotFound` unless the user may change `project_id` through the node or job named.
+
+        A node or job in the project proves the user owns the project: one check, not two.
+        An image the action adds must be one the user was granted.
+        """
+        if node_id:
+            in_project = self.node(user_id, node_id) == project_id
+        elif job_id:
+            in_project = self.job(user_id, job_id) == project_id
+        else:
+            self.project(user_id, project_id)
+            in_project = True
+        if not in_project:
+            raise NotFound(f"{'Node' if node_id else 'Job'} {node_id or job_id} not found")
+        if image_url and not self.may_see_media(user_id, image_url):
+            raise NotFound("That image is not one of yours")
+
     def may_see_media(self, user_id: int, url_or_name: str) -> bool:
         name = url_or_name.removeprefix(MEDIA_PREFIX)
         with self._session() as session:

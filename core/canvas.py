@@ -13,6 +13,8 @@ from models.tables import Job, Node, NodeResult, Project, utcnow
 from models.views import Changes, JobView, NodeView, ProjectView, Snapshot
 
 QUEUE_LIMIT = 200
+#: Earlier results kept on a node card.
+HISTORY_LIMIT = 20
 
 
 class Canvas:
@@ -160,7 +162,11 @@ class Canvas:
             )
 
     def changes(self, project_id: int, after_seq: int) -> Changes:
-        """The current state of every row changed after `after_seq`."""
+        """The current state of every row changed after `after_seq`.
+
+        Node rows come without their history: a tab holding a node puts a new result on
+        top of the history it has, so a completion costs no history read and no list sent.
+        """
         with self.writer.transaction() as tx:
             s = tx.session
             events = changes_since(s, project_id, after_seq)
@@ -176,7 +182,7 @@ class Canvas:
                     if op == "delete" or node is None:
                         deleted.append(int(entity_id))
                     else:
-                        nodes.append(NodeView.of(node, self._history(s, node.id)))
+                        nodes.append(NodeView.of(node, []))
                 elif entity == "job" and (job := s.get(Job, entity_id)) is not None and not job.synthetic:
                     jobs.append(JobView.of(job))
                 elif entity == "project" and (row := s.get(Project, project_id)) is not None:
@@ -189,6 +195,6 @@ class Canvas:
             select(NodeResult.image_path)
             .where(NodeResult.node_id == node_id)
             .order_by(col(NodeResult.id).desc())
-            .limit(20)
+            .limit(HISTORY_LIMIT)
         )
         return list(rows)

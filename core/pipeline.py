@@ -108,7 +108,7 @@ class Pipeline:
         """
         for job_id in job_ids:
             self._spawn(
-                asyncio.to_thread(self.jobs.note, job_id, "feed.delivered", f"seq {seq} to {tabs} tabs", announce=False)
+                asyncio.to_thread(self.jobs.note, job_id, "room.delivered", f"seq {seq} to {tabs} tabs", announce=False)
             )
 
     async def generate(

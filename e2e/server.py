@@ -9,12 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import redis
 
-from deploy.cluster import stop_process, wait_until_up
+from deploy.cluster import Cluster, stop_process, wait_until_up
+from tests.postgres import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,3 +152,32 @@ class AppServer:
     def log_events_of(self, job_id: str | None) -> list[dict]:
         """What `grep <job id>` over the logs finds (every line when `job_id` is None)."""
         return [e for e in self.log_lines() if job_id is None or e.get("job_id") == job_id]
+
+
+@contextmanager
+def scaled_cluster(workdir: Path, workers: int, redis_db: int, env: dict[str, str]) -> Iterator[Cluster]:
+    """The scaled configuration on a fresh PostgreSQL database and its own Redis database (flushed)."""
+    redis_url = f"redis://127.0.0.1:6379/{redis_db}"
+    redis.Redis.from_url(redis_url).flushdb()
+    with fresh_database() as database_url:
+        port = free_port()
+        cluster = Cluster(
+            port=port,
+            worker_ports=[free_port() for _ in range(workers)],
+            log_dir=workdir / "logs",
+            env={
+                "DATABASE_URL": database_url,
+                "REFLEX_REDIS_URL": redis_url,
+                "DATA_DIR": str(workdir / "data"),
+                "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+                **own_reflex_workdirs(workdir),
+                "LOG_FORMAT": "json",
+                **env,
+            },
+        )
+        try:
+            cluster.start()
+            yield cluster
+        finally:
+            cluster.stop()
+            redis.Redis.from_url(redis_url).flushdb()

@@ -176,5 +176,5 @@ def test_expanded_timeline_is_live_in_every_tab_and_the_log_tells_the_chain(
         "webhook.received",
         "image.stored",
         "job.updated",
-        "feed.pushed",
+        "room.pushed",
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -9,13 +11,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import redis
 from playwright.sync_api import Browser, Page, expect
 
 from deploy.cluster import Cluster
 from e2e.helpers import RESULT_ALT, add_text_node, job_rows, nodes, open_canvas
-from e2e.server import free_port, own_reflex_workdirs
-from tests.postgres import fresh_database
+from e2e.seed import Seeder
+from e2e.server import scaled_cluster
+from e2e.socket_tabs import SocketTab, handler_name, run
 
 WORKERS = 3
 REDIS_DB = 7  # this suite's own Redis database, flushed before and after
@@ -24,44 +26,19 @@ DONE = 60_000
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    workdir = Path(tmp_path_factory.mktemp("scaled"))
-    redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
-    redis.Redis.from_url(redis_url).flushdb()
-    with fresh_database() as database_url:
-        port = free_port()
-        cluster = Cluster(
-            port=port,
-            worker_ports=[free_port() for _ in range(WORKERS)],
-            log_dir=workdir / "logs",
-            env={
-                "DATABASE_URL": database_url,
-                "REFLEX_REDIS_URL": redis_url,
-                "DATA_DIR": str(workdir / "data"),
-                "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-                **own_reflex_workdirs(workdir),
-                "LOG_FORMAT": "json",
-                "LOCAL_PROVIDER_DELAY_S": "2",
-                # A crashed worker's claims run out quickly here, and polls come often.
-                "WORK_LEASE_S": "5",
-                "POLL_START_S": "1",
-                "POLL_CAP_S": "2",
-            },
-        )
-        try:
-            cluster.start()
-            yield cluster
-        finally:
-            cluster.stop()
-    redis.Redis.from_url(redis_url).flushdb()
+    # A crashed worker's claims run out quickly here, and polls come often.
+    fast = {"LOCAL_PROVIDER_DELAY_S": "2", "WORK_LEASE_S": "5", "POLL_START_S": "1", "POLL_CAP_S": "2"}
+    with scaled_cluster(Path(tmp_path_factory.mktemp("scaled")), WORKERS, REDIS_DB, fast) as cluster:
+        yield cluster
 
 
 def linked_workers(cluster: Cluster, project_path: str) -> dict[int, int]:
-    """How many tab links each worker logged for the project (worker index -> count)."""
+    """How many tab joins each worker logged for the project (worker index -> count)."""
     project_id = int(project_path.rsplit("/", 1)[-1])
     links: dict[int, int] = {}
     for index in range(WORKERS):
         for line in (cluster.log_dir / f"worker-{index}.log").read_text(errors="replace").splitlines():
-            if line.startswith("{") and '"tab.linked"' in line and json.loads(line).get("project_id") == project_id:
+            if line.startswith("{") and '"tab.joined"' in line and json.loads(line).get("project_id") == project_id:
                 links[index] = links.get(index, 0) + 1
     return links
 
@@ -118,3 +95,59 @@ def test_four_tabs_over_three_workers_see_every_job_and_survive_a_worker_crash(
     expect(job_rows(late)).to_have_count(4)
     assert queue_order(late) == orders[0]
     assert re.search(r"/p/\d+$", late.url)
+
+
+def _fold(tab: SocketTab) -> tuple[list[tuple[str, str]], dict[int, str]]:
+    """What the tab shows after applying what it received: queue (id, status) and node images."""
+    jobs: dict[str, dict] = {}
+    nodes_: dict[int, dict] = {}
+    for item in tab.received:
+        if item.event == "canvas.snapshot":
+            jobs = {j["id"]: j for j in item.message["jobs"]}
+            nodes_ = {n["id"]: n for n in item.message["nodes"]}
+        elif item.event == "canvas.change":
+            for kind, held in (("jobs", jobs), ("nodes", nodes_)):
+                for row in item.message.get(kind, []):
+                    if row["id"] not in held or row["version"] >= held[row["id"]]["version"]:
+                        held[row["id"]] = row
+    queue = sorted(jobs.values(), key=lambda j: (j["created_at"], j["id"]), reverse=True)
+    return [(j["id"], j["status"]) for j in queue], {i: n["image_url"] for i, n in nodes_.items()}
+
+
+def test_twenty_tabs_over_three_workers_converge_after_fifty_jobs_each_change_once(cluster: Cluster) -> None:
+    seeder = Seeder(cluster.url, Path(cluster.env["DATA_DIR"]), cluster.env["DATABASE_URL"], "local/sketch")
+    project = seeder.project("twenty tabs", finished_jobs=0, pending_jobs=0)
+    seeder.close()
+    generate = handler_name("rxapp.states.room", "ProjectRoom", "generate")
+    jobs = 50
+
+    async def scenario() -> list[SocketTab]:
+        tabs = [SocketTab(cluster.url, project.id) for _ in range(20)]
+        await asyncio.gather(*(tab.open(timeout_s=60) for tab in tabs))
+        try:
+            for i in range(jobs):  # from tabs on every worker
+                await tabs[i % len(tabs)].send(generate, node_id=project.node_id, client_request_id=f"twenty-{i}")
+
+            def settled(tab: SocketTab):
+                def check(_: object) -> bool:
+                    queue, _images = _fold(tab)
+                    return len(queue) == jobs and all(status == "completed" for _, status in queue)
+
+                return check
+
+            for tab in tabs:
+                await tab.wait_for(settled(tab), timeout_s=DONE / 1000)
+        finally:
+            await asyncio.gather(*(tab.close() for tab in tabs))
+        return tabs
+
+    tabs = run(scenario())
+    assert len(linked_workers(cluster, f"/p/{project.id}")) == WORKERS  # the 20 tabs landed on all 3 workers
+    screens = [_fold(tab) for tab in tabs]
+    assert all(screen == screens[0] for screen in screens)
+    assert screens[0][1][project.node_id]  # the node shows a result
+    for tab in tabs:
+        # Each change once: every message starts where the previous one ended, none repeats one.
+        changes = [r.message for r in tab.of("canvas.change")]
+        for previous, message in itertools.pairwise(changes):
+            assert message["base"] == previous["seq"] < message["seq"], (previous, message)

@@ -126,7 +126,7 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Changes:
-    """Rows changed after a tab's sequence number, newest state of each."""
+    """Rows changed after a tab's sequence number, newest state of each (nodes without history)."""
 
     seq: int
     nodes: list[NodeView]

@@ -1,4 +1,4 @@
-"""The Reflex app: pages, the API routes and the change-feed bridge."""
+"""The Reflex app: pages, the API routes, the fallback poller and the room bridge."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import itertools
 
 import reflex as rx
 
-from core.changes import Notice
 from core.logs import get_logger
 from rxapp.api import build_api
+from rxapp.components.room_store import RoomStore
 from rxapp.pages.canvas import canvas_page, redirect_page
-from rxapp.runtime import core, project_token
-from rxapp.states.feed import OPEN_PROJECTS, ProjectFeed
+from rxapp.runtime import bridge, core
+from rxapp.states.room import ProjectRoom
 
 log = get_logger("bridge")
 POLL_TICK_S = 0.5
@@ -22,18 +22,14 @@ DELIVERY_FORGET_TICKS = 600
 #: Every 5 s, queued jobs whose submitting worker died (their lease ran out) are submitted again.
 ORPHAN_SWEEP_TICKS = 10
 
-app = rx.App(api_transformer=build_api(core))
-app.add_page(redirect_page, route="/", title="Canvas", on_load=ProjectFeed.open_project)
-app.add_page(canvas_page, route="/p/[project_id]", title="Canvas", on_load=ProjectFeed.open_project)
+app = rx.App(
+    api_transformer=build_api(core),
+    extra_app_wraps={(1, "RoomStore"): lambda _: RoomStore.create()},
+)
+app.add_page(redirect_page, route="/", title="Canvas", on_load=ProjectRoom.open_project)
+app.add_page(canvas_page, route="/p/[project_id]", title="Canvas", on_load=ProjectRoom.open_project)
 
-
-async def _push(project_id: int) -> None:
-    """Bring the project's shared state up to the database; Reflex fans it out."""
-    if project_id not in OPEN_PROJECTS:
-        return  # no tab here shows it: building its state would cost more than the change
-    async with app.modify_state(rx.BaseStateToken(ident=project_token(project_id), cls=rx.State)) as root:
-        feed = await root.get_state(ProjectFeed)
-        await feed.catch_up()
+bridge.attach(app)
 
 
 @app.register_lifespan_task
@@ -70,17 +66,6 @@ async def change_listener() -> None:
 
 
 @app.register_lifespan_task
-async def change_feed_bridge() -> None:
-    """Turn committed change events into pushes to every subscribed tab."""
-    with core.notifier.subscribe() as queue:
-        while True:
-            notice: Notice = await queue.get()
-            latest = {notice.project_id}
-            while not queue.empty():  # coalesce a burst into one push per project
-                latest.add(queue.get_nowait().project_id)
-            for project_id in latest:
-                try:
-                    await _push(project_id)
-                except Exception:
-                    log.exception("push failed", extra={"project_id": project_id, "step": "feed.push_failed"})
-            await asyncio.sleep(0)
+async def room_bridge() -> None:
+    """Turn committed changes into one message per project room (rxapp/bridge.py)."""
+    await bridge.run()

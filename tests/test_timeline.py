@@ -28,7 +28,7 @@ async def test_a_local_job_records_every_step_in_order(core: Core, node_id: int)
     ):
         assert expected in steps, expected
     assert steps.index("image.downloaded") < steps.index("image.stored") < steps.index("status.completed")
-    assert steps[-1] == "change.published" or steps[-1] == "feed.delivered"
+    assert steps[-1] == "change.published" or steps[-1] == "room.delivered"
     assert timeline.steps[0].offset_ms == 0 and timeline.steps[1].offset_ms >= 40
     assert all(s.delta_ms >= 0 for s in timeline.steps)
     received = next(s for s in timeline.steps if s.step == "webhook.received")

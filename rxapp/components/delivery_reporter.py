@@ -1,21 +1,19 @@
-"""The browser half of delivery confirmation, for today's push (the project's shared state).
+"""The browser half of delivery confirmation, reading the room store (room_store.js).
 
-Mounted once per page. A hidden element renders the project id and the sequence
-number the tab has applied (`ProjectFeed.seq`, which arrives in the same delta as the
-rows), so a MutationObserver sees the moment the change reached the screen. At most
-once a second (every 5 s when nothing moved, as a heartbeat) the tab posts its highest
-sequence and that moment, and how often its websocket reconnected (Reflex's
-`__reflex_otel.onSocketConnect` hook), to `/api/feed/seen`; on `pagehide` it says it is closing.
-When the answer says this tab fell behind, it clicks the hidden resync button, which
-re-runs `open_project` (a fresh snapshot). Rewiring to another push mechanism means
-changing only the two hidden elements' bindings.
+The store holds the project this tab shows and the highest sequence number it has
+merged into its rows, with the moment it did (`window.__roomStore`). At most once a
+second (every 5 s when nothing moved, as a heartbeat) the tab posts that sequence and
+moment, and how often its websocket reconnected (Reflex's `__reflex_otel.onSocketConnect`
+hook), to `/api/feed/seen`; on `pagehide` it says it is closing. When the answer says
+this tab fell behind, it clicks the hidden resync button, which asks the room bridge
+for a fresh snapshot.
 """
 
 from __future__ import annotations
 
 import reflex as rx
 
-from rxapp.states.feed import ProjectFeed
+from rxapp.states.room import ProjectRoom
 
 REPORT_EVERY_MS = 1000
 HEARTBEAT_MS = 5000
@@ -45,20 +43,14 @@ REPORTER_JS = """
     }
   };
   const read = () => {
-    const el = document.getElementById("delivery-seq");
-    if (!el) return;
-    const project = parseInt(el.dataset.feedProject || "0", 10);
-    const seq = parseInt(el.dataset.feedSeq || "-1", 10);
-    if (!project) return;  // a reconnect rehydrating the page: it shows no project for a moment
-    if (project !== r.project) {
-      beacon();  // this tab left that project's feed
-      Object.assign(r, {project, seq: -1, sentSeq: -1});
+    const store = window.__roomStore;
+    if (!store || !store.project) return;  // before the first snapshot
+    if (store.project !== r.project) {
+      beacon();  // this tab left that project
+      Object.assign(r, {project: store.project, seq: -1, sentSeq: -1});
     }
-    if (seq > r.seq) Object.assign(r, {seq, appliedAt: Date.now()});
+    if (store.seq > r.seq) Object.assign(r, {seq: store.seq, appliedAt: store.appliedAt || Date.now()});
   };
-  new MutationObserver(read).observe(document.body, {
-    subtree: true, childList: true, attributes: true, attributeFilter: ["data-feed-seq", "data-feed-project"],
-  });
   const flush = async () => {
     read();
     const now = Date.now();
@@ -86,13 +78,10 @@ REPORTER_JS = """
 
 
 def delivery_reporter() -> rx.Component:
-    return rx.fragment(
-        rx.el.div(
-            id="delivery-seq",
-            data_feed_project=ProjectFeed.project_id,
-            data_feed_seq=ProjectFeed.seq,
-            hidden=True,
-            on_mount=rx.call_script(REPORTER_JS),
-        ),
-        rx.el.button(id="delivery-resync", on_click=ProjectFeed.open_project, hidden=True, tab_index=-1),
+    return rx.el.button(
+        id="delivery-resync",
+        on_click=ProjectRoom.resync,
+        hidden=True,
+        tab_index=-1,
+        on_mount=rx.call_script(REPORTER_JS),
     )

@@ -7,9 +7,10 @@ from reflex.vars import ObjectVar
 
 from core.contract import NodeKind
 from models.views import NodeView
+from rxapp.components.room_store import finished_images
 from rxapp.runtime import core
-from rxapp.states.feed import ProjectFeed
 from rxapp.states.pending import LAST_REQUEST_ID, add_pending
+from rxapp.states.room import ProjectRoom
 from rxapp.states.upload import UploadState
 
 #: Each model's own aspect ratios, so the picker offers what the chosen model can draw.
@@ -56,7 +57,7 @@ def _inputs(node: ObjectVar[NodeView]) -> rx.Component:
                         size="1",
                         variant="ghost",
                         aria_label="Remove input image",
-                        on_click=ProjectFeed.remove_input(node.id, url),
+                        on_click=ProjectRoom.on_node("remove_input", node.id, url),
                     ),
                 ),
             ),
@@ -65,9 +66,9 @@ def _inputs(node: ObjectVar[NodeView]) -> rx.Component:
         _select(
             "Add input from node",
             "",
-            lambda url: ProjectFeed.add_input(node.id, url),
+            lambda url: ProjectRoom.on_node("add_input", node.id, url),
             rx.el.option("Add a result of another node…", value=""),
-            rx.foreach(ProjectFeed.finished_images, lambda url: rx.el.option(url, value=url)),
+            rx.foreach(finished_images(), lambda url: rx.el.option(url, value=url)),
         ),
         rx.button("Upload images", size="1", variant="outline", on_click=UploadState.choose_files(node.id)),
         spacing="2",
@@ -89,13 +90,13 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
                     variant="ghost",
                     color_scheme="red",
                     aria_label="Delete node",
-                    on_click=ProjectFeed.delete_node(node.id),
+                    on_click=ProjectRoom.on_node("delete", node.id, ""),
                 ),
                 width="100%",
             ),
             rx.text_area(
                 value=node.prompt,
-                on_change=lambda text: ProjectFeed.set_prompt(node.id, text),
+                on_change=lambda text: ProjectRoom.on_node("prompt", node.id, text),
                 aria_label="Prompt",
                 placeholder="Describe the image…",
                 max_length=core.settings.max_prompt_chars,
@@ -105,7 +106,7 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
                 _select(
                     "Model",
                     node.model,
-                    lambda model: ProjectFeed.set_model(node.id, model),
+                    lambda model: ProjectRoom.on_node("model", node.id, model),
                     rx.cond(
                         is_edit,
                         rx.fragment(*_model_options(NodeKind.IMAGE_EDIT)),
@@ -115,7 +116,7 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
                 _select(
                     "Aspect ratio",
                     node.aspect_ratio,
-                    lambda ratio: ProjectFeed.set_aspect_ratio(node.id, ratio),
+                    lambda ratio: ProjectRoom.on_node("aspect_ratio", node.id, ratio),
                     rx.foreach(
                         MODEL_RATIOS.to(dict[str, list[str]])[node.model].to(list[str]),
                         lambda ratio: rx.el.option(ratio, value=ratio),
@@ -126,7 +127,7 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
                     "Generate",
                     on_click=[
                         add_pending(node.id, node.model),
-                        ProjectFeed.generate(node.id, LAST_REQUEST_ID, rx.Var("Date.now()")),
+                        ProjectRoom.generate(node.id, LAST_REQUEST_ID, rx.Var("Date.now()")),
                     ],
                 ),
                 width="100%",
@@ -174,4 +175,5 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
         flex_shrink="0",
         data_testid="node",
         data_node_id=node.id,
+        key=node.id,  # one changed node re-renders its card only
     )

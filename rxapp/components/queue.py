@@ -6,8 +6,9 @@ import reflex as rx
 from reflex.vars import ObjectVar
 
 from models.views import JobView, StepView
-from rxapp.states.feed import ProjectFeed
+from rxapp.components.room_store import confirmed, jobs, steps_of
 from rxapp.states.pending import pending_jobs
+from rxapp.states.room import ProjectRoom
 from rxapp.states.timeline import TimelineState
 
 #: How much of a job id names the job it retries: enough to tell a project's jobs apart.
@@ -87,7 +88,7 @@ def _timeline_refresher() -> rx.Component:
     Reflex hoists mount hooks out of it.
     """
     expanded = TimelineState.expanded
-    steps = ProjectFeed.job_steps.to(dict[str, int])[expanded].to_string()
+    steps = steps_of(expanded)  # type: ignore[arg-type]  # a state field is a Var on the class
     return rx.cond(
         expanded != "",
         rx.fragment(rx.box(on_mount=TimelineState.reload, display="none"), key=expanded + "-" + steps),
@@ -96,7 +97,10 @@ def _timeline_refresher() -> rx.Component:
 
 def _job_row(job: ObjectVar[JobView]) -> rx.Component:
     unfinished = (job.status == "queued") | (job.status == "submitted") | (job.status == "running")
-    return rx.fragment(_job_line(job, unfinished), rx.cond(TimelineState.expanded == job.id, _timeline(job)))
+    # Keyed by job id: a new job on top or one changed job re-renders that row only.
+    return rx.fragment(
+        _job_line(job, unfinished), rx.cond(TimelineState.expanded == job.id, _timeline(job)), key=job.id
+    )
 
 
 def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component:
@@ -125,11 +129,11 @@ def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component
         rx.table.cell(
             rx.cond(
                 unfinished,
-                rx.button("Cancel", size="1", variant="soft", on_click=ProjectFeed.cancel_job(job.id)),
+                rx.button("Cancel", size="1", variant="soft", on_click=ProjectRoom.on_job("cancel", job.id)),
             ),
             rx.cond(
                 (job.status == "failed") | (job.status == "cancelled"),
-                rx.button("Retry", size="1", variant="soft", on_click=ProjectFeed.retry_job(job.id)),
+                rx.button("Retry", size="1", variant="soft", on_click=ProjectRoom.on_job("retry", job.id)),
             ),
             rx.button(
                 "Timeline",
@@ -147,7 +151,7 @@ def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component
 
 def _optimistic_row(row: ObjectVar[dict[str, str]]) -> rx.Component:
     return rx.cond(
-        ProjectFeed.confirmed_requests.contains(row["client_id"]),
+        confirmed(row["client_id"]),
         rx.fragment(),
         rx.table.row(
             rx.table.cell(rx.text("#", row["node_id"])),
@@ -172,7 +176,7 @@ def queue_monitor() -> rx.Component:
                 rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in COLUMNS))),
                 rx.table.body(
                     rx.foreach(pending_jobs.value.to(list[dict[str, str]]), _optimistic_row),
-                    rx.foreach(ProjectFeed.jobs, _job_row),
+                    rx.foreach(jobs, _job_row),
                 ),
                 size="1",
                 width="100%",
@@ -180,10 +184,7 @@ def queue_monitor() -> rx.Component:
             overflow_x="auto",
             width="100%",
         ),
-        rx.cond(
-            ProjectFeed.jobs.length() == 0,  # type: ignore[attr-defined]  # a state field is a Var on the class
-            rx.text("No jobs yet.", color_scheme="gray", size="2"),
-        ),
+        rx.cond(jobs.length() == 0, rx.text("No jobs yet.", color_scheme="gray", size="2")),
         _timeline_refresher(),
         role="region",
         aria_labelledby="queue-heading",

@@ -6,8 +6,8 @@ import reflex as rx
 from reflex.vars import ObjectVar
 
 from core.selftest import Hop
-from rxapp.states.feed import ProjectFeed
 from rxapp.states.realtime_check import RealtimeCheckState
+from rxapp.states.room import ProjectRoom
 
 VERDICT_COLOURS = {"ok": "green", "failed": "red", "skipped": "gray"}
 
@@ -59,7 +59,7 @@ def realtime_check() -> rx.Component:
             rx.hstack(
                 rx.button(
                     "Run check",
-                    on_click=RealtimeCheckState.run(ProjectFeed.project_id),  # type: ignore[misc]
+                    on_click=RealtimeCheckState.run(ProjectRoom.project_id),  # type: ignore[misc]
                     loading=RealtimeCheckState.running,
                 ),
                 rx.dialog.close(rx.button("Close", variant="soft", color_scheme="gray")),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import reflex as rx
 
 from rxapp.components.realtime_check import realtime_check
+from rxapp.components.room_store import project_name
 from rxapp.runtime import core
-from rxapp.states.feed import ProjectFeed
+from rxapp.states.room import ProjectRoom
 from rxapp.states.viewer import ViewerState
 
 
@@ -14,33 +15,39 @@ def toolbar() -> rx.Component:
     return rx.hstack(
         rx.heading("Canvas", size="5"),
         rx.el.select(
-            rx.foreach(ProjectFeed.projects, lambda p: rx.el.option(p.name, value=p.id.to_string())),
-            value=ProjectFeed.project_id.to_string(),  # type: ignore[attr-defined]  # a state field is a Var on the class
-            on_change=ProjectFeed.switch_project,
-            on_focus=ProjectFeed.refresh_projects,
+            rx.foreach(
+                ProjectRoom.projects,
+                # This project's name comes live from its room; the others' from the last read.
+                lambda p: rx.el.option(
+                    rx.cond(p.id == ProjectRoom.project_id, project_name, p.name), value=p.id.to_string()
+                ),
+            ),
+            value=ProjectRoom.project_id.to_string(),  # type: ignore[attr-defined]  # a state field is a Var on the class
+            on_change=ProjectRoom.switch_project,
+            on_focus=ProjectRoom.refresh_projects,
             aria_label="Project",
             style={"padding": "4px", "border_radius": "6px", "border": "1px solid var(--gray-7)"},
         ),
         rx.input(
-            value=ProjectFeed.project_name,
-            on_change=ProjectFeed.rename_project,
+            value=project_name,
+            on_change=lambda name: ProjectRoom.on_project("rename", name),
             aria_label="Project name",
             max_length=core.settings.max_project_name_chars,
             width="220px",
         ),
-        rx.button("New project", variant="outline", on_click=ProjectFeed.create_project),
+        rx.button("New project", variant="outline", on_click=ProjectRoom.create_project),
         rx.spacer(),
         rx.button(
             rx.icon("type"),
             "Add text-to-image node",
             aria_label="Add text-to-image node",
-            on_click=ProjectFeed.add_text_node,
+            on_click=ProjectRoom.on_project("add_text_node", ""),
         ),
         rx.button(
             rx.icon("image"),
             "Add image edit node",
             aria_label="Add image edit node",
-            on_click=ProjectFeed.add_edit_node,
+            on_click=ProjectRoom.on_project("add_edit_node", ""),
         ),
         realtime_check(),
         account(),

@@ -7,25 +7,23 @@ import reflex as rx
 from rxapp.components.delivery_reporter import delivery_reporter
 from rxapp.components.node_card import node_card
 from rxapp.components.queue import queue_monitor
+from rxapp.components.room_store import nodes, room_store
 from rxapp.components.toolbar import toolbar
-from rxapp.states.feed import ProjectFeed
 from rxapp.states.pending import pending_jobs
 from rxapp.states.upload import upload_zone
 
 
 def canvas_page() -> rx.Component:
     return rx.box(
+        room_store(),
         pending_jobs,
         delivery_reporter(),
         upload_zone(),
         toolbar(),
         rx.flex(
             rx.flex(
-                rx.foreach(ProjectFeed.nodes, node_card),
-                rx.cond(
-                    ProjectFeed.nodes.length() == 0,  # type: ignore[attr-defined]  # a state field is a Var on the class
-                    rx.text("Add a node to start.", color_scheme="gray"),
-                ),
+                rx.foreach(nodes, node_card),
+                rx.cond(nodes.length() == 0, rx.text("Add a node to start.", color_scheme="gray")),
                 wrap="wrap",
                 gap="4",
                 flex="1",

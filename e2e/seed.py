@@ -1,0 +1,105 @@
+"""Projects made straight in a running app's database, and their jobs completed through its webhook.
+
+For tests and benchmarks that need a project of many jobs quickly: rows are written with
+the core's own services (so triggers, versions and change events are the real ones) and
+completions go through the app's signed KIE.ai webhook route, as a provider's would.
+Tabs opened afterwards read the project from the database like any tab.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+
+import httpx
+from sqlmodel import select
+
+from core.accounts import Accounts
+from core.canvas import Canvas
+from core.changes import ChangeNotifier, ChangeWriter
+from core.contract import NodeKind, TaskRef
+from core.db import Database
+from core.jobs import JobBook
+from core.settings import Settings
+from e2e.server import AppServer
+from models.tables import JobStep
+from providers.kie import sign
+from providers.registry import build_registry
+
+
+class SampleError(RuntimeError):
+    """A sample that cannot be true (missing, or effect before cause): a benchmark run stops."""
+
+
+@dataclass
+class Project:
+    """A project made straight in the app's database, with jobs waiting for their callback."""
+
+    id: int
+    node_id: int
+    pending: list[tuple[str, str, str]]  # job id, callback token, provider task id
+
+
+class Seeder:
+    """Makes projects and jobs in the app's database and completes them through its webhook."""
+
+    def __init__(
+        self, url: str, data_dir: Path, database_url: str, model: str, kie_key: str = "", kie_hmac: str = ""
+    ) -> None:
+        settings = Settings(data_dir=data_dir, database_url=database_url, public_base_url=url, kie_api_key=kie_key)
+        self.url, self.hmac, self.model = url, kie_hmac, model
+        self.db = Database(settings.db_url)
+        writer = ChangeWriter(self.db.session, ChangeNotifier())
+        registry = build_registry(settings, httpx.AsyncClient(), self.db)
+        self.canvas = Canvas(
+            writer,
+            registry,
+            max_prompt_chars=settings.max_prompt_chars,
+            max_project_name_chars=settings.max_project_name_chars,
+        )
+        self.book = JobBook(writer, registry)
+        self.owner = Accounts(self.db.session).local_user()
+
+    def project(self, name: str, finished_jobs: int, pending_jobs: int) -> Project:
+        project = self.canvas.create_project(self.owner.id, name)
+        node = self.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
+        self.canvas.update_node(node.id, prompt=name, model=self.model)
+        for _ in range(finished_jobs):
+            self.book.cancel(self.book.create(node.id).id)
+        pending = []
+        for i in range(pending_jobs):
+            view = self.book.create(node.id)
+            task_id = f"{name}-{i}-{time.time_ns()}"
+            self.book.mark_submitted(view.id, TaskRef(task_id))
+            pending.append((view.id, self.book.get(view.id).callback_token, task_id))
+        return Project(project.id, node.id, pending)
+
+    async def complete(self, http: httpx.AsyncClient, job: tuple[str, str, str], image_url: str) -> httpx.Response:
+        """Post the provider's signed success callback for `job`, its result at `image_url`."""
+        job_id, token, task_id = job
+        stamp = str(int(time.time()))
+        data = {"taskId": task_id, "state": "success", "resultJson": json.dumps({"resultUrls": [image_url]})}
+        headers = {"X-Webhook-Timestamp": stamp, "X-Webhook-Signature": sign(self.hmac, task_id, stamp)}
+        return await http.post(
+            f"{self.url}/api/webhooks/kie/{job_id}/{token}", json={"code": 200, "data": data}, headers=headers
+        )
+
+    def step_at(self, job_id: str, step: str) -> float:
+        """When the app recorded `step` of the job (its first, epoch seconds), from the job's timeline."""
+        with self.db.session() as session:
+            query = select(JobStep.at).where(JobStep.job_id == job_id, JobStep.step == step)
+            stamps = list(session.exec(query))
+        if not stamps:
+            raise SampleError(f"job {job_id} has no {step} step")
+        first = min(stamps)
+        return (first if first.tzinfo else first.replace(tzinfo=UTC)).timestamp()
+
+    def close(self) -> None:
+        self.db.engine.dispose()
+
+
+def seeder_of(app: AppServer, model: str, kie_key: str = "", kie_hmac: str = "") -> Seeder:
+    return Seeder(app.url, app.data_dir, app.env.get("DATABASE_URL", ""), model, kie_key, kie_hmac)

@@ -1,0 +1,93 @@
+// The browser side of the room bridge (rxapp/bridge.py): holds the project's rows and merges
+// each row-sized `canvas.change` into them by id and version. Evaluated once per page load as
+// module code of the canvas page; room_store.py fills in its config.
+const roomStore = (() => {
+  if (typeof window === "undefined") return null; // prerendering: no socket, no store
+  if (window.__roomStore) return window.__roomStore;
+  const config = __ROOM_CONFIG__;
+  // `appliedAt`: when `seq` last moved, read by the delivery reporter (delivery_reporter.py).
+  const store = { project: 0, seq: 0, appliedAt: 0, jobs: [], nodes: [], resyncing: false };
+
+  // Publish a list through its ClientStateVar: the setter re-renders every reader; before
+  // the first reader mounts, the value waits in `refs` where the ClientStateVar starts from.
+  const publish = (slot, value) => {
+    const setter = refs[slot.setter];
+    if (setter) setter(value);
+    else refs[slot.value] = value;
+  };
+
+  const newestFirst = (a, b) =>
+    a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : a.id < b.id ? -1 : 1;
+
+  // Replace held rows by newer versions (older ones are dropped); `extend` shapes a merged row.
+  const merge = (held, rows, extend) => {
+    const at = new Map(held.map((row, i) => [row.id, i]));
+    const next = held.slice();
+    let added = false;
+    for (const row of rows) {
+      const i = at.get(row.id);
+      if (i === undefined) {
+        at.set(row.id, next.length);
+        next.push(extend(undefined, row));
+        added = true;
+      } else if (row.version >= next[i].version) {
+        next[i] = extend(next[i], row);
+      }
+    }
+    return { next, added };
+  };
+
+  // A change message leaves a node's history out: a new result goes on top of the one held.
+  const withHistory = (old, row) => {
+    if (row.history !== undefined) return row;
+    const history = old ? old.history : [];
+    if (!row.image_url || history[0] === row.image_url) return { ...row, history };
+    return { ...row, history: [row.image_url, ...history].slice(0, config.historyLimit) };
+  };
+
+  const onSnapshot = (message) => {
+    store.project = message.project.id;
+    store.seq = message.seq;
+    store.appliedAt = Date.now();
+    store.resyncing = false;
+    store.jobs = message.jobs;
+    store.nodes = message.nodes;
+    publish(config.project, message.project);
+    publish(config.jobs, store.jobs);
+    publish(config.nodes, store.nodes);
+  };
+
+  const onChange = (message) => {
+    if (message.project_id !== store.project) return; // a message of a project this tab left
+    if (message.base > store.seq) {
+      // A hole: something between what this tab holds and this message never arrived.
+      if (!store.resyncing) config.resync();
+      store.resyncing = true;
+      return;
+    }
+    if (message.seq > store.seq) Object.assign(store, { seq: message.seq, appliedAt: Date.now() });
+    if (message.project) publish(config.project, message.project);
+    if (message.jobs) {
+      const { next, added } = merge(store.jobs, message.jobs, (old, row) => row);
+      store.jobs = added ? next.sort(newestFirst).slice(0, config.queueLimit) : next;
+      publish(config.jobs, store.jobs);
+    }
+    if (message.nodes || message.deleted_nodes) {
+      let nodes = merge(store.nodes, message.nodes || [], withHistory).next;
+      if (message.deleted_nodes) nodes = nodes.filter((n) => !message.deleted_nodes.includes(n.id));
+      store.nodes = nodes.sort((a, b) => a.id - b.id);
+      publish(config.nodes, store.nodes);
+    }
+  };
+
+  // Listen on Reflex's own socket: every incoming event packet passes through `onevent`.
+  const onevent = Socket.prototype.onevent;
+  Socket.prototype.onevent = function (packet) {
+    const [name, message] = packet.data || [];
+    if (name === config.snapshotEvent) return onSnapshot(message);
+    if (name === config.changeEvent) return onChange(message);
+    return onevent.call(this, packet);
+  };
+  window.__roomStore = store;
+  return store;
+})();

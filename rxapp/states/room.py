@@ -1,0 +1,182 @@
+"""A tab's view of one project: which project, who may act on it, and what it may ask for.
+
+The rows themselves are not Reflex state. `open_project` checks the viewer owns the
+project, then the room bridge puts this tab's socket in the project's room and sends
+it a snapshot; after that every change reaches it as row-sized messages merged in the
+browser (`components/room_store.py`). So this state is small and per tab: an event in
+one tab loads and saves only that tab's few fields and never sends anything to others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import reflex as rx
+from reflex.event import EventSpec
+
+from core.contract import NodeKind, ProviderError
+from core.errors import InvalidInput, NotFound
+from core.logs import get_logger, log_step
+from models.views import ProjectView
+from rxapp.runtime import bridge, core
+from rxapp.states.pending import pending_jobs
+from rxapp.states.viewer import ViewerState, current_viewer, to_login
+
+log = get_logger("room")
+
+
+@dataclass(frozen=True)
+class Action:
+    """A change a tab may ask for: the core call, given the id acted on and the value sent.
+
+    `adds_image` when the value is an image the viewer must have been granted; `on_loop` for
+    the pipeline's calls, coroutines that do their own I/O, where the canvas's block a thread.
+    """
+
+    call: Callable[[Any, str], Any]
+    adds_image: bool = False
+    on_loop: bool = False
+
+
+PROJECT_ACTIONS: dict[str, Action] = {
+    "add_text_node": Action(lambda project_id, _: core.canvas.add_node(project_id, NodeKind.TEXT_TO_IMAGE)),
+    "add_edit_node": Action(lambda project_id, _: core.canvas.add_node(project_id, NodeKind.IMAGE_EDIT)),
+    "rename": Action(lambda project_id, name: core.canvas.rename_project(project_id, name)),
+}
+NODE_ACTIONS: dict[str, Action] = {
+    "delete": Action(lambda node_id, _: core.canvas.delete_node(node_id)),
+    "prompt": Action(lambda node_id, prompt: core.canvas.update_node(node_id, prompt=prompt)),
+    "model": Action(lambda node_id, model: core.canvas.update_node(node_id, model=model)),
+    "aspect_ratio": Action(lambda node_id, ratio: core.canvas.update_node(node_id, aspect_ratio=ratio)),
+    "add_input": Action(lambda node_id, url: core.canvas.change_inputs(node_id, add=[url]), adds_image=True),
+    "remove_input": Action(lambda node_id, url: core.canvas.change_inputs(node_id, remove=[url])),
+}
+JOB_ACTIONS: dict[str, Action] = {
+    "cancel": Action(lambda job_id, _: core.pipeline.cancel(job_id), on_loop=True),
+    "retry": Action(lambda job_id, _: core.pipeline.retry_job(job_id), on_loop=True),
+}
+
+
+class ProjectRoom(rx.State):
+    project_id: int = 0
+    projects: list[ProjectView] = []
+
+    # opening and resyncing ------------------------------------------------
+    @rx.event
+    async def open_project(self):
+        """on_load (and every reconnect): check the viewer owns the project, join its room, get a snapshot."""
+        viewer = await current_viewer(self)
+        if viewer is None:
+            return to_login()
+        shown = await self.get_state(ViewerState)
+        shown.email, shown.signed_in = viewer.email, not viewer.is_local
+        raw = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+        project_id = int(raw) if raw.isdigit() else 0
+        if not project_id:
+            default = await asyncio.to_thread(core.canvas.ensure_default_project, viewer.id)
+            return rx.redirect(f"/p/{default.id}")
+        try:
+            await asyncio.to_thread(core.access.project, viewer.id, project_id)
+        except NotFound:
+            # Someone else's project reads exactly like one that does not exist.
+            log_step(log, "tab.refused", project_id=project_id, user_id=viewer.id)
+            return [rx.toast.error(f"Project {project_id} does not exist"), rx.redirect("/")]
+        self.project_id = project_id
+        await self._join()
+        self.projects = await asyncio.to_thread(core.canvas.list_projects, viewer.id)
+        return pending_jobs.push([])
+
+    @rx.event
+    async def resync(self):
+        """The browser saw a hole in the sequence numbers: send this tab a fresh snapshot."""
+        viewer = await current_viewer(self)
+        if viewer is None:
+            return to_login()
+        try:
+            await asyncio.to_thread(core.access.project, viewer.id, self.project_id)
+        except NotFound:
+            return rx.redirect("/")
+        await self._join()
+        return None
+
+    async def _join(self) -> None:
+        sid = self.router.session.session_id
+        snapshot = await bridge.join(sid, self.project_id)
+        log_step(log, "tab.joined", project_id=self.project_id, seq=snapshot.seq, tabs=bridge.tabs(self.project_id))
+
+    # user actions ---------------------------------------------------------
+    @rx.event
+    async def on_project(self, action: str, value: str = ""):
+        return await self._act(PROJECT_ACTIONS.get(action), self.project_id, value)
+
+    @rx.event
+    async def on_node(self, action: str, node_id: int, value: str = ""):
+        return await self._act(NODE_ACTIONS.get(action), node_id, value, node_id=node_id)
+
+    @rx.event
+    async def on_job(self, action: str, job_id: str):
+        return await self._act(JOB_ACTIONS.get(action), job_id, "", job_id=job_id)
+
+    @rx.event
+    async def generate(self, node_id: int, client_request_id: str, clicked_at_ms: int = 0):
+        clicked_at = datetime.fromtimestamp(clicked_at_ms / 1000, UTC) if clicked_at_ms else None
+        generate = Action(
+            lambda node, _: core.pipeline.generate(node, client_request_id or None, clicked_at), on_loop=True
+        )
+        refused = await self._act(generate, node_id, "", node_id=node_id)
+        # The optimistic row of a refused Generate must not linger.
+        return [refused, pending_jobs.push([])] if refused else None
+
+    async def _act(
+        self, action: Action | None, subject: Any, value: str, *, node_id: int = 0, job_id: str = ""
+    ) -> EventSpec | None:
+        """Check the viewer may act here, then run the core call; a refusal becomes a toast.
+
+        The change reaches every tab, this one included, through the room: this event
+        returns as soon as the change committed and never waits for the fan-out.
+        """
+        if action is None:
+            return rx.toast.error("Unknown action")  # only a hand-made event names one
+        viewer = await current_viewer(self)
+        if viewer is None:
+            return to_login()
+        image = value if action.adds_image else ""
+        try:
+            await asyncio.to_thread(
+                core.access.may_act, viewer.id, self.project_id, node_id=node_id, job_id=job_id, image_url=image
+            )
+            if action.on_loop:
+                await action.call(subject, value)
+            else:
+                await asyncio.to_thread(action.call, subject, value)
+        except (InvalidInput, NotFound, ProviderError) as exc:
+            return rx.toast.error(str(exc))
+        return None
+
+    # projects ---------------------------------------------------------------
+    @rx.event
+    async def create_project(self):
+        viewer = await current_viewer(self)
+        if viewer is None:
+            return to_login()
+        name = f"Project {len(self.projects) + 1}"
+        try:
+            project = await asyncio.to_thread(core.canvas.create_project, viewer.id, name)
+        except InvalidInput as exc:
+            return rx.toast.error(str(exc))
+        return rx.redirect(f"/p/{project.id}")
+
+    @rx.event
+    async def refresh_projects(self):
+        """Projects made or renamed in other projects' tabs reach no room of this one: reread on focus."""
+        viewer = await current_viewer(self)
+        if viewer is not None:
+            self.projects = await asyncio.to_thread(core.canvas.list_projects, viewer.id)
+
+    @rx.event
+    def switch_project(self, project_id: str):
+        return rx.redirect(f"/p/{project_id}")
