@@ -25,6 +25,7 @@ from core.pipeline import Pipeline
 from core.polling import Poller, PollPolicy
 from core.retries import RetryPolicy
 from core.settings import Settings
+from core.sign_in_limits import SignInLimiter
 from core.webhooks import WebhookGate
 from providers.registry import build_registry
 
@@ -45,6 +46,7 @@ class Core:
     accounts: Accounts
     access: Access
     links: MediaLinks
+    sign_in_limiter: SignInLimiter
     #: Which tab showed which change (the tabs' confirmations), and the batching door to it.
     delivery: DeliveryLedger
     inbox: ConfirmationInbox
@@ -112,6 +114,7 @@ class Core:
             Accounts(db.session),
             access,
             links,
+            SignInLimiter(settings.sign_in_limit_per_account, settings.sign_in_limit_per_address, settings.redis_url),
             delivery,
             ConfirmationInbox(delivery),
             listener,

@@ -114,7 +114,16 @@ class Settings(BaseSettings):
         env="ALLOWED_ORIGINS",
     )
     redis_url: str = variable(
-        "", "Reflex's state store in the scaled setup (`redis://...`); readiness pings it", env="REFLEX_REDIS_URL"
+        "",
+        "Reflex's state store in the scaled setup (`redis://...`); readiness pings it, sign-in counters live there",
+        env="REFLEX_REDIS_URL",
+    )
+    sign_in_limit_per_account: str = variable("5/minute", "sign-in attempts allowed per account (`limits` notation)")
+    sign_in_limit_per_address: str = variable(
+        "30/minute", "sign-in attempts allowed per client address (`limits` notation)"
+    )
+    trusted_proxy_hops: int = variable(
+        0, "proxies in front whose `X-Forwarded-For` is believed (1 behind one reverse proxy)"
     )
     auth_required: bool = variable(False, "`true`: no page or image without signing in (shared deployments)")
     secret_key: SecretStr = variable(

@@ -85,7 +85,21 @@ p.switch {{ font-size: 0.9rem; text-align: center; }}
 """
 
 
-def _page(*, signup: bool, next_path: str, error: str = "", email: str = "", status: int = 200) -> HTMLResponse:
+def client_address(request: Request, trusted_proxy_hops: int) -> str:
+    """The client's address: the one our trusted proxies saw, else the peer's.
+
+    X-Forwarded-For is written by the client too: only the entry the last trusted hop
+    added is believed, so a client cannot pick the address its attempts count against.
+    """
+    forwarded = [ip.strip() for ip in request.headers.get("x-forwarded-for", "").split(",") if ip.strip()]
+    if trusted_proxy_hops and len(forwarded) >= trusted_proxy_hops:
+        return forwarded[-trusted_proxy_hops]
+    return request.client.host if request.client else ""
+
+
+def _page(
+    *, signup: bool, next_path: str, error: str = "", email: str = "", status: int = 200, retry_after_s: int = 0
+) -> HTMLResponse:
     query = urlencode({"next": next_path})
     html = _PAGE.format(
         title="Create an account" if signup else "Sign in",
@@ -98,7 +112,10 @@ def _page(*, signup: bool, next_path: str, error: str = "", email: str = "", sta
         other_href=f"/login?{query}" if signup else f"/signup?{query}",
         other_label="I already have an account" if signup else "Create an account",
     )
-    return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+    headers = {"Cache-Control": "no-store"}
+    if retry_after_s:
+        headers["Retry-After"] = str(retry_after_s)
+    return HTMLResponse(html, status_code=status, headers=headers)
 
 
 def auth_routes(core: Core) -> list[Route]:
@@ -126,6 +143,13 @@ def auth_routes(core: Core) -> list[Route]:
         form = await request.form()
         email, password = str(form.get("email", "")), str(form.get("password", ""))
         next_path = _safe_next(str(form.get("next", next_path)))
+        if not signup:
+            address = client_address(request, core.settings.trusted_proxy_hops)
+            if wait := await asyncio.to_thread(core.sign_in_limiter.attempt, email, address):
+                error = f"Too many sign-in attempts. Try again in {wait} seconds."
+                return _page(
+                    signup=False, next_path=next_path, error=error, email=email, status=429, retry_after_s=wait
+                )
         action = core.accounts.sign_up if signup else core.accounts.sign_in
         try:
             _, token = await asyncio.to_thread(action, email, password)
