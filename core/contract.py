@@ -147,6 +147,19 @@ class WebhookRejected(Exception):
         self.status_code = status_code
 
 
+#: How far a signed callback's timestamp may be from our clock: old ones are replays.
+WEBHOOK_MAX_SKEW_S = 300
+
+
+def require_fresh_timestamp(timestamp: str, now: float, label: str) -> None:
+    """A signed callback's timestamp must be ASCII digits within `WEBHOOK_MAX_SKEW_S` of now, else 401.
+
+    ASCII only: `str.isdigit` also accepts digits like '²' that `int` refuses.
+    """
+    if not (timestamp.isascii() and timestamp.isdigit()) or abs(now - int(timestamp)) > WEBHOOK_MAX_SKEW_S:
+        raise WebhookRejected(f"Missing or stale {label} webhook timestamp", 401)
+
+
 def require_reachable_inputs(provider_label: str, public_url: bool) -> None:
     """A remote provider downloads edit inputs from this app: refuse clearly when it cannot reach us."""
     if not public_url:

@@ -37,6 +37,7 @@ from core.contract import (
     TaskRef,
     TaskUpdate,
     WebhookRejected,
+    require_fresh_timestamp,
     require_reachable_inputs,
 )
 from core.retries import parse_retry_after
@@ -44,7 +45,6 @@ from core.retries import parse_retry_after
 TEXT_MODEL = "fal-ai/nano-banana"
 EDIT_MODEL = "fal-ai/nano-banana/edit"
 ASPECT_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16")
-MAX_SKEW_S = 300
 JWKS_TTL_S = 24 * 3600
 JWKS_REFRESH_ON_MISS_S = 60
 HEADER_PREFIX = "x-fal-webhook-"
@@ -202,8 +202,7 @@ class FalProvider:
         )
         if not (request_id and user_id and timestamp and signature):
             raise WebhookRejected("Unsigned Fal.ai webhook", 401)
-        if not timestamp.isdigit() or abs(self.clock() - int(timestamp)) > MAX_SKEW_S:
-            raise WebhookRejected("Stale Fal.ai webhook timestamp", 401)
+        require_fresh_timestamp(timestamp, self.clock(), "Fal.ai")
         try:
             signature_bytes = bytes.fromhex(signature)
         except ValueError:

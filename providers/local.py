@@ -43,6 +43,7 @@ from core.contract import (
     TaskRef,
     TaskUpdate,
     WebhookRejected,
+    require_fresh_timestamp,
 )
 from core.db import WORKER_ID, Database
 from core.logs import get_logger, log_step
@@ -56,7 +57,6 @@ log = get_logger("providers.local")
 FAIL_FLAG = "[fail]"
 SIGNATURE_HEADER = "x-local-signature"
 TIMESTAMP_HEADER = "x-local-timestamp"
-MAX_SKEW_S = 300
 OUTPUTS_ROUTE = "/api/providers/local/outputs"
 #: How long a render's lease outlives its expected duration before another worker may take it.
 LEASE_MARGIN_S = 10.0
@@ -138,8 +138,7 @@ class LocalProvider:
             raise WebhookRejected(f"Malformed local callback: {exc}") from exc
         timestamp = headers.get(TIMESTAMP_HEADER, "")
         signature = headers.get(SIGNATURE_HEADER, "")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > MAX_SKEW_S:
-            raise WebhookRejected("Missing or stale callback timestamp", 401)
+        require_fresh_timestamp(timestamp, time.time(), "local provider")
         if not hmac.compare_digest(sign(self.secret, task_id, timestamp), signature):
             raise WebhookRejected("Bad callback signature", 401)
         urls = payload.get("result_urls") or []
