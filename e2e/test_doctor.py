@@ -7,11 +7,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from deploy.cluster import ROOT, Cluster
 from e2e.private_services import PrivatePostgres, PrivateRedis
 from e2e.server import AppServer, free_port, own_reflex_workdirs
+from tests.wait import wait_until
 
 
 def doctor(url: str) -> subprocess.CompletedProcess[str]:
@@ -21,6 +23,13 @@ def doctor(url: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_doctor_passes_against_the_single_process_app(app_server: AppServer) -> None:
+    # The app serves (/healthz) a second before its first delivery sweep makes it ready, and the
+    # doctor rightly fails before that: wait for readiness, as a load balancer would.
+    wait_until(
+        lambda: httpx.get(f"{app_server.url}/readyz", timeout=5).status_code,
+        lambda code: code == 200,
+        what="the app ready",
+    )
     result = doctor(app_server.url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok      webhook reachable at the public URL" in result.stdout
