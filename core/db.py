@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 
 from core.errors import NotFound
 
@@ -122,3 +123,14 @@ def get_or_404(session: Session, table: type[T], key: object, *, lock: bool = Fa
     if row is None:
         raise NotFound(f"{table.__name__} {key} not found")
     return row
+
+
+def insert_or_ignore(session: Session, table: type[SQLModel], **values: object) -> bool:
+    """Insert a row unless one with its key exists, a concurrent writer's included; True when inserted.
+
+    `ON CONFLICT DO NOTHING` rather than catching the error: on PostgreSQL a failed
+    insert aborts the whole transaction, and these rows are written inside bigger ones.
+    """
+    connection = session.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return bool(connection.execute(dialect.insert(table).values(**values).on_conflict_do_nothing()).rowcount)
