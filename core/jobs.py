@@ -108,14 +108,14 @@ class JobBook:
         return JobView.of(job)
 
     def get(self, job_id: str) -> Job:
-        with self.writer.transaction() as tx:
-            return get_or_404(tx.session, Job, job_id)
+        with self.writer.reading() as session:
+            return get_or_404(session, Job, job_id)
 
     def queued_ids(self) -> list[str]:
         """Jobs not yet handed to their provider, oldest first (ids only: this runs every few seconds)."""
-        with self.writer.transaction() as tx:
+        with self.writer.reading() as session:
             query = select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(col(Job.created_at))
-            return list(tx.session.exec(query))
+            return list(session.exec(query))
 
     def mark_submitted(self, job_id: str, task: TaskRef, first_poll_at: datetime | None = None) -> bool:
         return self._advance(
@@ -199,9 +199,9 @@ class JobBook:
 
     def timeline(self, job_id: str, now: datetime | None = None) -> TimelineView:
         """The job's steps with durations, and why it looks stalled if it does."""
-        with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id)
-            rows = list(tx.session.exec(select(JobStep).where(JobStep.job_id == job_id).order_by(col(JobStep.at))))
+        with self.writer.reading() as session:
+            job = get_or_404(session, Job, job_id)
+            rows = list(session.exec(select(JobStep).where(JobStep.job_id == job_id).order_by(col(JobStep.at))))
         if not rows:
             return TimelineView(job_id, [])
         first = rows[0].at
@@ -259,8 +259,8 @@ class JobBook:
             _write_receipt(tx, get_or_404(tx.session, Job, job_id, lock=True), receipt)
 
     def delivery_seen(self, fingerprint: str) -> bool:
-        with self.writer.transaction() as tx:
-            return tx.session.get(WebhookDelivery, fingerprint) is not None
+        with self.writer.reading() as session:
+            return session.get(WebhookDelivery, fingerprint) is not None
 
     def retry(self, job_id: str) -> JobView:
         job = self.get(job_id)

@@ -60,7 +60,7 @@ class Core:
         db = Database(settings.db_url)
         db.migrate()
         notifier = ChangeNotifier()
-        writer = ChangeWriter(db.session, notifier)
+        writer = ChangeWriter(db.session, notifier, db.read_session)
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.download_timeout_s, connect=5.0), transport=transport)
         secret = settings.secret_key.get_secret_value().encode() or load_or_create_secret(
             settings.data_dir / "secret_key"
