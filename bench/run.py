@@ -27,7 +27,7 @@ import httpx
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from bench.sockets import fan_out
+from bench.sockets import fan_out, group_cpu_s
 from core.contract import JobStatus
 from core.db import Database
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
@@ -297,8 +297,11 @@ def ingestion(
     target: int,
     jobs: int = 400,
     duplicates: int = 100,
+    app_pgid: int | None = None,
 ) -> None:
     """Completions per second the webhook route sustains, then a count of lost or doubled updates.
+
+    With `app_pgid`, also the app's CPU per completion: steadier than the rate on a busy machine.
 
     Each callback is confirmed with the fake KIE.ai's recordInfo, as a real one is; a lost
     or doubled job stops the run, since the rate would then measure refusals.
@@ -325,7 +328,9 @@ def ingestion(
                 await asyncio.gather(*(send(d) for d in deliveries))
                 return time.perf_counter() - started
 
+        cpu_before = group_cpu_s(app_pgid) if app_pgid else 0.0
         elapsed = asyncio.run(fire())
+        cpu_ms = (group_cpu_s(app_pgid) - cpu_before) * 1000 / jobs if app_pgid else None
     finished = [book.get(job_id) for job_id, _, _ in ids]
     completed = sum(j.status == JobStatus.COMPLETED for j in finished)
     doubled = sum(j.version != 3 for j in finished)
@@ -337,7 +342,8 @@ def ingestion(
         f"{rate:.0f} completions/s",
         f">= {target}/s",
         rate >= target,
-        f"{jobs} jobs + {duplicates} duplicate callbacks; lost {jobs - completed}, doubled {doubled}",
+        f"{jobs} jobs + {duplicates} duplicate callbacks; lost {jobs - completed}, doubled {doubled}"
+        + (f"; app CPU {cpu_ms:.1f} ms per completion" if cpu_ms is not None else ""),
     )
 
 
@@ -537,7 +543,9 @@ def main() -> None:
         if only in (None, "ingestion"):
             print("ingestion throughput ...", flush=True)
             sqlite = seeder_of(app, MODEL, KIE_KEY, KIE_HMAC)
-            ingestion(sqlite, kie, workdir, results, "SQLite, 1 worker", 500)
+            assert app.process is not None
+            app_pgid = os.getpgid(app.process.pid)
+            ingestion(sqlite, kie, workdir, results, "SQLite, 1 worker", 500, app_pgid=app_pgid)
             sqlite.close()
             with scaled_cluster(workdir / "cluster", PG_WORKERS, BENCH_REDIS_DB, app.env) as cluster:
                 data_dir, database_url = Path(cluster.env["DATA_DIR"]), cluster.env["DATABASE_URL"]
