@@ -290,7 +290,7 @@ class Pipeline:
         started = time.perf_counter()
         data = await fetch_image(self.http, update.result_urls[0], self.fetch)
         path = await asyncio.to_thread(self.media.save, data)
-        await asyncio.to_thread(self.access.grant_media_to_owner, job.project_id, path)
+        await asyncio.to_thread(self.access.grant_media_to_project, job.project_id, path)
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         log_job(log, "image.stored", job, bytes=len(data), path=path, duration_ms=duration_ms)
         await asyncio.to_thread(self.jobs.complete, job.id, path, f"{len(data)} bytes in {duration_ms} ms")
