@@ -52,7 +52,7 @@ def _member(member: ObjectVar[MemberView]) -> rx.Component:
 
 
 def _add_form() -> rx.Component:
-    return rx.form(
+    return rx.el.form(
         rx.hstack(
             rx.input(name="email", aria_label="Email", placeholder="colleague@example.com", flex="1"),
             rx.el.select(*_role_options(), name="role", aria_label="Role", default_value="editor", style=_SELECT_STYLE),
