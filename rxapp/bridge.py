@@ -35,7 +35,6 @@ import asyncio
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from core.access import Role
 from core.accounts import UserView
 from core.changes import Notice
 from core.errors import NotFound
@@ -193,11 +192,25 @@ class RoomBridge:
             )
 
     # sharing -------------------------------------------------------------------
-    async def enter(self, sid: str, project_id: int, viewer: UserView, role: Role) -> Snapshot:
-        """`join` for a member's tab: also its account's room, its role, the members and who is here."""
+    async def enter(self, sid: str, project_id: int, viewer: UserView) -> Snapshot | None:
+        """`join` for a member's tab: also its account's room, its role, the members and who is here.
+
+        None for a non-member. The role is read again once the socket joined, so a removal
+        committed meanwhile (whose push missed this socket) still ends this tab's access.
+        """
         namespace = self._namespace
+        try:
+            await asyncio.to_thread(self._core.access.project, viewer.id, project_id)
+        except NotFound:
+            return None  # no member: not a byte of the project
         await namespace.enter_room(sid, user_room(viewer.id))
         snapshot = await self.join(sid, project_id)
+        try:
+            role = await asyncio.to_thread(self._core.access.project, viewer.id, project_id)
+        except NotFound:
+            await namespace.leave_room(sid, room_name(project_id))
+            await namespace.emit(ACCESS_EVENT, {"project_id": project_id, "role": ""}, to=sid)
+            return None
         await namespace.emit(ACCESS_EVENT, {"project_id": project_id, "role": role.value}, to=sid)
         await namespace.emit(MEMBERS_EVENT, await self._members_message(project_id), to=sid)
         email = LOCAL_USER_NAME if viewer.is_local else viewer.email

@@ -23,9 +23,12 @@ async def test_a_removed_member_leaves_the_room_and_hears_nothing_more(core: Cor
     core.sharing.add(project.id, "ed@example.com", "editor")
     bridge, sockets = await _bridge(core)
     olga_tab, ed_tab, ed_elsewhere = [await sockets.connect() for _ in range(3)]
-    await bridge.enter(olga_tab, project.id, olga, core.access.project(olga.id, project.id))
-    await bridge.enter(ed_tab, project.id, ed, core.access.project(ed.id, project.id))
-    await bridge.enter(ed_elsewhere, eds_own.id, ed, core.access.project(ed.id, eds_own.id))
+    await bridge.enter(olga_tab, project.id, olga)
+    await bridge.enter(ed_tab, project.id, ed)
+    await bridge.enter(ed_elsewhere, eds_own.id, ed)
+    outsider = await sockets.connect()
+    assert await bridge.enter(outsider, project.id, UserView(999, "eve@example.com")) is None
+    assert sockets.received(outsider) == []  # a non-member's socket gets nothing of the project
     assert _events(sockets, ed_tab, ACCESS_EVENT) == [{"project_id": project.id, "role": "editor"}]
     sockets.packets.clear()
 
@@ -53,15 +56,17 @@ async def test_a_removed_member_leaves_the_room_and_hears_nothing_more(core: Cor
 async def test_presence_follows_tabs_and_a_dead_workers_tabs_expire(core: Core) -> None:
     clock = Clock()
     core.presence = MemoryPresence(5.0, clock)  # one store, two workers (bridges) writing to it
-    ann, bo = UserView(1, "ann@example.com"), UserView(2, "bo@example.com")
-    project = core.canvas.create_project(core.accounts.local_user().id, "Watched")
+    ann, _ = core.accounts.sign_up("ann@example.com", "long enough")
+    bo, _ = core.accounts.sign_up("bo@example.com", "long enough")
+    project = core.canvas.create_project(ann.id, "Watched")
+    core.sharing.add(project.id, "bo@example.com", "viewer")
     worker_a, sockets_a = await _bridge(core)
     worker_b, sockets_b = await _bridge(core)
     ann_tab, ann_second = await sockets_a.connect(), await sockets_a.connect()
     bo_tab = await sockets_b.connect()
-    await worker_a.enter(ann_tab, project.id, ann, core.access.project(core.accounts.local_user().id, project.id))
-    await worker_a.enter(ann_second, project.id, ann, core.access.project(core.accounts.local_user().id, project.id))
-    await worker_b.enter(bo_tab, project.id, bo, core.access.project(core.accounts.local_user().id, project.id))
+    await worker_a.enter(ann_tab, project.id, ann)
+    await worker_a.enter(ann_second, project.id, ann)
+    await worker_b.enter(bo_tab, project.id, bo)
     await worker_a.presence_round(project.id)
     latest = _events(sockets_a, ann_tab, PRESENCE_EVENT)[-1]["people"]
     assert latest == [

@@ -108,8 +108,9 @@ class ProjectRoom(rx.State):
     async def _join(self, viewer: UserView) -> None:
         """Into the project's room as a member: the role is read again on every (re)join."""
         sid = self.router.session.session_id
-        role = await asyncio.to_thread(core.access.project, viewer.id, self.project_id)
-        snapshot = await bridge.enter(sid, self.project_id, viewer, role)
+        snapshot = await bridge.enter(sid, self.project_id, viewer)
+        if snapshot is None:
+            return  # access ended meanwhile: the tab was told
         log_step(log, "tab.joined", project_id=self.project_id, seq=snapshot.seq, tabs=bridge.tabs(self.project_id))
 
     # user actions ---------------------------------------------------------
