@@ -19,10 +19,9 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, or_, select
 
-from core.db import SessionFactory, get_or_404
+from core.db import SessionFactory, get_or_404, insert_or_ignore
 from core.errors import NotAllowed, NotFound
 from core.media import MEDIA_PREFIX
 from models.tables import Job, MediaGrant, Membership, Node, Project, ProjectMedia
@@ -118,28 +117,20 @@ class Access:
             return session.exec(used.limit(1)).first() is not None
 
     def grant_media(self, user_id: int, url_or_name: str) -> None:
-        name = url_or_name.removeprefix(MEDIA_PREFIX)
-        try:
-            with self._session() as session:
-                if session.get(MediaGrant, (name, user_id)) is None:
-                    session.add(MediaGrant(name=name, user_id=user_id))
-        except IntegrityError:
-            pass  # granted meanwhile by a concurrent store of the same image
+        with self._session() as session:
+            _grant(session, user_id, url_or_name)
 
-    def grant_media_to_project(self, project_id: int, url_or_name: str) -> None:
-        """A result made in the project: its members, present and future, may see it."""
-        try:
-            with self._session() as session:
-                use_media(session, project_id, [url_or_name])
-        except IntegrityError:
-            pass  # recorded meanwhile by a concurrent store of the same image
+
+def _grant(session: Session, user_id: int, url_or_name: str) -> None:
+    # The same image stored twice at once (same content, same name) needs one grant.
+    insert_or_ignore(session, MediaGrant, name=url_or_name.removeprefix(MEDIA_PREFIX), user_id=user_id)
 
 
 def use_media(session: Session, project_id: int, urls: list[str]) -> None:
-    """Record that the project uses these stored images, in the caller's transaction."""
+    """Record that the project uses these stored images (a result made there, an input added
+    there), in the caller's transaction: its members, present and future, may see them."""
     for name in {url.removeprefix(MEDIA_PREFIX) for url in urls}:
-        if session.get(ProjectMedia, (name, project_id)) is None:
-            session.add(ProjectMedia(name=name, project_id=project_id))
+        insert_or_ignore(session, ProjectMedia, name=name, project_id=project_id)
 
 
 def _role(session: Session, user_id: int, project_id: int) -> Role:
