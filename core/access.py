@@ -1,7 +1,11 @@
-"""Who may read or change what. Every project has one owner; images belong to people.
+"""Who may read or change what: the one place the rules live.
 
-A check that fails raises `NotFound`, the same as for a row that does not exist,
-so nobody learns which ids belong to someone else.
+Every project has one owner, and may be shared with other accounts as `editor` (everything
+but deleting it or changing its members) or `viewer` (sees everything, changes nothing).
+A check on a project the user is no member of raises `NotFound`, the same as for a row
+that does not exist, so nobody learns which ids belong to someone else; a member asking
+for more than their role allows gets `NotAllowed`. Images are visible to whoever was
+granted them (their uploader) and to the members of every project that uses them.
 """
 
 from __future__ import annotations
@@ -11,74 +15,110 @@ import hmac
 import os
 import secrets
 import time
+from enum import StrEnum
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from sqlmodel import Session
+from sqlmodel import Session, col, or_, select
 
 from core.db import SessionFactory, get_or_404, insert_or_ignore
-from core.errors import NotFound
+from core.errors import NotAllowed, NotFound
 from core.media import MEDIA_PREFIX
-from models.tables import Job, MediaGrant, Node, Project
+from models.tables import Job, MediaGrant, Membership, Node, Project, ProjectMedia
 
 MEDIA_LINK_TTL_S = 3600
+
+
+class Role(StrEnum):
+    """What a member may do in a project, in increasing order of rights."""
+
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    OWNER = "owner"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+#: The roles the owner can give; there is one owner, the project's creator.
+SHARED_ROLES = (Role.EDITOR, Role.VIEWER)
 
 
 class Access:
     def __init__(self, session_factory: SessionFactory) -> None:
         self._session = session_factory
 
-    def project(self, user_id: int, project_id: int) -> None:
+    def project(self, user_id: int, project_id: int) -> Role:
+        """The user's role in the project (any role may read it)."""
         with self._session() as session:
-            _owned(session, user_id, project_id)
+            return _role(session, user_id, project_id)
 
     def node(self, user_id: int, node_id: int) -> int:
-        """The node's project id, when the user owns it."""
+        """The node's project id, when the user may read the project."""
         with self._session() as session:
             node = get_or_404(session, Node, node_id)
-            _owned(session, user_id, node.project_id)
+            _role(session, user_id, node.project_id)
             return node.project_id
 
     def job(self, user_id: int, job_id: str) -> int:
-        """The job's project id, when the user owns it."""
+        """The job's project id, when the user may read the project."""
         with self._session() as session:
             job = get_or_404(session, Job, job_id)
-            _owned(session, user_id, job.project_id)
+            _role(session, user_id, job.project_id)
             return job.project_id
 
     def may_act(
-        self, user_id: int, project_id: int, *, node_id: int = 0, job_id: str = "", image_url: str = ""
-    ) -> None:
-        """Raise `NotFound` unless the user may change `project_id` through the node or job named.
+        self,
+        user_id: int,
+        project_id: int,
+        *,
+        node_id: int = 0,
+        job_id: str = "",
+        image_url: str = "",
+        need: Role = Role.EDITOR,
+    ) -> Role:
+        """The user's role, unless they may not change `project_id` through the node or job named.
 
-        A node or job in the project proves the user owns the project: one check, not two.
-        An image the action adds must be one the user was granted.
+        Raises `NotFound` when the user is no member or the node or job is not in the project,
+        `NotAllowed` when their role is below `need` (changes need an editor; sharing, the owner).
+        An image the action adds must be one the user may see.
         """
-        if node_id:
-            in_project = self.node(user_id, node_id) == project_id
-        elif job_id:
-            in_project = self.job(user_id, job_id) == project_id
-        else:
-            self.project(user_id, project_id)
-            in_project = True
-        if not in_project:
-            raise NotFound(f"{'Node' if node_id else 'Job'} {node_id or job_id} not found")
+        with self._session() as session:
+            if node_id:
+                actual = get_or_404(session, Node, node_id).project_id
+            elif job_id:
+                actual = get_or_404(session, Job, job_id).project_id
+            else:
+                actual = project_id
+            role = _role(session, user_id, actual)
+            if actual != project_id:
+                raise NotFound(f"{'Node' if node_id else 'Job'} {node_id or job_id} not found")
+        if role.rank < need.rank:
+            if need is Role.OWNER:
+                raise NotAllowed("Only the project's owner can do that")
+            raise NotAllowed("You can view this project but not change it")
         if image_url and not self.may_see_media(user_id, image_url):
             raise NotFound("That image is not one of yours")
+        return role
 
     def may_see_media(self, user_id: int, url_or_name: str) -> bool:
+        """Granted to the user, or used in a project they own or are a member of."""
         name = url_or_name.removeprefix(MEDIA_PREFIX)
         with self._session() as session:
-            return session.get(MediaGrant, (name, user_id)) is not None
+            if session.get(MediaGrant, (name, user_id)) is not None:
+                return True
+            owned = select(Project.id).where(Project.owner_id == user_id)
+            shared = select(Membership.project_id).where(Membership.user_id == user_id)
+            used = select(ProjectMedia.project_id).where(
+                ProjectMedia.name == name,
+                or_(col(ProjectMedia.project_id).in_(owned), col(ProjectMedia.project_id).in_(shared)),
+            )
+            return session.exec(used.limit(1)).first() is not None
 
     def grant_media(self, user_id: int, url_or_name: str) -> None:
         with self._session() as session:
             _grant(session, user_id, url_or_name)
-
-
-def grant_media_to_owner(session: Session, project_id: int, url_or_name: str) -> None:
-    """Let the project's owner see an image made in it, in the caller's transaction (the result's own)."""
-    _grant(session, get_or_404(session, Project, project_id).owner_id, url_or_name)
 
 
 def _grant(session: Session, user_id: int, url_or_name: str) -> None:
@@ -86,10 +126,22 @@ def _grant(session: Session, user_id: int, url_or_name: str) -> None:
     insert_or_ignore(session, MediaGrant, name=url_or_name.removeprefix(MEDIA_PREFIX), user_id=user_id)
 
 
-def _owned(session: Session, user_id: int, project_id: int) -> None:
+def use_media(session: Session, project_id: int, urls: list[str]) -> None:
+    """Record that the project uses these stored images (a result made there, an input added
+    there), in the caller's transaction: its members, present and future, may see them."""
+    for name in {url.removeprefix(MEDIA_PREFIX) for url in urls}:
+        insert_or_ignore(session, ProjectMedia, name=name, project_id=project_id)
+
+
+def _role(session: Session, user_id: int, project_id: int) -> Role:
     project = session.get(Project, project_id)
-    if project is None or project.owner_id != user_id:
-        raise NotFound(f"Project {project_id} not found")
+    if project is not None:
+        if project.owner_id == user_id:
+            return Role.OWNER
+        member = session.get(Membership, (project_id, user_id))
+        if member is not None:
+            return Role(member.role)
+    raise NotFound(f"Project {project_id} not found")
 
 
 class MediaLinks:

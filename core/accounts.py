@@ -47,7 +47,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _clean_email(email: str) -> str:
+def clean_email(email: str) -> str:
     email = email.strip().lower()
     if len(email) > MAX_EMAIL_CHARS or not _EMAIL.match(email):
         raise AuthError("Enter a valid email address")
@@ -65,7 +65,7 @@ class Accounts:
 
     def sign_up(self, email: str, password: str) -> tuple[UserView, str]:
         """Create an account and its first session; returns the user and the session token."""
-        email = _clean_email(email)
+        email = clean_email(email)
         if email == LOCAL_USER_EMAIL:
             raise AuthError("That address is reserved")
         if not MIN_PASSWORD_CHARS <= len(password) <= MAX_PASSWORD_CHARS:
@@ -83,7 +83,7 @@ class Accounts:
     def sign_in(self, email: str, password: str) -> tuple[UserView, str]:
         """Check the password; returns the user and a new session token."""
         try:
-            email = _clean_email(email)
+            email = clean_email(email)
         except AuthError:
             raise AuthError("Wrong email or password") from None
         with self._session() as session:

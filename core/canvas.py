@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
+from core.access import use_media
 from core.changes import ChangeWriter, Transaction, changes_since
 from core.contract import NodeKind, ProviderRegistry
 from core.db import get_or_404
@@ -119,6 +120,7 @@ class Canvas:
             if len(images) > limit:
                 raise InvalidInput(f"{node.model} takes at most {limit} input images")
             node.input_images = images
+            use_media(tx.session, node.project_id, add or [])  # its members may now see these
             self.touch_node(tx, node)
             return NodeView.of(node, self._history(tx.session, node_id))
 

@@ -26,6 +26,9 @@ from models.tables import ChangeEvent, Project
 class Notice:
     project_id: int
     seq: int
+    #: The account whose membership of the project changed (0 for any other change):
+    #: its tabs elsewhere must learn it too (their project list, the end of their access).
+    member: int = 0
 
 
 def changes_since(session: Session, project_id: int, after_seq: int) -> list[ChangeEvent]:
@@ -60,9 +63,9 @@ class ChangeNotifier:
         """Whether anything (the bridge to the tabs) is subscribed."""
         return bool(self._queues)
 
-    def publish(self, project_id: int, seq: int) -> None:
+    def publish(self, project_id: int, seq: int, member: int = 0) -> None:
         """Callable from any thread; a no-op when nobody listens."""
-        loop, notice = self._loop, Notice(project_id, seq)
+        loop, notice = self._loop, Notice(project_id, seq, member)
         if loop is None or loop.is_closed():
             return
         for queue in list(self._queues):
@@ -75,8 +78,10 @@ class Transaction:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.published: dict[int, int] = {}
+        #: (project, account) whose membership changed, with the sequence of that change.
+        self.members: dict[tuple[int, int], int] = {}
 
-    def changed(self, project_id: int) -> int:
+    def changed(self, project_id: int, *, member: int = 0) -> int:
         """Flush the change (its trigger writes the event) and return the project's sequence.
 
         The trigger knows what changed; the project is published to this process's
@@ -86,6 +91,8 @@ class Transaction:
         query = select(Project.last_seq).where(col(Project.id) == project_id)
         seq = int(self.session.connection().execute(query).scalar_one())
         self.published[project_id] = seq
+        if member:
+            self.members[(project_id, member)] = seq
         return seq
 
 
@@ -105,3 +112,5 @@ class ChangeWriter:
             yield tx
         for project_id, seq in tx.published.items():
             self.notifier.publish(project_id, seq)
+        for (project_id, member), seq in tx.members.items():
+            self.notifier.publish(project_id, seq, member)

@@ -7,3 +7,7 @@ class NotFound(LookupError):
 
 class InvalidInput(ValueError):
     """The user asked for something that cannot be done; the message says why."""
+
+
+class NotAllowed(PermissionError):
+    """The user may see this project but not do that here (a viewer changing it, an editor sharing it)."""

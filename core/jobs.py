@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, or_, update
 from sqlmodel import col, select
 
-from core.access import grant_media_to_owner
+from core.access import use_media
 from core.canvas import Canvas
 from core.changes import ChangeWriter, Transaction
 from core.contract import JobStatus, NodeKind, ProviderRegistry, TaskRef
@@ -301,7 +301,7 @@ class JobBook:
                 job.finished_at = job.updated_at
                 self._settle_node(tx, job)
             if job.image_path and status == JobStatus.COMPLETED:
-                grant_media_to_owner(tx.session, job.project_id, job.image_path)
+                use_media(tx.session, job.project_id, [job.image_path])
             for step, detail in _steps:
                 add_step(tx, job, step, detail)
             add_step(tx, job, f"status.{status.value}", job.error or job.provider_task_id or "")

@@ -122,15 +122,16 @@ class ChangeListener:
         try:
             data = json.loads(payload)
             project_id, seq = int(data["project_id"]), int(data["seq"])
+            member = int(data["id"]) if data.get("entity") == "member" else 0
         except (ValueError, KeyError, TypeError):
             log_step(log, "listen.bad_payload", payload=payload[:200])
             return
-        self._publish(project_id, seq)
+        self._publish(project_id, seq, member)
 
     def heard(self, project_id: int) -> int:
         """The highest sequence of the project this connection heard (the self-test's evidence)."""
         return self._seen.get(project_id, 0)
 
-    def _publish(self, project_id: int, seq: int) -> None:
+    def _publish(self, project_id: int, seq: int, member: int = 0) -> None:
         self._seen[project_id] = max(seq, self._seen.get(project_id, 0))
-        self.notifier.publish(project_id, seq)
+        self.notifier.publish(project_id, seq, member)

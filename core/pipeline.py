@@ -296,7 +296,7 @@ class Pipeline:
         path = await asyncio.to_thread(self.media.save, data)
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         log_job(log, "image.stored", job, bytes=len(data), path=path, duration_ms=duration_ms)
-        # The owner's grant to see the image is written with the result (JobBook.complete).
+        # The project's right to the image (its members see it) is written with the result (JobBook.complete).
         await asyncio.to_thread(self.jobs.complete, job.id, path, f"{len(data)} bytes in {duration_ms} ms", receipt)
 
 

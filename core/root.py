@@ -23,8 +23,10 @@ from core.media import MediaStore
 from core.pg_listen import ChangeListener
 from core.pipeline import Pipeline
 from core.polling import Poller, PollPolicy
+from core.presence import PresenceStore, presence_store
 from core.retries import RetryPolicy
 from core.settings import Settings
+from core.sharing import Sharing
 from core.sign_in_limits import SignInLimiter
 from core.throttle import SubmitThrottle
 from core.webhooks import WebhookGate
@@ -51,6 +53,9 @@ class Core:
     #: Which tab showed which change (the tabs' confirmations), and the batching door to it.
     delivery: DeliveryLedger
     inbox: ConfirmationInbox
+    sharing: Sharing
+    #: Who has each project open (Redis when the app runs with it, else this process's memory).
+    presence: PresenceStore
     #: On PostgreSQL: hears changes other processes commit; the web layer runs `listener.run()`.
     listener: ChangeListener | None = None
 
@@ -118,6 +123,8 @@ class Core:
             SignInLimiter(settings.sign_in_limit_per_account, settings.sign_in_limit_per_address, settings.redis_url),
             delivery,
             ConfirmationInbox(delivery),
+            Sharing(writer),
+            presence_store(settings.redis_url, settings.presence_timeout_s),
             listener,
         )
 
@@ -149,6 +156,7 @@ class Core:
     async def aclose(self) -> None:
         await self.pipeline.drain()
         await self.http.aclose()
+        await self.presence.aclose()
         self.db.engine.dispose()
 
 

@@ -115,7 +115,8 @@ class Settings(BaseSettings):
     )
     redis_url: str = variable(
         "",
-        "Reflex's state store in the scaled setup (`redis://...`); readiness pings it, sign-in counters live there",
+        "Reflex's state store in the scaled setup (`redis://...`); readiness pings it, sign-in counters and "
+        "presence live there",
         env="REFLEX_REDIS_URL",
     )
     sign_in_limit_per_account: str = variable("5/minute", "sign-in attempts allowed per account (`limits` notation)")
@@ -124,6 +125,9 @@ class Settings(BaseSettings):
     )
     trusted_proxy_hops: int = variable(
         0, "proxies in front whose `X-Forwarded-For` is believed (1 behind one reverse proxy)"
+    )
+    presence_timeout_s: float = variable(
+        5.0, "a tab whose worker stopped renewing its presence (the worker died) leaves the Presence list after this"
     )
     auth_required: bool = variable(False, "`true`: no page or image without signing in (shared deployments)")
     secret_key: SecretStr = variable(

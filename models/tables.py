@@ -199,3 +199,23 @@ class FeedSighting(SQLModel, table=True):
     seq: int = Field(primary_key=True)
     tab_id: str = Field(primary_key=True, max_length=64)
     delay_ms: int
+
+
+class Membership(SQLModel, table=True):
+    """Someone the owner shared a project with, and what they may do there.
+
+    The owner is not a row here (`Project.owner_id`); a row's role is `editor` or `viewer`
+    (see `core.access.Role`). Its changes are in the project's change feed (migration 0003).
+    """
+
+    project_id: int = Field(primary_key=True, foreign_key="project.id")
+    user_id: int = Field(primary_key=True, foreign_key="user.id", index=True)
+    role: str = Field(max_length=16)
+    added_at: datetime = Field(default_factory=utcnow)
+
+
+class ProjectMedia(SQLModel, table=True):
+    """An image used in a project (a result, or an edit node's input): its members may see it."""
+
+    name: str = Field(primary_key=True, max_length=80)
+    project_id: int = Field(primary_key=True, foreign_key="project.id", index=True)

@@ -18,6 +18,15 @@ tab that joins gets a snapshot of its own, read under the room's lock so no chan
 emitted between the read and the send; a hole in the change events sends a snapshot
 to the whole room; and a tab that sees a message based on a sequence number it does
 not hold asks for a snapshot again.
+
+Sharing and presence ride the same rooms. A tab's socket also joins its account's room
+(`user-<id>`), so a membership change (a notice naming the member, from this process or
+another worker's NOTIFY) tells that account's tabs to reread their project list, tells
+its tabs in the project their new role, or takes them out of the project's room and
+tells them their access ended. Presence: this process renews, twice a second, the entries
+of the sockets in its rooms (`core.presence`), drops those that left, and sends a room the
+people list when it changed; so its cost grows with projects open here, not with tabs,
+and a worker that dies stops renewing its tabs, which then expire.
 """
 
 from __future__ import annotations
@@ -26,8 +35,11 @@ import asyncio
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from core.accounts import UserView
 from core.changes import Notice
+from core.errors import NotFound
 from core.logs import get_logger, log_step
+from core.presence import TabPresence, people
 from core.root import Core
 from models.views import Changes, Snapshot
 
@@ -40,11 +52,26 @@ log = get_logger("bridge")
 #: Socket.io events the browser's room store listens for (components/room_store.js).
 SNAPSHOT_EVENT = "canvas.snapshot"
 CHANGE_EVENT = "canvas.change"
+#: This tab's role in its project ("" once its access ended).
+ACCESS_EVENT = "canvas.access"
+MEMBERS_EVENT = "canvas.members"
+PRESENCE_EVENT = "canvas.presence"
+#: To an account's tabs: the projects they may open changed, reread the list.
+PROJECTS_EVENT = "canvas.projects"
 ROOM_PREFIX = "project-"
+USER_PREFIX = "user-"
+#: How often this process renews its tabs' presence and sends rooms what changed.
+PRESENCE_ROUND_S = 0.5
+#: How presence names the built-in user of a deployment without sign-in.
+LOCAL_USER_NAME = "local user"
 
 
 def room_name(project_id: int) -> str:
     return f"{ROOM_PREFIX}{project_id}"
+
+
+def user_room(user_id: int) -> str:
+    return f"{USER_PREFIX}{user_id}"
 
 
 def snapshot_message(snapshot: Snapshot) -> dict[str, Any]:
@@ -78,6 +105,13 @@ class Room:
 
     seq: int = 0
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    #: Sockets of this process whose presence it renews, and the people list last sent.
+    present: set[str] = dataclasses.field(default_factory=set)
+    people: list[dict[str, Any]] | None = None
+    presence_lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+
+
+_NOBODY = TabPresence("", 0, "")
 
 
 class RoomBridge:
@@ -85,6 +119,8 @@ class RoomBridge:
         self._core = core
         self._app: rx.App | None = None
         self._rooms: dict[int, Room] = {}
+        #: Each tab (socket) here that opened a project: who, and the node it types in.
+        self._tabs: dict[str, TabPresence] = {}
 
     def attach(self, app: rx.App) -> None:
         self._app = app
@@ -155,14 +191,126 @@ class RoomBridge:
                 tabs=tabs,
             )
 
+    # sharing -------------------------------------------------------------------
+    async def enter(self, sid: str, project_id: int, viewer: UserView) -> Snapshot | None:
+        """`join` for a member's tab: also its account's room, its role, the members and who is here.
+
+        None for a non-member. The role is read again once the socket joined, so a removal
+        committed meanwhile (whose push missed this socket) still ends this tab's access.
+        """
+        namespace = self._namespace
+        try:
+            await asyncio.to_thread(self._core.access.project, viewer.id, project_id)
+        except NotFound:
+            return None  # no member: not a byte of the project
+        await namespace.enter_room(sid, user_room(viewer.id))
+        snapshot = await self.join(sid, project_id)
+        try:
+            role = await asyncio.to_thread(self._core.access.project, viewer.id, project_id)
+        except NotFound:
+            await namespace.leave_room(sid, room_name(project_id))
+            await namespace.emit(ACCESS_EVENT, {"project_id": project_id, "role": ""}, to=sid)
+            return None
+        await namespace.emit(ACCESS_EVENT, {"project_id": project_id, "role": role.value}, to=sid)
+        await namespace.emit(MEMBERS_EVENT, await self._members_message(project_id), to=sid)
+        email = LOCAL_USER_NAME if viewer.is_local else viewer.email
+        self._tabs[sid] = TabPresence(sid, viewer.id, email)
+        self._rooms[project_id].present.add(sid)
+        await self.presence_round(project_id, tell=sid)
+        return snapshot
+
+    async def _members_message(self, project_id: int) -> dict[str, Any]:
+        members = await asyncio.to_thread(self._core.sharing.members, project_id)
+        return {"project_id": project_id, "members": [dataclasses.asdict(m) for m in members]}
+
+    async def members_changed(self, project_id: int, user_id: int) -> None:
+        """One account's membership of the project changed (added, new role, removed)."""
+        namespace = self._namespace
+        await namespace.emit(PROJECTS_EVENT, {"project_id": project_id}, room=user_room(user_id))
+        room = self._rooms.get(project_id)
+        if room is None or not self.tabs(project_id):
+            return
+        try:
+            role = await asyncio.to_thread(self._core.access.project, user_id, project_id)
+        except NotFound:
+            role = None
+        theirs = [sid for sid in self._participants(project_id) if self._tabs.get(sid, _NOBODY).user_id == user_id]
+        for sid in theirs:
+            if role is None:
+                # Out of the room first: not one more change of this project reaches the tab.
+                await namespace.leave_room(sid, room_name(project_id))
+                log_step(log, "tab.access_ended", project_id=project_id, user_id=user_id)
+            await namespace.emit(ACCESS_EVENT, {"project_id": project_id, "role": role or ""}, to=sid)
+        await namespace.emit(MEMBERS_EVENT, await self._members_message(project_id), room=room_name(project_id))
+        if role is None and theirs:
+            await self.presence_round(project_id)
+
+    def _participants(self, project_id: int) -> list[str]:
+        namespace = self._namespace
+        return [sid for sid, _ in namespace.server.manager.get_participants(namespace.namespace, room_name(project_id))]
+
+    # presence ------------------------------------------------------------------
+    async def typing(self, sid: str, project_id: int, node_id: int) -> None:
+        """The tab's cursor entered a node's prompt (or left it: 0); others see it at once."""
+        tab = self._tabs.get(sid)
+        room = self._rooms.get(project_id)
+        if tab is None or room is None or sid not in room.present or tab.node_id == node_id:
+            return
+        self._tabs[sid] = dataclasses.replace(tab, node_id=node_id)
+        await self.presence_round(project_id)
+
+    async def presence_round(self, project_id: int, tell: str = "") -> None:
+        """Renew this process's tabs of the project, drop those that left, send the room a changed list.
+
+        `tell`: a tab that just came, which gets the list even when it did not change.
+        """
+        room = self._rooms.get(project_id)
+        if room is None:
+            return
+        async with room.presence_lock:
+            here = set(self._participants(project_id))
+            staying = [self._tabs[sid] for sid in room.present & here if sid in self._tabs]
+            gone = sorted(room.present - here)
+            room.present -= set(gone)
+            await self._core.presence.renew(project_id, staying, gone)
+            tabs = await self._core.presence.read(project_id)
+            current = [dataclasses.asdict(line) for line in people(tabs)]
+            message = {"project_id": project_id, "people": current}
+            if current != room.people and here:
+                await self._namespace.emit(PRESENCE_EVENT, message, room=room_name(project_id))
+            elif tell:
+                await self._namespace.emit(PRESENCE_EVENT, message, to=tell)
+            room.people = current if here else None
+        for sid in gone:
+            if not any(sid in other.present for other in self._rooms.values()):
+                self._tabs.pop(sid, None)
+
+    async def run_presence(self) -> None:
+        """Every `PRESENCE_ROUND_S`: a presence round for each project some tab here has open."""
+        while True:
+            for project_id in [p for p, room in self._rooms.items() if room.present]:
+                try:
+                    await self.presence_round(project_id)
+                except Exception:
+                    log.exception("presence round failed", extra={"project_id": project_id, "step": "presence.failed"})
+            await asyncio.sleep(PRESENCE_ROUND_S)
+
     async def run(self) -> None:
         """Turn committed change notices into pushes, one per project per burst."""
         with self._core.notifier.subscribe() as queue:
             while True:
                 notice: Notice = await queue.get()
-                latest = {notice.project_id}
+                latest, members = {notice.project_id}, {(notice.project_id, notice.member)}
                 while not queue.empty():  # coalesce a burst into one push per project
-                    latest.add(queue.get_nowait().project_id)
+                    more = queue.get_nowait()
+                    latest.add(more.project_id)
+                    members.add((more.project_id, more.member))
+                for project_id, member in members:
+                    if member:
+                        try:
+                            await self.members_changed(project_id, member)
+                        except Exception:
+                            log.exception("membership push failed", extra={"project_id": project_id})
                 for project_id in latest:
                     try:
                         await self.push(project_id)

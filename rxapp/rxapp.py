@@ -69,3 +69,9 @@ async def change_listener() -> None:
 async def room_bridge() -> None:
     """Turn committed changes into one message per project room (rxapp/bridge.py)."""
     await bridge.run()
+
+
+@app.register_lifespan_task
+async def presence_rounds() -> None:
+    """Renew this process's tabs' presence and send each room who is there when it changed."""
+    await bridge.run_presence()

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlmodel import select
 
+from core.access import use_media
 from core.accounts import AuthError, token_hash
 from core.contract import JobStatus, NodeKind, TaskRef, TaskUpdate
 from core.errors import NotFound
@@ -205,6 +206,24 @@ async def test_a_finished_job_grants_its_image_to_the_project_owner(core: Core, 
     job = await job_reaches(core, view.id, *TERMINAL)
     assert job.status == JobStatus.COMPLETED and job.image_path
     assert core.access.may_see_media(core.accounts.local_user().id, job.image_path)
+
+
+async def test_a_shared_projects_images_are_served_to_its_members_only(core: Core) -> None:
+    owner, owner_token = core.accounts.sign_up("owner@example.com", "long enough")
+    _, member_token = core.accounts.sign_up("member@example.com", "long enough")
+    _, outsider_token = core.accounts.sign_up("outsider@example.com", "long enough")
+    project = core.canvas.create_project(owner.id, "Shared")
+    url = core.media.save(PNG)
+    with core.db.session() as session:
+        use_media(session, project.id, [url])  # a result made in the project
+    member = core.sharing.add(project.id, "member@example.com", "viewer")
+    async with _client(core, member_token) as member_http, _client(core, outsider_token) as outsider_http:
+        assert (await member_http.get(url)).status_code == 200
+        assert (await outsider_http.get(url)).status_code == 404
+        async with _client(core, owner_token) as owner_http:
+            assert (await owner_http.get(url)).status_code == 200
+        core.sharing.remove(project.id, member.user_id)
+        assert (await member_http.get(url)).status_code == 404  # access ends with the membership
 
 
 # Sign-in pages ----------------------------------------------------------------------

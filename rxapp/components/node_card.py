@@ -7,9 +7,10 @@ from reflex.vars import ObjectVar
 
 from core.contract import NodeKind
 from models.views import NodeView
-from rxapp.components.room_store import finished_images
+from rxapp.components.room_store import finished_images, overwritten, typing_in
 from rxapp.runtime import core
 from rxapp.states.pending import LAST_REQUEST_ID, add_pending
+from rxapp.states.presence import PresenceState
 from rxapp.states.room import ProjectRoom
 from rxapp.states.upload import UploadState
 
@@ -76,6 +77,27 @@ def _inputs(node: ObjectVar[NodeView]) -> rx.Component:
     )
 
 
+def _prompt_notice(node: ObjectVar[NodeView]) -> rx.Component:
+    """Last write wins, but not silently: who is in this prompt, and whether the text changed under you."""
+    here = typing_in(node.id)
+    return rx.fragment(
+        rx.cond(
+            overwritten(node.id),
+            rx.callout(
+                "Someone else changed this prompt after you typed: the text above is theirs.",
+                icon="info",
+                color_scheme="amber",
+                size="1",
+                role="status",
+                data_testid="prompt-overwritten",
+            ),
+        ),
+        rx.cond(
+            here != "", rx.text("In this prompt: ", here, size="1", color_scheme="gray", data_testid="typing-here")
+        ),
+    )
+
+
 def node_card(node: ObjectVar[NodeView]) -> rx.Component:
     is_edit = node.kind == NodeKind.IMAGE_EDIT.value
     return rx.card(
@@ -101,7 +123,10 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
                 placeholder="Describe the image…",
                 max_length=core.settings.max_prompt_chars,
                 width="100%",
+                on_focus=PresenceState.typing_in(node.id),
+                on_blur=PresenceState.typing_in(0),
             ),
+            _prompt_notice(node),
             rx.hstack(
                 _select(
                     "Model",

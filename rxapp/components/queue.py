@@ -6,7 +6,7 @@ import reflex as rx
 from reflex.vars import ObjectVar
 
 from models.views import JobView, StepView
-from rxapp.components.room_store import confirmed, jobs, steps_of
+from rxapp.components.room_store import confirmed, jobs, may_edit, steps_of
 from rxapp.states.pending import pending_jobs
 from rxapp.states.room import ProjectRoom
 from rxapp.states.timeline import TimelineState
@@ -129,11 +129,19 @@ def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component
         rx.table.cell(
             rx.cond(
                 unfinished,
-                rx.button("Cancel", size="1", variant="soft", on_click=ProjectRoom.on_job("cancel", job.id)),
+                rx.button(
+                    "Cancel",
+                    size="1",
+                    variant="soft",
+                    on_click=ProjectRoom.on_job("cancel", job.id),
+                    disabled=~may_edit,
+                ),
             ),
             rx.cond(
                 (job.status == "failed") | (job.status == "cancelled"),
-                rx.button("Retry", size="1", variant="soft", on_click=ProjectRoom.on_job("retry", job.id)),
+                rx.button(
+                    "Retry", size="1", variant="soft", on_click=ProjectRoom.on_job("retry", job.id), disabled=~may_edit
+                ),
             ),
             rx.button(
                 "Timeline",

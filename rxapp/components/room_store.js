@@ -6,7 +6,11 @@ const roomStore = (() => {
   if (window.__roomStore) return window.__roomStore;
   const config = __ROOM_CONFIG__;
   // `appliedAt`: when `seq` last moved, read by the delivery reporter (delivery_reporter.py).
-  const store = { project: 0, seq: 0, appliedAt: 0, jobs: [], nodes: [], resyncing: false };
+  const store = { project: 0, seq: 0, appliedAt: 0, jobs: [], nodes: [], resyncing: false, ended: false };
+  // Prompts this tab sent, per node: a node row whose prompt is none of them was written by
+  // someone else; if this tab typed in that node, its field shows that (last write wins).
+  const sentPrompts = new Map();
+  let overwritten = [];
 
   // Publish a list through its ClientStateVar: the setter re-renders every reader; before
   // the first reader mounts, the value waits in `refs` where the ClientStateVar starts from.
@@ -46,6 +50,7 @@ const roomStore = (() => {
   };
 
   const onSnapshot = (message) => {
+    if (store.ended && message.project.id === store.project) return;
     store.project = message.project.id;
     store.seq = message.seq;
     store.appliedAt = Date.now();
@@ -59,6 +64,7 @@ const roomStore = (() => {
 
   const onChange = (message) => {
     if (message.project_id !== store.project) return; // a message of a project this tab left
+    if (store.ended) return;
     if (message.base > store.seq) {
       // A hole: something between what this tab holds and this message never arrived.
       if (!store.resyncing) config.resync();
@@ -72,6 +78,7 @@ const roomStore = (() => {
       store.jobs = added ? next.sort(newestFirst).slice(0, config.queueLimit) : next;
       publish(config.jobs, store.jobs);
     }
+    if (message.nodes) noticeOverwrites(message.nodes);
     if (message.nodes || message.deleted_nodes) {
       let nodes = merge(store.nodes, message.nodes || [], withHistory).next;
       if (message.deleted_nodes) nodes = nodes.filter((n) => !message.deleted_nodes.includes(n.id));
@@ -80,13 +87,62 @@ const roomStore = (() => {
     }
   };
 
+  const noticeOverwrites = (rows) => {
+    const held = new Map(store.nodes.map((node) => [node.id, node]));
+    const hit = rows.filter((row) => {
+      const sent = sentPrompts.get(row.id);
+      const old = held.get(row.id);
+      return sent && old && row.version > old.version && row.prompt !== old.prompt && !sent.includes(row.prompt);
+    });
+    if (!hit.length) return;
+    overwritten = [...new Set([...overwritten, ...hit.map((row) => row.id)])];
+    publish(config.overwritten, overwritten);
+  };
+
+  const onAccess = (message) => {
+    if (message.project_id !== store.project) return;
+    // Access ended: the server took this tab out of the project's room; stop asking for snapshots.
+    store.ended = !message.role;
+    publish(config.access, message);
+    if (store.ended) {
+      store.jobs = [];
+      store.nodes = [];
+      publish(config.jobs, store.jobs);
+      publish(config.nodes, store.nodes);
+    }
+  };
+
+  const forProject = (slot) => (message) => {
+    if (message.project_id === store.project && !store.ended) publish(slot, message[slot.field]);
+  };
+  const onMembers = forProject(config.members);
+  const onPresence = forProject(config.presence);
+
   // Listen on Reflex's own socket: every incoming event packet passes through `onevent`.
   const onevent = Socket.prototype.onevent;
   Socket.prototype.onevent = function (packet) {
     const [name, message] = packet.data || [];
     if (name === config.snapshotEvent) return onSnapshot(message);
     if (name === config.changeEvent) return onChange(message);
+    if (name === config.accessEvent) return onAccess(message);
+    if (name === config.membersEvent) return onMembers(message);
+    if (name === config.presenceEvent) return onPresence(message);
+    if (name === config.projectsEvent) return config.refreshProjects();
     return onevent.call(this, packet);
+  };
+  // Remember the prompts this tab sends (a typed prompt clears that node's notice).
+  const emit = Socket.prototype.emit;
+  Socket.prototype.emit = function (name, event, ...rest) {
+    const payload = name === "event" && event && event.payload;
+    if (payload && payload.action === "prompt" && String(event.name).endsWith(".on_node")) {
+      const sent = sentPrompts.get(payload.node_id) || [];
+      sentPrompts.set(payload.node_id, [...sent.slice(-49), payload.value]);
+      if (overwritten.includes(payload.node_id)) {
+        overwritten = overwritten.filter((id) => id !== payload.node_id);
+        publish(config.overwritten, overwritten);
+      }
+    }
+    return emit.call(this, name, event, ...rest);
   };
   window.__roomStore = store;
   return store;

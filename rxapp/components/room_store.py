@@ -16,27 +16,74 @@ from reflex.event import EventChain, no_args_event_spec
 from reflex.experimental.client_state import ClientStateVar
 from reflex_base.utils.imports import ImportVar
 
+from core.access import Role
 from core.canvas import HISTORY_LIMIT, QUEUE_LIMIT
+from core.presence import PersonView
+from core.sharing import MemberView
 from models.views import JobView, NodeView
-from rxapp.bridge import CHANGE_EVENT, SNAPSHOT_EVENT
+from rxapp.bridge import (
+    ACCESS_EVENT,
+    CHANGE_EVENT,
+    MEMBERS_EVENT,
+    PRESENCE_EVENT,
+    PROJECTS_EVENT,
+    SNAPSHOT_EVENT,
+)
 from rxapp.states.room import ProjectRoom
 
 room_project = ClientStateVar.create("roomProject", default={"id": 0, "name": ""})
 room_jobs = ClientStateVar.create("roomJobs", default=[])
 room_nodes = ClientStateVar.create("roomNodes", default=[])
+#: This tab's role in the project: "" before it is known and once access ended.
+room_access = ClientStateVar.create("roomAccess", default={"project_id": 0, "role": ""})
+room_members = ClientStateVar.create("roomMembers", default=[])
+room_presence = ClientStateVar.create("roomPresence", default=[])
+#: Nodes whose prompt someone else rewrote after this tab typed in it.
+room_overwritten = ClientStateVar.create("roomOverwritten", default=[])
 
 #: What components read.
 project_name = room_project.value.to(dict[str, str])["name"].to(str)
 jobs = room_jobs.value.to(list[JobView])
 nodes = room_nodes.value.to(list[NodeView])
+members = room_members.value.to(list[MemberView])
+present = room_presence.value.to(list[PersonView])
+role = room_access.value.to(dict[str, str])["role"].to(str)
+#: The page may change the project (editor or owner); a viewer's controls are disabled.
+may_edit = (role == Role.EDITOR.value) | (role == Role.OWNER.value)
+is_owner = role == Role.OWNER.value
+#: The server took this tab out of the project (the owner removed this account).
+access_ended = (room_access.value.to(dict[str, str])["project_id"].to(int) != 0) & (role == "")
 
 _JS = (Path(__file__).with_suffix(".js")).read_text()
 _RESYNC = rx.Var.create(EventChain.create(value=ProjectRoom.resync, args_spec=no_args_event_spec, key="resync"))
+_REFRESH_PROJECTS = rx.Var.create(
+    EventChain.create(value=ProjectRoom.refresh_projects, args_spec=no_args_event_spec, key="refreshProjects")
+)
 
 
-def _slot(var: ClientStateVar) -> dict[str, str]:
-    """Where ClientStateVar keeps a value and its setter in Reflex's global `refs`."""
-    return {"value": f"_client_state_{var._getter_name}", "setter": f"_client_state_{var._setter_name}"}
+def _slot(var: ClientStateVar, field: str = "") -> dict[str, str]:
+    """Where ClientStateVar keeps a value and its setter in Reflex's global `refs`.
+
+    `field`: the message field a room message publishes through it.
+    """
+    slot = {"value": f"_client_state_{var._getter_name}", "setter": f"_client_state_{var._setter_name}"}
+    return slot | ({"field": field} if field else {})
+
+
+def overwritten(node_id: rx.Var) -> rx.Var[bool]:
+    """Whether someone else rewrote this node's prompt after this tab typed in it."""
+    return rx.Var(
+        f"({room_overwritten.value}).includes({node_id})",
+        _var_data=rx.vars.VarData.merge(room_overwritten.value._get_all_var_data(), node_id._get_all_var_data()),
+    ).to(bool)
+
+
+def typing_in(node_id: rx.Var) -> rx.Var[str]:
+    """Who has the cursor in this node's prompt, as a list of emails ("" when nobody)."""
+    return rx.Var(
+        f"({present}).filter((p) => p.nodes.includes({node_id})).map((p) => p.email).join(', ')",
+        _var_data=rx.vars.VarData.merge(present._get_all_var_data(), node_id._get_all_var_data()),
+    ).to(str)
 
 
 def confirmed(client_request_id: rx.Var) -> rx.Var[bool]:
@@ -76,9 +123,10 @@ class RoomStore(rx.Fragment):
             "socket.io-client": [ImportVar(tag="Socket", install=False)],
             "$/utils/state": [ImportVar(tag="refs")],
         }
-        var_data = _RESYNC._get_all_var_data()
-        for library, tags in var_data.imports if var_data else ():
-            imports.setdefault(library, []).extend(tags)
+        for chain in (_RESYNC, _REFRESH_PROJECTS):
+            var_data = chain._get_all_var_data()
+            for library, tags in var_data.imports if var_data else ():
+                imports.setdefault(library, []).extend(tags)
         return imports
 
     def add_custom_code(self) -> list[str]:
@@ -86,15 +134,24 @@ class RoomStore(rx.Fragment):
             "project": _slot(room_project),
             "jobs": _slot(room_jobs),
             "nodes": _slot(room_nodes),
+            "access": _slot(room_access),
+            "members": _slot(room_members, "members"),
+            "presence": _slot(room_presence, "people"),
+            "overwritten": _slot(room_overwritten),
             "snapshotEvent": SNAPSHOT_EVENT,
             "changeEvent": CHANGE_EVENT,
+            "accessEvent": ACCESS_EVENT,
+            "membersEvent": MEMBERS_EVENT,
+            "presenceEvent": PRESENCE_EVENT,
+            "projectsEvent": PROJECTS_EVENT,
             "queueLimit": QUEUE_LIMIT,
             "historyLimit": HISTORY_LIMIT,
         }
-        literal = json.dumps(config)[:-1] + ', "resync": ' + str(_RESYNC) + "}"
+        chains = ', "resync": ' + str(_RESYNC) + ', "refreshProjects": ' + str(_REFRESH_PROJECTS)
+        literal = json.dumps(config)[:-1] + chains + "}"
         return [_JS.replace("__ROOM_CONFIG__", literal)]
 
 
 def room_store() -> rx.Component:
     """The lists' hooks, once at the top of the page that renders them."""
-    return rx.fragment(room_project, room_jobs, room_nodes)
+    return rx.fragment(room_project, room_jobs, room_nodes, room_access, room_members, room_presence, room_overwritten)

@@ -1,11 +1,15 @@
-"""Project picker, rename and create, the add-node buttons, and `Check realtime`."""
+"""Project picker, rename and create, the add-node buttons, `Share` and `Check realtime`.
+
+The changing controls are disabled for a viewer (the server refuses their events anyway).
+"""
 
 from __future__ import annotations
 
 import reflex as rx
 
 from rxapp.components.realtime_check import realtime_check
-from rxapp.components.room_store import project_name
+from rxapp.components.room_store import may_edit, project_name
+from rxapp.components.share_dialog import share_dialog
 from rxapp.runtime import core
 from rxapp.states.room import ProjectRoom
 from rxapp.states.viewer import ViewerState
@@ -19,7 +23,9 @@ def toolbar() -> rx.Component:
                 ProjectRoom.projects,
                 # This project's name comes live from its room; the others' from the last read.
                 lambda p: rx.el.option(
-                    rx.cond(p.id == ProjectRoom.project_id, project_name, p.name), value=p.id.to_string()
+                    rx.cond(p.id == ProjectRoom.project_id, project_name, p.name),
+                    rx.cond(p.role != "owner", " (shared, " + p.role + ")", ""),
+                    value=p.id.to_string(),
                 ),
             ),
             value=ProjectRoom.project_id.to_string(),  # type: ignore[attr-defined]  # a state field is a Var on the class
@@ -33,6 +39,7 @@ def toolbar() -> rx.Component:
             on_change=lambda name: ProjectRoom.on_project("rename", name),
             aria_label="Project name",
             max_length=core.settings.max_project_name_chars,
+            disabled=~may_edit,
             width="220px",
         ),
         rx.button("New project", variant="outline", on_click=ProjectRoom.create_project),
@@ -42,13 +49,16 @@ def toolbar() -> rx.Component:
             "Add text-to-image node",
             aria_label="Add text-to-image node",
             on_click=ProjectRoom.on_project("add_text_node", ""),
+            disabled=~may_edit,
         ),
         rx.button(
             rx.icon("image"),
             "Add image edit node",
             aria_label="Add image edit node",
             on_click=ProjectRoom.on_project("add_edit_node", ""),
+            disabled=~may_edit,
         ),
+        share_dialog(),
         realtime_check(),
         account(),
         width="100%",

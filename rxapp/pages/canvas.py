@@ -6,8 +6,9 @@ import reflex as rx
 
 from rxapp.components.delivery_reporter import delivery_reporter
 from rxapp.components.node_card import node_card
+from rxapp.components.presence import presence_list
 from rxapp.components.queue import queue_monitor
-from rxapp.components.room_store import nodes, room_store
+from rxapp.components.room_store import access_ended, may_edit, nodes, room_store
 from rxapp.components.toolbar import toolbar
 from rxapp.states.pending import pending_jobs
 from rxapp.states.upload import upload_zone
@@ -20,16 +21,32 @@ def canvas_page() -> rx.Component:
         delivery_reporter(),
         upload_zone(),
         toolbar(),
+        presence_list(),
+        rx.cond(
+            access_ended,
+            rx.el.div(
+                rx.callout(
+                    "Your access to this project ended: its owner removed you. Pick another project.",
+                    icon="lock",
+                    color_scheme="red",
+                ),
+                role="alert",
+                data_testid="access-ended",
+            ),
+        ),
         rx.flex(
-            rx.flex(
-                rx.foreach(nodes, node_card),
-                rx.cond(nodes.length() == 0, rx.text("Add a node to start.", color_scheme="gray")),
-                wrap="wrap",
-                gap="4",
-                flex="1",
-                min_width="0",
-                align="start",
-                data_testid="canvas",
+            # A disabled fieldset disables every control of the nodes at once: a viewer's page.
+            rx.el.fieldset(
+                rx.flex(
+                    rx.foreach(nodes, node_card),
+                    rx.cond(nodes.length() == 0, rx.text("Add a node to start.", color_scheme="gray")),
+                    wrap="wrap",
+                    gap="4",
+                    align="start",
+                    data_testid="canvas",
+                ),
+                disabled=~may_edit,
+                style={"border": "0", "padding": "0", "margin": "0", "min_width": "0", "flex": "1"},
             ),
             rx.box(queue_monitor(), width="min(600px, 100%)", flex_shrink="0"),
             gap="5",

@@ -18,10 +18,11 @@ from typing import Any
 import reflex as rx
 from reflex.event import EventSpec
 
+from core.accounts import UserView
 from core.contract import NodeKind, ProviderError
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotAllowed, NotFound
 from core.logs import get_logger, log_step
-from models.views import ProjectView
+from core.sharing import SharedProjectView
 from rxapp.runtime import bridge, core
 from rxapp.states.pending import pending_jobs
 from rxapp.states.viewer import ViewerState, current_viewer, to_login
@@ -63,7 +64,8 @@ JOB_ACTIONS: dict[str, Action] = {
 
 class ProjectRoom(rx.State):
     project_id: int = 0
-    projects: list[ProjectView] = []
+    #: Every project this viewer may open: their own, then the ones shared with them.
+    projects: list[SharedProjectView] = []
 
     # opening and resyncing ------------------------------------------------
     @rx.event
@@ -86,8 +88,8 @@ class ProjectRoom(rx.State):
             log_step(log, "tab.refused", project_id=project_id, user_id=viewer.id)
             return [rx.toast.error(f"Project {project_id} does not exist"), rx.redirect("/")]
         self.project_id = project_id
-        await self._join()
-        self.projects = await asyncio.to_thread(core.canvas.list_projects, viewer.id)
+        await self._join(viewer)
+        self.projects = await asyncio.to_thread(core.sharing.projects_for, viewer.id)
         return pending_jobs.push([])
 
     @rx.event
@@ -100,12 +102,15 @@ class ProjectRoom(rx.State):
             await asyncio.to_thread(core.access.project, viewer.id, self.project_id)
         except NotFound:
             return rx.redirect("/")
-        await self._join()
+        await self._join(viewer)
         return None
 
-    async def _join(self) -> None:
+    async def _join(self, viewer: UserView) -> None:
+        """Into the project's room as a member: the role is read again on every (re)join."""
         sid = self.router.session.session_id
-        snapshot = await bridge.join(sid, self.project_id)
+        snapshot = await bridge.enter(sid, self.project_id, viewer)
+        if snapshot is None:
+            return  # access ended meanwhile: the tab was told
         log_step(log, "tab.joined", project_id=self.project_id, seq=snapshot.seq, tabs=bridge.tabs(self.project_id))
 
     # user actions ---------------------------------------------------------
@@ -153,6 +158,9 @@ class ProjectRoom(rx.State):
                 await action.call(subject, value)
             else:
                 await asyncio.to_thread(action.call, subject, value)
+        except NotAllowed as exc:
+            log_step(log, "tab.not_allowed", project_id=self.project_id, user_id=viewer.id)
+            return rx.toast.error(str(exc))
         except (InvalidInput, NotFound, ProviderError) as exc:
             return rx.toast.error(str(exc))
         return None
@@ -175,7 +183,7 @@ class ProjectRoom(rx.State):
         """Projects made or renamed in other projects' tabs reach no room of this one: reread on focus."""
         viewer = await current_viewer(self)
         if viewer is not None:
-            self.projects = await asyncio.to_thread(core.canvas.list_projects, viewer.id)
+            self.projects = await asyncio.to_thread(core.sharing.projects_for, viewer.id)
 
     @rx.event
     def switch_project(self, project_id: str):

@@ -11,7 +11,7 @@ import asyncio
 
 import reflex as rx
 
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotAllowed, NotFound
 from core.media import ImageRejected
 from rxapp.runtime import core
 from rxapp.states.viewer import current_viewer, to_login
@@ -34,8 +34,9 @@ class UploadState(rx.State):
         if viewer is None:
             return to_login()
         try:
-            await asyncio.to_thread(core.access.node, viewer.id, self.target_node)
-        except NotFound as exc:
+            project_id = await asyncio.to_thread(core.access.node, viewer.id, self.target_node)
+            await asyncio.to_thread(core.access.may_act, viewer.id, project_id, node_id=self.target_node)
+        except (NotFound, NotAllowed) as exc:
             return rx.toast.error(str(exc))
         saved: list[str] = []
         for upload in files:
