@@ -12,7 +12,7 @@ notification costs latency, never data.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -75,6 +75,8 @@ class Transaction:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.published: dict[int, int] = {}
+        #: Work for once the transaction committed (e.g. submitting the jobs it queued).
+        self.after_commit: list[Callable[[], None]] = []
 
     def changed(self, project_id: int) -> int:
         """Flush the change (its trigger writes the event) and return the project's sequence.
@@ -103,3 +105,5 @@ class ChangeWriter:
             yield tx
         for project_id, seq in tx.published.items():
             self.notifier.publish(project_id, seq)
+        for callback in tx.after_commit:
+            callback()

@@ -20,8 +20,10 @@ from core.delivery import ConfirmationInbox, DeliveryLedger
 from core.fetch import FetchPolicy
 from core.jobs import JobBook
 from core.media import MediaStore
+from core.notebook import Notebook
 from core.pg_listen import ChangeListener
 from core.pipeline import Pipeline
+from core.plan import RunPlan
 from core.polling import Poller, PollPolicy
 from core.retries import RetryPolicy
 from core.settings import Settings
@@ -50,6 +52,9 @@ class Core:
     #: Which tab showed which change (the tabs' confirmations), and the batching door to it.
     delivery: DeliveryLedger
     inbox: ConfirmationInbox
+    #: The reactive notebook: node references, order, autorun; and the run plans.
+    notebook: Notebook
+    plan: RunPlan
     #: On PostgreSQL: hears changes other processes commit; the web layer runs `listener.run()`.
     listener: ChangeListener | None = None
 
@@ -99,6 +104,8 @@ class Core:
         )
         listener = ChangeListener(db.libpq_url, notifier) if db.is_postgres else None
         delivery = DeliveryLedger(writer)
+        plan = RunPlan(writer, jobs)
+        jobs.on_settled = plan.job_settled
         return cls(
             settings,
             db,
@@ -117,6 +124,8 @@ class Core:
             SignInLimiter(settings.sign_in_limit_per_account, settings.sign_in_limit_per_address, settings.redis_url),
             delivery,
             ConfirmationInbox(delivery),
+            Notebook(writer, registry),
+            plan,
             listener,
         )
 
