@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rxapp.components.realtime_check import realtime_check
-from rxapp.components.room_store import project_name
+from rxapp.components.room_store import project_autorun, project_name
 from rxapp.runtime import core
 from rxapp.states.room import ProjectRoom
 from rxapp.states.viewer import ViewerState
@@ -48,6 +48,19 @@ def toolbar() -> rx.Component:
             "Add image edit node",
             aria_label="Add image edit node",
             on_click=ProjectRoom.on_project("add_edit_node", ""),
+        ),
+        rx.button(
+            rx.icon("play"),
+            "Run all stale",
+            aria_label="Run all stale",
+            variant="soft",
+            on_click=ProjectRoom.on_project("run_all_stale", ""),
+        ),
+        rx.el.label(
+            rx.switch(checked=project_autorun, on_change=ProjectRoom.set_autorun, aria_label="Autorun"),
+            rx.text("Autorun", size="2"),
+            title="Run a node by itself when a node it uses completes",
+            style={"display": "inline-flex", "gap": "6px", "align_items": "center"},
         ),
         realtime_check(),
         account(),

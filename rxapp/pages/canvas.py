@@ -7,6 +7,7 @@ import reflex as rx
 from rxapp.components.delivery_reporter import delivery_reporter
 from rxapp.components.node_card import node_card
 from rxapp.components.queue import queue_monitor
+from rxapp.components.result_dialog import result_dialog
 from rxapp.components.room_store import nodes, room_store
 from rxapp.components.toolbar import toolbar
 from rxapp.states.pending import pending_jobs
@@ -19,6 +20,7 @@ def canvas_page() -> rx.Component:
         pending_jobs,
         delivery_reporter(),
         upload_zone(),
+        result_dialog(),
         toolbar(),
         rx.flex(
             rx.flex(

@@ -1,0 +1,113 @@
+"""The reactive notebook end to end: a chain of nodes run by the database's plan, in two browsers.
+
+#1 text to image -> #2 edit using #1 -> #3 edit using #2, on the fake KIE.ai over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
+
+from e2e.helpers import RESULT_ALT, job_rows, model_node, nodes, open_canvas, set_prompt
+from e2e.server import FakeProviderServer
+
+DONE = 45_000
+TEXT, EDIT = "google/nano-banana", "google/nano-banana-edit"
+PROMPTS = ("a red kite over the sea", "make the kite golden", "add a rainbow behind it")
+
+pytestmark = pytest.mark.usefixtures("fresh_fakes")
+
+
+def two_browsers(browser: Browser, url: str) -> tuple[Page, Page]:
+    """Two tabs in separate browser contexts (no shared storage), both on `url`."""
+    pages = (browser.new_context().new_page(), browser.new_context().new_page())
+    for page in pages:
+        open_canvas(page, url)
+    return pages
+
+
+def node_with_id(page: Page, node_id: str) -> Locator:
+    return page.locator(f"[data-testid=node][data-node-id='{node_id}']")
+
+
+def edit_using(page: Page, prompt: str, source_id: str) -> Locator:
+    """A new KIE.ai edit node whose input is node `source_id` (followed live, not copied)."""
+    before = nodes(page).count()
+    page.get_by_role("button", name="Add image edit node").click()
+    expect(nodes(page)).to_have_count(before + 1)
+    edit = nodes(page).nth(before)
+    edit.get_by_label("Model").select_option(EDIT)
+    expect(edit.get_by_label("Model")).to_have_value(EDIT)
+    set_prompt(edit, prompt)
+    picker = edit.get_by_label("Add input from node")
+    expect(picker.locator("option", has_text=f"#{source_id} · ")).to_have_count(1)
+    picker.select_option(value=source_id)
+    expect(edit.get_by_test_id("input-node")).to_have_text(f"uses #{source_id}")
+    return edit
+
+
+def build_chain(page: Page, tag: str = "") -> list[str]:
+    """The chain's node ids; `tag` ends every prompt, to find this test's tasks at the fake."""
+    first = model_node(page, f"{PROMPTS[0]} {tag}".strip(), TEXT)
+    ids = [first.get_attribute("data-node-id") or ""]
+    for prompt in PROMPTS[1:]:
+        ids.append(edit_using(page, f"{prompt} {tag}".strip(), ids[-1]).get_attribute("data-node-id") or "")
+    return ids
+
+
+def freshness(page: Page, node_id: str) -> Locator:
+    return node_with_id(page, node_id).get_by_test_id("node-freshness")
+
+
+@pytest.mark.parametrize("callbacks", [True, False], ids=["callbacks", "polling"])
+def test_run_all_stale_runs_the_chain_in_order_in_both_browsers(
+    browser: Browser, project_url: str, fake_kie: FakeProviderServer, callbacks: bool
+) -> None:
+    fake_kie.configure(callbacks=callbacks)
+    a, b = two_browsers(browser, project_url)
+    tag = uuid.uuid4().hex[:8]
+    one, two, three = build_chain(a, tag)
+    for page in (a, b):
+        expect(freshness(page, one)).to_have_text("Stale: never run")
+        expect(freshness(page, two)).to_have_text(f"Waiting for #{one}")
+        expect(freshness(page, three)).to_have_text(f"Waiting for #{two}")
+
+    b.get_by_role("button", name="Run all stale").click()
+    for page in (a, b):
+        for node_id in (one, two, three):
+            expect(node_with_id(page, node_id).get_by_alt_text(RESULT_ALT)).to_be_visible(timeout=DONE)
+            expect(freshness(page, node_id)).to_have_count(0)
+        expect(job_rows(page)).to_have_count(3)
+        expect(page.locator("[data-testid=queue-row][data-status=completed]")).to_have_count(3)
+
+    records = [r for r in fake_kie.state("tasks")["records"] if tag in r["param"]]
+    asked = [json.loads(r["param"])["input"]["prompt"] for r in records]
+    assert asked == [f"{p} {tag}" for p in PROMPTS]  # in dependency order, each once
+    edits = [json.loads(r["param"])["input"] for r in records[1:]]
+    assert all(len(e["image_urls"]) == 1 and "/media/" in e["image_urls"][0] for e in edits)
+
+
+def test_a_new_result_upstream_marks_the_chain_stale_and_autorun_reruns_it(
+    browser: Browser, project_url: str, fake_kie: FakeProviderServer
+) -> None:
+    a, b = two_browsers(browser, project_url)
+    one, two, three = build_chain(a)
+    a.get_by_role("button", name="Run all stale").click()
+    expect(b.locator("[data-testid=queue-row][data-status=completed]")).to_have_count(3, timeout=DONE)
+
+    node_with_id(b, one).get_by_role("button", name="Generate").click()
+    for page in (a, b):
+        expect(freshness(page, two)).to_have_text(f"Stale: #{one} has a new result", timeout=DONE)
+        expect(freshness(page, three)).to_contain_text("Stale")
+    expect(job_rows(a)).to_have_count(4)  # lazy: marked, not run
+
+    a.get_by_role("switch", name="Autorun").click()
+    expect(b.get_by_role("switch", name="Autorun")).to_be_checked()
+    node_with_id(a, one).get_by_role("button", name="Generate").click()
+    for page in (a, b):
+        expect(page.locator("[data-testid=queue-row][data-status=completed]")).to_have_count(7, timeout=DONE)
+        for node_id in (one, two, three):
+            expect(freshness(page, node_id)).to_have_count(0)
