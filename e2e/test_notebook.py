@@ -12,7 +12,9 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from e2e.helpers import RESULT_ALT, job_rows, model_node, nodes, open_canvas, set_prompt
-from e2e.server import FakeProviderServer
+from e2e.server import AppServer, FakeProviderServer
+from e2e.test_faults import counts
+from tests.wait import wait_until
 
 DONE = 45_000
 TEXT, EDIT = "google/nano-banana", "google/nano-banana-edit"
@@ -111,3 +113,38 @@ def test_a_new_result_upstream_marks_the_chain_stale_and_autorun_reruns_it(
         expect(page.locator("[data-testid=queue-row][data-status=completed]")).to_have_count(7, timeout=DONE)
         for node_id in (one, two, three):
             expect(freshness(page, node_id)).to_have_count(0)
+
+
+def test_a_chain_cut_by_a_crash_finishes_after_the_restart_each_node_once(
+    browser: Browser, project_url: str, fake_kie: FakeProviderServer, app_server: AppServer
+) -> None:
+    fake_kie.configure(delay_s=4)
+    page = browser.new_context().new_page()
+    open_canvas(page, project_url)
+    tag = uuid.uuid4().hex[:8]
+    one, two, three = build_chain(page, tag)
+    page.get_by_role("button", name="Run all stale").click()
+
+    def ours() -> list[dict]:
+        return [r for r in fake_kie.state("tasks")["records"] if tag in r["param"]]
+
+    # Killed with #1 at the provider and #2, #3 planned. (Not later: the provider fetches an
+    # edit's input from the app, and a down app fails that edit, as it would for real.)
+    wait_until(lambda: len(ours()), lambda n: n == 1, what="#1 at the provider, #2 and #3 waiting")
+    app_server.kill()  # SIGKILL: the plan is only what the database holds
+    app_server.start()
+
+    reopened = browser.new_context().new_page()
+    open_canvas(reopened, project_url)
+    for node_id in (one, two, three):
+        expect(node_with_id(reopened, node_id).get_by_alt_text(RESULT_ALT)).to_be_visible(timeout=DONE)
+    expect(reopened.locator("[data-testid=queue-row][data-status=completed]")).to_have_count(3)
+    assert [json.loads(r["param"])["input"]["prompt"] for r in ours()] == [f"{p} {tag}" for p in PROMPTS]
+    db = app_server.data_dir / "app.db"
+    runs = f"SELECT node_id, count(*) FROM job WHERE prompt LIKE '%{tag}' GROUP BY node_id"
+    assert counts(db, runs) == {one: 1, two: 1, three: 1}
+    completions = (
+        "SELECT j.node_id, count(*) FROM jobstep s JOIN job j ON j.id = s.job_id "
+        f"WHERE s.step = 'status.completed' AND j.prompt LIKE '%{tag}' GROUP BY j.node_id"
+    )
+    assert counts(db, completions) == {one: 1, two: 1, three: 1}
