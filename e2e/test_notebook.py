@@ -11,7 +11,7 @@ import uuid
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from e2e.helpers import RESULT_ALT, job_rows, model_node, nodes, open_canvas, set_prompt
+from e2e.helpers import RESULT_ALT, add_text_node, job_rows, model_node, nodes, open_canvas, set_prompt
 from e2e.server import AppServer, FakeProviderServer
 from e2e.test_faults import counts
 from tests.wait import wait_until
@@ -148,3 +148,64 @@ def test_a_chain_cut_by_a_crash_finishes_after_the_restart_each_node_once(
         f"WHERE s.step = 'status.completed' AND j.prompt LIKE '%{tag}' GROUP BY j.node_id"
     )
     assert counts(db, completions) == {one: 1, two: 1, three: 1}
+
+
+def expect_order(page: Page, prompts: list[str]) -> None:
+    for i, prompt in enumerate(prompts):
+        expect(nodes(page).nth(i).get_by_label("Prompt")).to_have_value(prompt)
+
+
+def test_move_up_and_down_reorder_every_tab_and_persist(browser: Browser, project_url: str) -> None:
+    a, b = two_browsers(browser, project_url)
+    for prompt in ("first", "second", "third"):
+        add_text_node(a, prompt)
+    nodes(b).nth(2).get_by_role("button", name="Move up").click()
+    for page in (a, b):
+        expect_order(page, ["first", "third", "second"])
+    nodes(a).nth(0).get_by_role("button", name="Move down").click()
+    for page in (a, b):
+        expect_order(page, ["third", "first", "second"])
+    open_canvas(b, project_url)  # the order is the database's, not the tab's
+    expect_order(b, ["third", "first", "second"])
+
+
+def test_a_result_opens_large_downloads_by_its_prompt_and_an_earlier_one_can_be_used(
+    browser: Browser, project_url: str
+) -> None:
+    a, b = two_browsers(browser, project_url)
+    source = add_text_node(a, "A mountain lake")
+    source_id = source.get_attribute("data-node-id") or ""
+    for run, prompt in enumerate(("A mountain lake", "A mountain lake, at dawn!"), start=1):
+        set_prompt(source, prompt)  # the local provider draws the same prompt the same way
+        source.get_by_role("button", name="Generate").click()
+        expect(a.locator("[data-testid=queue-row][data-status=completed]")).to_have_count(run, timeout=DONE)
+    expect(source.get_by_alt_text("Earlier result")).to_have_count(2)
+    edit = a.get_by_role("button", name="Add image edit node")
+    edit.click()
+    user = nodes(a).nth(1)
+    set_prompt(user, "turn it into night")
+    user.get_by_label("Add input from node").select_option(value=source_id)
+    user.get_by_role("button", name="Generate").click()
+    expect(user.get_by_alt_text(RESULT_ALT)).to_be_visible(timeout=DONE)
+    expect(user.get_by_test_id("node-freshness")).to_have_count(0)
+
+    source.get_by_alt_text(RESULT_ALT).click()
+    dialog = a.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="Use this result")).to_have_count(0)  # it is the current one
+    with a.expect_download() as download:
+        dialog.get_by_role("link", name="Download").click()
+    assert download.value.suggested_filename == "a-mountain-lake-at-dawn.png"
+    dialog.get_by_role("button", name="Close").click()
+
+    current = source.get_by_alt_text(RESULT_ALT).get_attribute("src")
+    earlier = source.get_by_alt_text("Earlier result").nth(1)
+    earlier_src = earlier.get_attribute("src")
+    assert earlier_src != current
+    earlier.click()
+    a.get_by_role("dialog").get_by_role("button", name="Use this result").click()
+    for page in (a, b):
+        shown = node_with_id(page, source_id)
+        expect(shown.get_by_alt_text(RESULT_ALT)).to_have_attribute("src", earlier_src or "")
+        stale = f"Stale: #{source_id} has a new result"
+        expect(nodes(page).nth(1).get_by_test_id("node-freshness")).to_have_text(stale)

@@ -30,6 +30,10 @@ def result_dialog() -> rx.Component:
                     "Download",
                     href=ResultDialog.url,
                     download=ResultDialog.file_name,
+                    # Rendered as a client-side router link: a target keeps the router's hands off the
+                    # click, so the browser downloads (the download attribute wins over the target).
+                    target="_blank",
+                    rel="noopener",
                     style={"display": "inline-flex", "gap": "6px", "align_items": "center"},
                 ),
                 rx.spacer(),
