@@ -282,7 +282,7 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
             spacing="3",
             width="100%",
         ),
-        width="340px",
+        width="min(340px, 100%)",
         flex_shrink="0",
         data_testid="node",
         data_node_id=node.id,
