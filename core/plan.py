@@ -146,16 +146,13 @@ class RunPlan:
                 .values(status=status, job_id=job_id, reason="")
             )
             insert = pg_insert if tx.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-            added += (
-                tx.session.connection()
-                .execute(
-                    insert(PlanStep)
-                    .values(node_id=node_id, project_id=node.project_id, status=status, job_id=job_id, reason="")
-                    .on_conflict_do_nothing(index_elements=["node_id"])
-                )
-                .rowcount
-                or 0
+            inserted = tx.session.connection().execute(
+                insert(PlanStep)
+                .values(node_id=node_id, project_id=node.project_id, status=status, job_id=job_id, reason="")
+                .on_conflict_do_nothing(index_elements=["node_id"])
+                .returning(col(PlanStep.node_id))
             )
+            added += len(inserted.all())
         return added
 
     def _start_ready(self, tx: Transaction, project_id: int) -> int:
