@@ -209,3 +209,31 @@ def test_a_result_opens_large_downloads_by_its_prompt_and_an_earlier_one_can_be_
         expect(shown.get_by_alt_text(RESULT_ALT)).to_have_attribute("src", earlier_src or "")
         stale = f"Stale: #{source_id} has a new result"
         expect(nodes(page).nth(1).get_by_test_id("node-freshness")).to_have_text(stale)
+
+
+def test_a_cycle_is_refused_and_deleting_a_used_node_asks_first(browser: Browser, project_url: str) -> None:
+    a, b = two_browsers(browser, project_url)
+    first = add_text_node(a, "a lighthouse")
+    one = first.get_attribute("data-node-id") or ""
+    a.get_by_role("button", name="Add image edit node").click()
+    second = nodes(a).nth(1)
+    two = second.get_attribute("data-node-id") or ""
+    second.get_by_label("Add input from node").select_option(value=one)
+    a.get_by_role("button", name="Add image edit node").click()
+    third = nodes(a).nth(2)
+    third.get_by_label("Add input from node").select_option(value=two)
+    expect(third.get_by_test_id("input-node")).to_have_text(f"uses #{two}")
+
+    second.get_by_label("Add input from node").select_option(value=third.get_attribute("data-node-id") or "")
+    expect(a.get_by_text("a cycle")).to_be_visible()
+    expect(second.get_by_test_id("input-node")).to_have_text(f"uses #{one}")
+
+    first.get_by_role("button", name="Delete node").click()
+    confirm = a.get_by_role("alertdialog")
+    expect(confirm).to_contain_text(f"#{two}")
+    confirm.get_by_role("button", name="Delete").click()
+    for page in (a, b):
+        expect(nodes(page)).to_have_count(2)
+        user = node_with_id(page, two)
+        expect(user.get_by_test_id("input-node")).to_have_text(f"uses #{one} (deleted)")
+        expect(user.get_by_test_id("node-freshness")).to_have_text(f"Stale: input #{one} was deleted")
