@@ -184,6 +184,9 @@ def test_a_result_opens_large_downloads_by_its_prompt_and_an_earlier_one_can_be_
     edit.click()
     user = nodes(a).nth(1)
     set_prompt(user, "turn it into night")
+    choice = user.get_by_label("Add input from node").locator("option", has_text=f"#{source_id} · A mountain lake")
+    thumbnail = source.get_by_alt_text(RESULT_ALT).get_attribute("src") or ""
+    expect(choice.locator("img")).to_have_attribute("src", thumbnail)  # the picker shows each node's result
     user.get_by_label("Add input from node").select_option(value=source_id)
     user.get_by_role("button", name="Generate").click()
     expect(user.get_by_alt_text(RESULT_ALT)).to_be_visible(timeout=DONE)

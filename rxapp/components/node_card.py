@@ -29,9 +29,10 @@ def _model_options(kind: NodeKind) -> list[rx.Component]:
     ]
 
 
-def _select(label: str, value: rx.Var | str, on_change, *options: rx.Component) -> rx.Component:
+def _select(label: str, value: rx.Var | str, on_change, *options: rx.Component, **props: object) -> rx.Component:
     return rx.el.select(
         *options,
+        **props,
         value=value,
         on_change=on_change,
         aria_label=label,
@@ -42,6 +43,27 @@ def _select(label: str, value: rx.Var | str, on_change, *options: rx.Component) 
             "min_width": "72px",
             "max_width": "100%",
         },
+    )
+
+
+#: Browsers with customizable selects (`appearance: base-select`) draw an option's thumbnail;
+#: others show the option's text alone, which names the node all the same.
+PICKER_CSS = """
+select.node-picker, select.node-picker::picker(select) { appearance: base-select; }
+select.node-picker option { display: flex; gap: 8px; align-items: center; }
+select.node-picker option img { width: 32px; height: 32px; object-fit: cover; border-radius: 4px; }
+select.node-picker::picker(select) {
+  border: 1px solid var(--gray-7); border-radius: 6px; background: var(--color-panel-solid); padding: 4px;
+}
+"""
+
+
+def _choice(choice: rx.Var) -> rx.Component:
+    """A node offered as an input: its thumbnail (when it has a result) and `#<id> · first words`."""
+    return rx.el.option(
+        rx.cond(choice["image"], rx.el.img(src=choice["image"], alt="")),  # type: ignore[index]
+        choice["label"],  # type: ignore[index]
+        value=choice["value"],  # type: ignore[index]
     )
 
 
@@ -106,10 +128,8 @@ def _inputs(node: ObjectVar[NodeView]) -> rx.Component:
             "",
             lambda source: ProjectRoom.on_node("add_input_node", node.id, source),
             rx.el.option("Use the result of another node…", value=""),
-            rx.foreach(
-                input_choices(node.id),
-                lambda choice: rx.el.option(choice["label"], value=choice["value"]),
-            ),
+            rx.foreach(input_choices(node.id), _choice),
+            class_name="node-picker",
         ),
         rx.button("Upload images", size="1", variant="outline", on_click=UploadState.choose_files(node.id)),
         spacing="2",

@@ -69,10 +69,10 @@ def node_name(node: rx.Var) -> str:
 
 
 def input_choices(node_id: rx.Var) -> rx.Var[list[dict[str, str]]]:
-    """The other nodes an edit node can use, as `{value, label}` for the picker."""
+    """The other nodes an edit node can use, as `{value, label, image}` for the picker."""
     return rx.Var(
         f"({nodes}).filter((n) => n.id !== {node_id})"
-        f".map((n) => ({{value: String(n.id), label: {node_name(rx.Var('n'))}}}))",
+        f".map((n) => ({{value: String(n.id), label: {node_name(rx.Var('n'))}, image: n.image_url}}))",
         _var_data=rx.vars.VarData.merge(nodes._get_all_var_data(), node_id._get_all_var_data()),
     ).to(list[dict[str, str]])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rxapp.components.delivery_reporter import delivery_reporter
-from rxapp.components.node_card import node_card
+from rxapp.components.node_card import PICKER_CSS, node_card
 from rxapp.components.queue import queue_monitor
 from rxapp.components.result_dialog import result_dialog
 from rxapp.components.room_store import nodes, room_store
@@ -17,6 +17,7 @@ from rxapp.states.upload import upload_zone
 def canvas_page() -> rx.Component:
     return rx.box(
         room_store(),
+        rx.el.style(PICKER_CSS),
         pending_jobs,
         delivery_reporter(),
         upload_zone(),
