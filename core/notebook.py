@@ -9,6 +9,8 @@ staleness labels in its own transaction (`Canvas.touch_node`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlmodel import Session, col, select
 
 from core.canvas import Canvas
@@ -80,9 +82,22 @@ class Notebook:
                 Canvas.touch_node(tx, node)
 
     def move(self, node_id: int, step: int) -> None:
-        """Swap the node with its neighbour before (`step` -1) or after (+1); at an end, nothing moves."""
+        """One place up (`step` -1) or down (+1); at an end, nothing moves."""
         if step not in (-1, 1):
             raise InvalidInput("A node moves one place up or down")
+        self._reorder(node_id, lambda ids: ids.index(node_id) + step)
+
+    def move_to(self, node_id: int, target_id: int) -> None:
+        """Drag and drop: the node takes the target's place; the nodes between shift by one."""
+
+        def target_place(ids: list[int]) -> int:
+            if target_id not in ids:
+                raise NotFound(f"Node #{target_id} not found")
+            return ids.index(target_id)
+
+        self._reorder(node_id, target_place)
+
+    def _reorder(self, node_id: int, new_index: Callable[[list[int]], int]) -> None:
         with self.writer.transaction() as tx:
             node = get_or_404(tx.session, Node, node_id, lock=True)
             ordered = list(
@@ -93,11 +108,12 @@ class Notebook:
                     .with_for_update()
                 )
             )
-            at = ordered.index(node)
-            if not 0 <= at + step < len(ordered):
+            to = new_index([n.id for n in ordered if n.id is not None])
+            if not 0 <= to < len(ordered) or ordered[to] is node:
                 return
+            ordered.remove(node)
+            ordered.insert(to, node)
             # Renumber the project, so equal positions from before (or from psql) cannot stall a move.
-            ordered[at], ordered[at + step] = ordered[at + step], ordered[at]
             for position, row in enumerate(ordered, start=1):
                 if row.position != position:
                     row.position = position

@@ -150,6 +150,16 @@ def test_a_chain_cut_by_a_crash_finishes_after_the_restart_each_node_once(
     assert counts(db, completions) == {one: 1, two: 1, three: 1}
 
 
+def drag(page: Page, handle: Locator, target: Locator) -> None:
+    """A person's drag: press, move in steps (one jump starts no HTML drag), release."""
+    start, end = handle.bounding_box(), target.bounding_box()
+    assert start and end
+    page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(end["x"] + end["width"] / 2, end["y"] + end["height"] / 3, steps=10)
+    page.mouse.up()
+
+
 def expect_order(page: Page, prompts: list[str]) -> None:
     for i, prompt in enumerate(prompts):
         expect(nodes(page).nth(i).get_by_label("Prompt")).to_have_value(prompt)
@@ -167,6 +177,9 @@ def test_move_up_and_down_reorder_every_tab_and_persist(browser: Browser, projec
         expect_order(page, ["third", "first", "second"])
     open_canvas(b, project_url)  # the order is the database's, not the tab's
     expect_order(b, ["third", "first", "second"])
+    drag(a, nodes(a).nth(0).get_by_test_id("drag-handle"), nodes(a).nth(2))  # drag and drop too
+    for page in (a, b):
+        expect_order(page, ["first", "second", "third"])
 
 
 def test_a_result_opens_large_downloads_by_its_prompt_and_an_earlier_one_can_be_used(

@@ -152,6 +152,10 @@ def test_move_up_and_down_persist_the_order(core: Core, project_id: int) -> None
     core.notebook.move(a, -1)  # already first: nothing moves
     core.notebook.move(a, 1)
     assert [n.id for n in core.canvas.snapshot(project_id).nodes] == [c, a, b]
+    core.notebook.move_to(c, b)  # dropped on the last card: takes its place
+    assert [n.id for n in core.canvas.snapshot(project_id).nodes] == [a, b, c]
+    core.notebook.move_to(c, a)
+    assert [n.id for n in core.canvas.snapshot(project_id).nodes] == [c, a, b]
 
 
 async def test_a_plan_survives_a_restart(

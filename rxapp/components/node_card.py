@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventChain, passthrough_event_spec
 from reflex.vars import ObjectVar
 
 from core.contract import NodeKind
@@ -147,6 +148,43 @@ def _open_result(node: ObjectVar[NodeView], url: rx.Var, *content: rx.Component,
     )
 
 
+#: What a dragged card carries: only a card accepts it as a drop.
+DRAG_TYPE = "application/x-canvas-node"
+
+
+def _drag_handle(node: ObjectVar[NodeView]) -> rx.Component:
+    """Drag a card by its grip onto another card to take its place (keyboard: Move up / Move down)."""
+    start = (
+        f"(e) => {{ e.dataTransfer.setData('{DRAG_TYPE}', String({node.id})); e.dataTransfer.effectAllowed = 'move'; }}"
+    )
+    return rx.box(
+        rx.icon("grip-vertical", size=16),
+        title="Drag onto another node to move it there",
+        cursor="grab",
+        display="inline-flex",
+        data_testid="drag-handle",
+        custom_attrs={"draggable": "true", "onDragStart": rx.Var(start, _var_data=node._get_all_var_data())},
+    )
+
+
+def _drop_target(node: ObjectVar[NodeView]) -> dict[str, rx.Var]:
+    """A card's handlers for a dragged card: allow the drop, then move the dragged node here."""
+    move_here = rx.Var.create(
+        EventChain.create(
+            value=lambda dragged: ProjectRoom.on_node("move_to", dragged, node.id.to_string()),
+            args_spec=passthrough_event_spec(int),
+            key="on_drop",
+        )
+    )
+    over = f"(e) => {{ if (e.dataTransfer.types.includes('{DRAG_TYPE}')) e.preventDefault(); }}"
+    drop = (
+        f"(e) => {{ const dragged = Number(e.dataTransfer.getData('{DRAG_TYPE}')); if (!dragged) return;"
+        f" e.preventDefault(); if (dragged !== {node.id}) ({move_here})(dragged); }}"
+    )
+    var_data = rx.vars.VarData.merge(node._get_all_var_data(), move_here._get_all_var_data())
+    return {"onDragOver": rx.Var(over), "onDrop": rx.Var(drop, _var_data=var_data)}
+
+
 def _header(node: ObjectVar[NodeView], is_edit: rx.Var[bool]) -> rx.Component:
     users = rx.Var(
         f"({nodes}).filter((n) => n.input_nodes.includes({node.id})).map((n) => '#' + n.id).join(', ')",
@@ -159,6 +197,7 @@ def _header(node: ObjectVar[NodeView], is_edit: rx.Var[bool]) -> rx.Component:
         )
 
     return rx.hstack(
+        _drag_handle(node),
         rx.badge(rx.cond(is_edit, "Image edit", "Text to image"), high_contrast=True),
         rx.text("#", node.id, size="2"),
         rx.spacer(),
@@ -306,5 +345,6 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
         flex_shrink="0",
         data_testid="node",
         data_node_id=node.id,
+        custom_attrs=_drop_target(node),
         key=node.id,  # one changed node re-renders its card only
     )

@@ -60,6 +60,7 @@ NODE_ACTIONS: dict[str, Action] = {
     "remove_input_node": Action(lambda node_id, source: core.notebook.remove_input_node(node_id, _node_id(source))),
     "move_up": Action(lambda node_id, _: core.notebook.move(node_id, -1)),
     "move_down": Action(lambda node_id, _: core.notebook.move(node_id, 1)),
+    "move_to": Action(lambda node_id, target: core.notebook.move_to(node_id, _node_id(target))),
     "use_result": Action(lambda node_id, url: core.notebook.use_result(node_id, url)),
 }
 JOB_ACTIONS: dict[str, Action] = {
