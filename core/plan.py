@@ -30,7 +30,7 @@ from core.db import get_or_404
 from core.errors import InvalidInput, NotFound
 from core.graph import ancestors, descendants, topological_order
 from core.jobs import JobBook
-from core.logs import get_logger, log_step
+from core.logs import get_logger, log_job, log_step
 from core.pipeline import Pipeline
 from core.staleness import BLOCKED, RUNNING, WAITING, Verdict, write_labels
 from models.tables import Job, Node, PlanStep, Project
@@ -197,6 +197,9 @@ class RunPlan:
                 continue
             tx.session.execute(update(PlanStep).where(col(PlanStep.node_id) == node_id).values(job_id=job.id))
             tx.after_commit.append(functools.partial(self._started.put, job.id))
+            tx.after_commit.append(
+                functools.partial(log_job, log, "job.created", job, node_id=node_id, model=job.model, planned=True)
+            )
             started += 1
         return started
 
