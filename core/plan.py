@@ -37,6 +37,12 @@ from models.tables import Job, Node, PlanStep, Project
 
 log = get_logger("plan")
 UNFINISHED = [JobStatus.QUEUED.value, JobStatus.SUBMITTED.value, JobStatus.RUNNING.value]
+#: Why a step downstream of a node did not run.
+BLOCKING = ("failed", "was cancelled", "did not run")
+
+
+def _blocked_by(node_id: int, why: str) -> str:
+    return f"Not run: #{node_id} {why}"
 
 
 class RunPlan:
@@ -94,11 +100,21 @@ class RunPlan:
             nodes = _nodes(tx, job.project_id)
             if not completed and step is not None:
                 outcome = "was cancelled" if job.status == JobStatus.CANCELLED else "failed"
-                self._block_downstream(tx, nodes, job.node_id, f"Not run: #{job.node_id} {outcome}")
+                self._block_downstream(tx, nodes, job.node_id, _blocked_by(job.node_id, outcome))
             if completed:
-                # A node that ran after all is no longer blocked by an earlier failure upstream.
+                # A node that ran after all (a retry, say) is no longer blocked, and the steps it
+                # blocked wait again: the plan goes on where the failure stopped it.
                 tx.session.execute(
                     delete(PlanStep).where(col(PlanStep.node_id) == job.node_id, col(PlanStep.status) == BLOCKED)
+                )
+                tx.session.execute(
+                    update(PlanStep)
+                    .where(
+                        col(PlanStep.node_id).in_(descendants(_uses(nodes), job.node_id)),
+                        col(PlanStep.status) == BLOCKED,
+                        col(PlanStep.reason).in_([_blocked_by(job.node_id, why) for why in BLOCKING]),
+                    )
+                    .values(status=WAITING, reason="")
                 )
                 project = tx.session.get(Project, job.project_id)
                 if project is not None and project.autorun:
@@ -192,7 +208,7 @@ class RunPlan:
                 tx.session.execute(
                     update(PlanStep).where(col(PlanStep.node_id) == node_id).values(status=BLOCKED, reason=reason)
                 )
-                self._block_downstream(tx, _nodes(tx, project_id), node_id, f"Not run: #{node_id} did not run")
+                self._block_downstream(tx, _nodes(tx, project_id), node_id, _blocked_by(node_id, "did not run"))
                 active.discard(node_id)
                 continue
             tx.session.execute(update(PlanStep).where(col(PlanStep.node_id) == node_id).values(job_id=job.id))

@@ -113,6 +113,16 @@ async def test_a_failure_blocks_what_is_below_it_with_the_reason(core: Core, pro
     await settled(core, project_id, {one: "", two: "", three: ""})
 
 
+async def test_retrying_the_failed_node_lets_the_plan_go_on(core: Core, project_id: int, submitting: None) -> None:
+    one, two, three = chain(core, project_id, "please [fail]", "at night", "in snow")
+    core.plan.run_all_stale(project_id)
+    await settled(core, project_id, {one: "Stale: never run", two: "Not run: #1 failed", three: "Not run: #1 failed"})
+    core.canvas.update_node(one, prompt="a lake")
+    await core.pipeline.retry_job(jobs_of(core, one)[0].id)
+    await settled(core, project_id, {one: "", two: "", three: ""})
+    assert [len(jobs_of(core, n)) for n in (one, two, three)] == [2, 1, 1]
+
+
 def test_a_node_that_cannot_run_says_why_and_blocks_below(core: Core, project_id: int) -> None:
     one, two = chain(core, project_id, "", "at night")
     core.plan.run_all_stale(project_id)
