@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from core.access import use_media
 from core.changes import ChangeWriter, Transaction, changes_since
@@ -10,7 +10,8 @@ from core.contract import NodeKind, ProviderRegistry
 from core.db import get_or_404
 from core.errors import InvalidInput
 from core.media import MEDIA_PREFIX
-from models.tables import Job, Node, NodeResult, Project, utcnow
+from core.staleness import NEVER_RUN, write_labels
+from models.tables import Job, Node, NodeResult, PlanStep, Project, utcnow
 from models.views import Changes, JobView, NodeView, ProjectView, Snapshot
 
 QUEUE_LIMIT = 200
@@ -69,7 +70,8 @@ class Canvas:
         model = next(m for m in self.registry.all_models() if m.kind == kind and not m.disabled_reason)
         with self.writer.transaction() as tx:
             get_or_404(tx.session, Project, project_id)
-            node = Node(project_id=project_id, kind=kind, model=model.id)
+            last = tx.session.exec(select(func.max(Node.position)).where(Node.project_id == project_id)).one()
+            node = Node(project_id=project_id, kind=kind, model=model.id, position=(last or 0) + 1, freshness=NEVER_RUN)
             tx.session.add(node)
             tx.session.flush()
             assert node.id is not None
@@ -133,22 +135,27 @@ class Canvas:
             for job in tx.session.exec(select(Job).where(Job.node_id == node_id)):
                 job.node_id = None
                 job.version += 1
+            if (step := tx.session.get(PlanStep, node_id)) is not None:
+                tx.session.delete(step)
             tx.session.delete(node)
             tx.changed(node.project_id)  # one flush: the triggers write an event per changed row
+            write_labels(tx, node.project_id)  # nodes that used it now show a broken input
 
     @staticmethod
     def touch_node(tx: Transaction, node: Node) -> None:
+        """Record a node's change, and what it means for every node's staleness, in one flush."""
         assert node.id is not None
         node.version += 1
         node.updated_at = utcnow()
         tx.session.add(node)
+        write_labels(tx, node.project_id)
         tx.changed(node.project_id)
 
     # reads --------------------------------------------------------------
     def snapshot(self, project_id: int) -> Snapshot:
         with self.writer.reading() as s:
             project = get_or_404(s, Project, project_id)
-            nodes = s.exec(select(Node).where(Node.project_id == project_id).order_by(col(Node.id)))
+            nodes = s.exec(select(Node).where(Node.project_id == project_id).order_by(col(Node.position), col(Node.id)))
             jobs = s.exec(
                 select(Job)
                 .where(Job.project_id == project_id, col(Job.synthetic).is_(False))

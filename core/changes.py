@@ -12,7 +12,7 @@ notification costs latency, never data.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -80,6 +80,8 @@ class Transaction:
         self.published: dict[int, int] = {}
         #: (project, account) whose membership changed, with the sequence of that change.
         self.members: dict[tuple[int, int], int] = {}
+        #: Work for once the transaction committed (e.g. submitting the jobs it queued).
+        self.after_commit: list[Callable[[], None]] = []
 
     def changed(self, project_id: int, *, member: int = 0) -> int:
         """Flush the change (its trigger writes the event) and return the project's sequence.
@@ -114,3 +116,5 @@ class ChangeWriter:
             self.notifier.publish(project_id, seq)
         for (project_id, member), seq in tx.members.items():
             self.notifier.publish(project_id, seq, member)
+        for callback in tx.after_commit:
+            callback()

@@ -9,7 +9,7 @@ Rules that keep every tab truthful:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -23,6 +23,7 @@ from core.contract import JobStatus, NodeKind, ProviderRegistry, TaskRef
 from core.db import get_or_404, insert_or_ignore
 from core.errors import InvalidInput
 from core.logs import get_logger, log_job
+from core.notebook import resolve_inputs
 from models.tables import FeedChange, Job, JobStep, Node, NodeResult, Project, WebhookDelivery, utcnow
 from models.views import JobView, StepView, TimelineView
 
@@ -51,6 +52,8 @@ class JobBook:
         self.writer = writer
         self.registry = registry
         self.stall_after_s = stall_after_s
+        #: What follows a job's end in its own transaction: the run plan moves on (core/plan.py).
+        self.on_settled: Callable[[Transaction, Job], None] | None = None
 
     def create(
         self,
@@ -65,30 +68,46 @@ class JobBook:
         timeline's first step.
         """
         with self.writer.transaction() as tx:
-            if client_request_id:
-                existing = tx.session.exec(select(Job).where(Job.client_request_id == client_request_id)).first()
-                if existing is not None:
-                    return JobView.of(existing)
-            node = get_or_404(tx.session, Node, node_id)
-            if not node.prompt.strip():
-                raise InvalidInput("Write a prompt before generating")
-            if node.kind == NodeKind.IMAGE_EDIT and not node.input_images:
-                raise InvalidInput("An image edit node needs at least one input image")
-            model = self.registry.runnable_model(node.model)
-            job = Job(
-                project_id=node.project_id,
-                node_id=node_id,
-                provider=model.provider,
-                model=model.id,
-                prompt=node.prompt,
-                aspect_ratio=node.aspect_ratio,
-                input_images=list(node.input_images) if node.kind == NodeKind.IMAGE_EDIT else [],
-                client_request_id=client_request_id or None,
-                retry_of=retry_of,
-            )
-            seq = _insert(tx, job, clicked_at)
+            job, seq = self.queue_in(tx, node_id, client_request_id, retry_of, clicked_at)
+        if not seq:
+            return JobView.of(job)  # the same click again
         log_job(log, "job.created", job, node_id=node_id, model=job.model, seq=seq, client_request_id=client_request_id)
         return JobView.of(job)
+
+    def queue_in(
+        self,
+        tx: Transaction,
+        node_id: int,
+        client_request_id: str | None = None,
+        retry_of: str | None = None,
+        clicked_at: datetime | None = None,
+    ) -> tuple[Job, int]:
+        """`create` inside the caller's transaction (a run plan starts nodes in its own);
+        returns the job and its change's sequence number (0 for a repeated request)."""
+        if client_request_id:
+            existing = tx.session.exec(select(Job).where(Job.client_request_id == client_request_id)).first()
+            if existing is not None:
+                return existing, 0
+        node = get_or_404(tx.session, Node, node_id)
+        if not node.prompt.strip():
+            raise InvalidInput("Write a prompt before generating")
+        images, used = resolve_inputs(tx.session, node) if node.kind == NodeKind.IMAGE_EDIT else ([], {})
+        if node.kind == NodeKind.IMAGE_EDIT and not images:
+            raise InvalidInput("An image edit node needs at least one input image")
+        model = self.registry.runnable_model(node.model)
+        job = Job(
+            project_id=node.project_id,
+            node_id=node_id,
+            provider=model.provider,
+            model=model.id,
+            prompt=node.prompt,
+            aspect_ratio=node.aspect_ratio,
+            input_images=images,
+            input_results=used,
+            client_request_id=client_request_id or None,
+            retry_of=retry_of,
+        )
+        return job, _insert(tx, job, clicked_at)
 
     def create_synthetic(self, project_id: int, model_id: str, prompt: str) -> JobView:
         """A self-test's job: the real chain, but no node, and never in the queue (`Job.synthetic`)."""
@@ -307,6 +326,8 @@ class JobBook:
             add_step(tx, job, f"status.{status.value}", job.error or job.provider_task_id or "")
             tx.session.add(job)
             seq = _publish(tx, job)
+            if status.is_terminal and self.on_settled is not None:
+                self.on_settled(tx, job)
         log_job(log, "job.updated", job, status=status.value, previous=previous.value, version=job.version, seq=seq)
         return True
 
@@ -331,6 +352,7 @@ class JobBook:
         ).first()
         if newer_outcome is None:
             node.image_path = image or node.image_path
+            node.result_job_id = job.id if image else node.result_job_id
             node.error = None if image else job.error
         Canvas.touch_node(tx, node)
 

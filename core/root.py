@@ -20,8 +20,10 @@ from core.delivery import ConfirmationInbox, DeliveryLedger
 from core.fetch import FetchPolicy
 from core.jobs import JobBook
 from core.media import MediaStore
+from core.notebook import Notebook
 from core.pg_listen import ChangeListener
 from core.pipeline import Pipeline
+from core.plan import RunPlan
 from core.polling import Poller, PollPolicy
 from core.presence import PresenceStore, presence_store
 from core.retries import RetryPolicy
@@ -56,6 +58,9 @@ class Core:
     sharing: Sharing
     #: Who has each project open (Redis when the app runs with it, else this process's memory).
     presence: PresenceStore
+    #: The reactive notebook: node references, order, autorun; and the run plans.
+    notebook: Notebook
+    plan: RunPlan
     #: On PostgreSQL: hears changes other processes commit; the web layer runs `listener.run()`.
     listener: ChangeListener | None = None
 
@@ -105,6 +110,8 @@ class Core:
         )
         listener = ChangeListener(db.libpq_url, notifier) if db.is_postgres else None
         delivery = DeliveryLedger(writer)
+        plan = RunPlan(writer, jobs)
+        jobs.on_settled = plan.job_settled
         return cls(
             settings,
             db,
@@ -125,6 +132,8 @@ class Core:
             ConfirmationInbox(delivery),
             Sharing(writer),
             presence_store(settings.redis_url, settings.presence_timeout_s),
+            Notebook(writer, registry),
+            plan,
             listener,
         )
 

@@ -56,6 +56,8 @@ class Project(SQLModel, table=True):
     name: str = Field(max_length=200)
     #: Last change-event sequence number of this project; only ever increases.
     last_seq: int = 0
+    #: Run a node by itself when a node it uses completes (off: only mark it stale).
+    autorun: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -66,10 +68,20 @@ class Node(SQLModel, table=True):
     prompt: str = ""
     model: str
     aspect_ratio: str = "1:1"
-    #: URLs (app-relative `/media/...`) of the images an edit node works on.
+    #: URLs (app-relative `/media/...`) of the fixed images (uploads) an edit node works on.
     input_images: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    #: Newest result, denormalised so rendering a canvas is one query.
+    #: Nodes whose current result an edit node works on, followed live (see core/notebook.py).
+    input_nodes: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: Current result, denormalised so rendering a canvas is one query.
     image_path: str | None = None
+    #: The job that made the current result: what staleness compares the node with.
+    #: No foreign key: job and node already point at each other the other way.
+    result_job_id: str | None = None
+    #: Why the node is not up to date ("Stale: #1 has a new result", "Waiting for #1"), or "".
+    #: Written by core/staleness.py in the transaction of whatever changed it.
+    freshness: str = ""
+    #: Place on the canvas; nodes are shown by position, then id.
+    position: int = 0
     error: str | None = None
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
@@ -95,6 +107,9 @@ class Job(SQLModel, table=True):
     prompt: str
     aspect_ratio: str
     input_images: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: For each input node (id as text), the job of the result this job used: staleness
+    #: compares it with the input's current result. Not in the change feed.
+    input_results: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     status: JobStatus = JobStatus.QUEUED
     #: Increases on every change; a tab drops any update older than what it shows.
     version: int = 1
@@ -127,6 +142,23 @@ class Job(SQLModel, table=True):
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class PlanStep(SQLModel, table=True):
+    """A node a run plan (Run all stale, Generate with stale ancestors, Autorun) will run.
+
+    One row per node at most (the primary key): two tabs planning the same node at once
+    plan it once. `waiting` until its inputs have results, `running` with its job, and
+    `blocked` with the reason when something upstream failed. A row goes when its job ends.
+    Tabs never read it: each node's `freshness`, written in the same transaction, shows it.
+    """
+
+    node_id: int = Field(primary_key=True)
+    project_id: int = Field(index=True)
+    status: str = Field(default="waiting", max_length=16)
+    job_id: str | None = Field(default=None, index=True)
+    reason: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class JobStep(SQLModel, table=True):

@@ -17,11 +17,12 @@ class ProjectView:
     id: int
     name: str
     owner_id: int = 0
+    autorun: bool = False
 
     @classmethod
     def of(cls, row: Project) -> ProjectView:
         assert row.id is not None
-        return cls(id=row.id, name=row.name, owner_id=row.owner_id)
+        return cls(id=row.id, name=row.name, owner_id=row.owner_id, autorun=row.autorun)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,12 @@ class NodeView:
     image_url: str = ""
     error: str = ""
     input_images: list[str] = field(default_factory=list)
+    #: Nodes whose current result this one uses (`uses #<id>` on the card).
+    input_nodes: list[int] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
+    #: Why it is not up to date ("Stale: ...", "Waiting for #<id>"); "" when it is.
+    freshness: str = ""
+    position: int = 0
 
     @classmethod
     def of(cls, row: Node, history: list[str]) -> NodeView:
@@ -50,7 +56,10 @@ class NodeView:
             image_url=row.image_path or "",
             error=row.error or "",
             input_images=list(row.input_images),
+            input_nodes=list(row.input_nodes),
             history=history,
+            freshness=row.freshness,
+            position=row.position,
         )
 
 
@@ -71,6 +80,8 @@ class JobView:
     steps: int = 0
     #: The failed or cancelled job this one retries.
     retry_of: str = ""
+    #: Its result, for the queue row's thumbnail ("" until it has one).
+    image_url: str = ""
 
     @classmethod
     def of(cls, row: Job) -> JobView:
@@ -92,6 +103,7 @@ class JobView:
             progress=row.progress,
             steps=row.steps,
             retry_of=row.retry_of or "",
+            image_url=row.image_path or "",
         )
 
 

@@ -41,7 +41,7 @@ from core.errors import NotFound
 from core.logs import get_logger, log_step
 from core.presence import TabPresence, people
 from core.root import Core
-from models.views import Changes, Snapshot
+from models.views import Changes, ProjectView, Snapshot
 
 if TYPE_CHECKING:
     import reflex as rx
@@ -74,9 +74,13 @@ def user_room(user_id: int) -> str:
     return f"{USER_PREFIX}{user_id}"
 
 
+def _project(project: ProjectView) -> dict[str, Any]:
+    return {"id": project.id, "name": project.name, "autorun": project.autorun}
+
+
 def snapshot_message(snapshot: Snapshot) -> dict[str, Any]:
     return {
-        "project": {"id": snapshot.project.id, "name": snapshot.project.name},
+        "project": _project(snapshot.project),
         "seq": snapshot.seq,
         "jobs": [dataclasses.asdict(job) for job in snapshot.jobs],
         "nodes": [dataclasses.asdict(node) for node in snapshot.nodes],
@@ -95,7 +99,7 @@ def change_message(project_id: int, base: int, changes: Changes) -> dict[str, An
     if changes.deleted_nodes:
         message["deleted_nodes"] = changes.deleted_nodes
     if changes.project is not None:
-        message["project"] = {"id": changes.project.id, "name": changes.project.name}
+        message["project"] = _project(changes.project)
     return message
 
 

@@ -8,6 +8,7 @@ import itertools
 import reflex as rx
 
 from core.logs import get_logger
+from core.plan import submit_planned
 from rxapp.api import build_api
 from rxapp.components.room_store import RoomStore
 from rxapp.pages.canvas import canvas_page, redirect_page
@@ -39,6 +40,7 @@ async def fallback_poller() -> None:
         try:
             if tick % ORPHAN_SWEEP_TICKS == 0:
                 await core.pipeline.resume_unfinished()
+                await asyncio.to_thread(core.plan.resume)
             await core.poller.poll_due()
         except Exception:
             log.exception("poll round failed", extra={"step": "poll.crashed"})
@@ -56,6 +58,12 @@ async def delivery_sweeper() -> None:
                 await asyncio.to_thread(core.delivery.forget)
         except Exception:
             log.exception("delivery sweep failed", extra={"step": "delivery.crashed"})
+
+
+@app.register_lifespan_task
+async def planned_jobs() -> None:
+    """Submit the jobs run plans queue (Run all stale, a node whose inputs just completed)."""
+    await submit_planned(core.plan, core.pipeline)
 
 
 @app.register_lifespan_task

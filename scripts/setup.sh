@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 BUN_VERSION=1.4.4
+AXE_VERSION=4.14.1
 
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"
@@ -23,6 +24,13 @@ if ! .tools/node_modules/.bin/bun --version 2>/dev/null | grep -qx "$BUN_VERSION
   echo "setup: installing bun $BUN_VERSION from the npm registry"
   mkdir -p .tools
   npm install --prefix .tools --no-audit --no-fund --loglevel=error "bun@$BUN_VERSION"
+fi
+
+# axe-core, the accessibility engine the end-to-end suite injects into the page (e2e/test_accessibility.py).
+if [ "${1:-}" = "--browser" ] && ! grep -qs "\"version\": \"$AXE_VERSION\"" .tools/node_modules/axe-core/package.json; then
+  echo "setup: installing axe-core $AXE_VERSION from the npm registry"
+  mkdir -p .tools
+  npm install --prefix .tools --no-audit --no-fund --loglevel=error "axe-core@$AXE_VERSION"
 fi
 
 if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then

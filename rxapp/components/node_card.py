@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.event import EventChain, passthrough_event_spec
 from reflex.vars import ObjectVar
 
 from core.contract import NodeKind
 from models.views import NodeView
-from rxapp.components.room_store import finished_images, overwritten, typing_in
+from rxapp.components.room_store import input_choices, node_by_id, nodes, overwritten, typing_in
 from rxapp.runtime import core
 from rxapp.states.pending import LAST_REQUEST_ID, add_pending
 from rxapp.states.presence import PresenceState
+from rxapp.states.result_dialog import ResultDialog
 from rxapp.states.room import ProjectRoom
 from rxapp.states.upload import UploadState
 
@@ -29,9 +31,10 @@ def _model_options(kind: NodeKind) -> list[rx.Component]:
     ]
 
 
-def _select(label: str, value: rx.Var | str, on_change, *options: rx.Component) -> rx.Component:
+def _select(label: str, value: rx.Var | str, on_change, *options: rx.Component, **props: object) -> rx.Component:
     return rx.el.select(
         *options,
+        **props,
         value=value,
         on_change=on_change,
         aria_label=label,
@@ -45,10 +48,68 @@ def _select(label: str, value: rx.Var | str, on_change, *options: rx.Component) 
     )
 
 
+#: Browsers with customizable selects (`appearance: base-select`) draw an option's thumbnail;
+#: others show the option's text alone, which names the node all the same.
+PICKER_CSS = """
+select.node-picker, select.node-picker::picker(select) { appearance: base-select; }
+select.node-picker option { display: flex; gap: 8px; align-items: center; }
+select.node-picker option img { width: 32px; height: 32px; object-fit: cover; border-radius: 4px; }
+select.node-picker::picker(select) {
+  border: 1px solid var(--gray-7); border-radius: 6px; background: var(--color-panel-solid); padding: 4px;
+}
+"""
+
+
+def _choice(choice: rx.Var) -> rx.Component:
+    """A node offered as an input: its thumbnail (when it has a result) and `#<id> · first words`."""
+    return rx.el.option(
+        rx.cond(choice["image"], rx.el.img(src=choice["image"], alt="")),  # type: ignore[index]
+        choice["label"],  # type: ignore[index]
+        value=choice["value"],  # type: ignore[index]
+    )
+
+
+def _input_node(node: ObjectVar[NodeView], source_id: rx.Var) -> rx.Component:
+    """An input that follows another node: its current result, or why there is none."""
+    source = node_by_id(source_id)
+    image = source["image_url"].to(str)
+    return rx.box(
+        rx.cond(
+            image != "",
+            rx.image(src=image, alt="Input image", width="64px", height="64px", object_fit="cover"),
+            rx.center(
+                rx.text(rx.cond(source["id"], "no result yet", "deleted"), size="1"),
+                width="64px",
+                height="64px",
+                background="var(--gray-4)",
+            ),
+        ),
+        rx.hstack(
+            rx.text(
+                "uses #",
+                source_id.to_string(),  # type: ignore[attr-defined]
+                rx.cond(source["id"], "", " (deleted)"),
+                size="1",
+                data_testid="input-node",
+            ),
+            rx.icon_button(
+                "x",
+                size="1",
+                variant="ghost",
+                aria_label="Remove input #" + source_id.to_string(),  # type: ignore[attr-defined]
+                on_click=ProjectRoom.on_node("remove_input_node", node.id, source_id.to_string()),  # type: ignore[attr-defined]
+            ),
+            spacing="1",
+            align="center",
+        ),
+    )
+
+
 def _inputs(node: ObjectVar[NodeView]) -> rx.Component:
     return rx.vstack(
         rx.text("Input images", size="2", weight="bold"),
         rx.hstack(
+            rx.foreach(node.input_nodes, lambda source_id: _input_node(node, source_id)),
             rx.foreach(
                 node.input_images,
                 lambda url: rx.box(
@@ -67,9 +128,10 @@ def _inputs(node: ObjectVar[NodeView]) -> rx.Component:
         _select(
             "Add input from node",
             "",
-            lambda url: ProjectRoom.on_node("add_input", node.id, url),
-            rx.el.option("Add a result of another node…", value=""),
-            rx.foreach(finished_images(), lambda url: rx.el.option(url, value=url)),
+            lambda source: ProjectRoom.on_node("add_input_node", node.id, source),
+            rx.el.option("Use the result of another node…", value=""),
+            rx.foreach(input_choices(node.id), _choice),
+            class_name="node-picker",
         ),
         rx.button("Upload images", size="1", variant="outline", on_click=UploadState.choose_files(node.id)),
         spacing="2",
@@ -98,24 +160,118 @@ def _prompt_notice(node: ObjectVar[NodeView]) -> rx.Component:
     )
 
 
+def _open_result(node: ObjectVar[NodeView], url: rx.Var, *content: rx.Component, label: rx.Var | str) -> rx.Component:
+    """A result as a button that opens it large (`components/result_dialog.py`)."""
+    return rx.el.button(
+        *content,
+        on_click=ResultDialog.show(node.id, url, node.prompt),
+        title=label,
+        style={"padding": "0", "border": "none", "background": "none", "cursor": "zoom-in", "display": "block"},
+    )
+
+
+#: What a dragged card carries: only a card accepts it as a drop.
+DRAG_TYPE = "application/x-canvas-node"
+
+
+def _drag_handle(node: ObjectVar[NodeView]) -> rx.Component:
+    """Drag a card by its grip onto another card to take its place (keyboard: Move up / Move down)."""
+    start = (
+        f"(e) => {{ e.dataTransfer.setData('{DRAG_TYPE}', String({node.id})); e.dataTransfer.effectAllowed = 'move'; }}"
+    )
+    return rx.box(
+        rx.icon("grip-vertical", size=16),
+        title="Drag onto another node to move it there",
+        cursor="grab",
+        display="inline-flex",
+        data_testid="drag-handle",
+        custom_attrs={"draggable": "true", "onDragStart": rx.Var(start, _var_data=node._get_all_var_data())},
+    )
+
+
+def _drop_target(node: ObjectVar[NodeView]) -> dict[str, rx.Var]:
+    """A card's handlers for a dragged card: allow the drop, then move the dragged node here."""
+    move_here = rx.Var.create(
+        EventChain.create(
+            value=lambda dragged: ProjectRoom.on_node("move_to", dragged, node.id.to_string()),
+            args_spec=passthrough_event_spec(int),
+            key="on_drop",
+        )
+    )
+    over = f"(e) => {{ if (e.dataTransfer.types.includes('{DRAG_TYPE}')) e.preventDefault(); }}"
+    drop = (
+        f"(e) => {{ const dragged = Number(e.dataTransfer.getData('{DRAG_TYPE}')); if (!dragged) return;"
+        f" e.preventDefault(); if (dragged !== {node.id}) ({move_here})(dragged); }}"
+    )
+    var_data = rx.vars.VarData.merge(node._get_all_var_data(), move_here._get_all_var_data())
+    return {"onDragOver": rx.Var(over), "onDrop": rx.Var(drop, _var_data=var_data)}
+
+
+def _header(node: ObjectVar[NodeView], is_edit: rx.Var[bool]) -> rx.Component:
+    users = rx.Var(
+        f"({nodes}).filter((n) => n.input_nodes.includes({node.id})).map((n) => '#' + n.id).join(', ')",
+        _var_data=rx.vars.VarData.merge(nodes._get_all_var_data(), node._get_all_var_data()),
+    ).to(str)
+
+    def delete(**on_click: object) -> rx.Component:
+        return rx.icon_button(
+            "trash-2", size="1", variant="ghost", color_scheme="red", aria_label="Delete node", **on_click
+        )
+
+    return rx.hstack(
+        _drag_handle(node),
+        rx.badge(rx.cond(is_edit, "Image edit", "Text to image"), high_contrast=True),
+        rx.text("#", node.id, size="2"),
+        rx.spacer(),
+        rx.icon_button(
+            "arrow-up",
+            size="1",
+            variant="ghost",
+            aria_label="Move up",
+            on_click=ProjectRoom.on_node("move_up", node.id, ""),
+        ),
+        rx.icon_button(
+            "arrow-down",
+            size="1",
+            variant="ghost",
+            aria_label="Move down",
+            on_click=ProjectRoom.on_node("move_down", node.id, ""),
+        ),
+        rx.cond(
+            users == "",
+            delete(on_click=ProjectRoom.on_node("delete", node.id, "")),
+            # Deleting a node others use asks first; they keep a visible broken input.
+            rx.alert_dialog.root(
+                rx.alert_dialog.trigger(delete()),
+                rx.alert_dialog.content(
+                    rx.alert_dialog.title("Delete #", node.id, "?"),
+                    rx.alert_dialog.description(
+                        users,
+                        " use",
+                        rx.cond(users.contains(","), "", "s"),
+                        " its result and will have a broken input.",
+                    ),
+                    rx.hstack(
+                        rx.alert_dialog.cancel(rx.button("Keep it", variant="soft", color_scheme="gray")),
+                        rx.alert_dialog.action(
+                            rx.button("Delete", color_scheme="red", on_click=ProjectRoom.on_node("delete", node.id, ""))
+                        ),
+                        justify="end",
+                        margin_top="3",
+                    ),
+                ),
+            ),
+        ),
+        width="100%",
+        align="center",
+    )
+
+
 def node_card(node: ObjectVar[NodeView]) -> rx.Component:
     is_edit = node.kind == NodeKind.IMAGE_EDIT.value
     return rx.card(
         rx.vstack(
-            rx.hstack(
-                rx.badge(rx.cond(is_edit, "Image edit", "Text to image")),
-                rx.text("#", node.id, size="2", color_scheme="gray"),
-                rx.spacer(),
-                rx.icon_button(
-                    "trash-2",
-                    size="1",
-                    variant="ghost",
-                    color_scheme="red",
-                    aria_label="Delete node",
-                    on_click=ProjectRoom.on_node("delete", node.id, ""),
-                ),
-                width="100%",
-            ),
+            _header(node, is_edit),
             rx.text_area(
                 value=node.prompt,
                 on_change=lambda text: ProjectRoom.on_node("prompt", node.id, text),
@@ -160,20 +316,31 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
             ),
             rx.cond(is_edit, _inputs(node)),
             rx.cond(
+                node.freshness != "",
+                rx.text(
+                    node.freshness, size="2", weight="medium", color="var(--amber-11)", data_testid="node-freshness"
+                ),
+            ),
+            rx.cond(
                 node.error != "",
                 rx.callout(node.error, icon="triangle-alert", color_scheme="red", size="1", data_testid="node-error"),
             ),
             rx.cond(
                 node.image_url != "",
-                rx.image(
-                    src=node.image_url,
-                    alt="Result of node #" + node.id.to_string(),
-                    width="100%",
-                    border_radius="8px",
-                    data_testid="node-result",
+                _open_result(
+                    node,
+                    node.image_url,
+                    rx.image(
+                        src=node.image_url,
+                        alt="Result of node #" + node.id.to_string(),
+                        width="100%",
+                        border_radius="8px",
+                        data_testid="node-result",
+                    ),
+                    label="Open the result large",
                 ),
                 rx.center(
-                    rx.text("No result yet", color_scheme="gray", size="2"),
+                    rx.text("No result yet", size="2"),
                     height="120px",
                     width="100%",
                     background="var(--gray-3)",
@@ -185,8 +352,11 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
                 rx.hstack(
                     rx.foreach(
                         node.history,
-                        lambda url: rx.image(
-                            src=url, alt="Earlier result", width="40px", height="40px", object_fit="cover"
+                        lambda url: _open_result(
+                            node,
+                            url,
+                            rx.image(src=url, alt="Earlier result", width="40px", height="40px", object_fit="cover"),
+                            label="Open this result large",
                         ),
                     ),
                     wrap="wrap",
@@ -196,9 +366,10 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
             spacing="3",
             width="100%",
         ),
-        width="340px",
+        width="min(340px, 100%)",
         flex_shrink="0",
         data_testid="node",
         data_node_id=node.id,
+        custom_attrs=_drop_target(node),
         key=node.id,  # one changed node re-renders its card only
     )

@@ -13,7 +13,7 @@ from rxapp.states.timeline import TimelineState
 
 #: How much of a job id names the job it retries: enough to tell a project's jobs apart.
 RETRY_ID_CHARS = 8
-COLUMNS = ("Node", "Provider", "Model", "Status", "Elapsed", "Error", "")
+COLUMNS = ("Node", "Provider", "Model", "Status", "Elapsed", "Error", "Actions")
 STATUS_COLOURS = {
     "queued": "gray",
     "submitted": "blue",
@@ -28,6 +28,8 @@ def _status_badge(status: rx.Var) -> rx.Component:
     return rx.badge(
         status,
         color_scheme=rx.match(status, *STATUS_COLOURS.items(), "gray"),
+        # High contrast: the soft badges' text fails WCAG AA on their own background.
+        high_contrast=True,
         data_testid="job-status",
     )
 
@@ -105,7 +107,26 @@ def _job_row(job: ObjectVar[JobView]) -> rx.Component:
 
 def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component:
     return rx.table.row(
-        rx.table.cell(rx.text("#", job.node_id)),
+        rx.table.cell(
+            rx.hstack(
+                rx.cond(
+                    job.image_url != "",
+                    rx.image(
+                        src=job.image_url,
+                        alt="Thumbnail of the result of #" + job.node_id.to_string(),
+                        width="32px",
+                        height="32px",
+                        object_fit="cover",
+                        border_radius="4px",
+                        loading="lazy",
+                        data_testid="job-thumbnail",
+                    ),
+                ),
+                rx.text("#", job.node_id),
+                align="center",
+                spacing="2",
+            )
+        ),
         rx.table.cell(job.provider),
         rx.table.cell(rx.code(job.model)),
         rx.table.cell(

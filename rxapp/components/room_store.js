@@ -82,7 +82,7 @@ const roomStore = (() => {
     if (message.nodes || message.deleted_nodes) {
       let nodes = merge(store.nodes, message.nodes || [], withHistory).next;
       if (message.deleted_nodes) nodes = nodes.filter((n) => !message.deleted_nodes.includes(n.id));
-      store.nodes = nodes.sort((a, b) => a.id - b.id);
+      store.nodes = nodes.sort((a, b) => a.position - b.position || a.id - b.id);
       publish(config.nodes, store.nodes);
     }
   };

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import reflex as rx
 from reflex.event import EventChain, no_args_event_spec
 from reflex.experimental.client_state import ClientStateVar
+from reflex.vars import ObjectVar
 from reflex_base.utils.imports import ImportVar
 
 from core.access import Role
@@ -31,7 +33,7 @@ from rxapp.bridge import (
 )
 from rxapp.states.room import ProjectRoom
 
-room_project = ClientStateVar.create("roomProject", default={"id": 0, "name": ""})
+room_project = ClientStateVar.create("roomProject", default={"id": 0, "name": "", "autorun": False})
 room_jobs = ClientStateVar.create("roomJobs", default=[])
 room_nodes = ClientStateVar.create("roomNodes", default=[])
 #: This tab's role in the project: "" before it is known and once access ended.
@@ -43,6 +45,7 @@ room_overwritten = ClientStateVar.create("roomOverwritten", default=[])
 
 #: What components read.
 project_name = room_project.value.to(dict[str, str])["name"].to(str)
+project_autorun = room_project.value.to(dict[str, bool])["autorun"].to(bool)
 jobs = room_jobs.value.to(list[JobView])
 nodes = room_nodes.value.to(list[NodeView])
 members = room_members.value.to(list[MemberView])
@@ -102,12 +105,32 @@ def steps_of(job_id: rx.Var) -> rx.Var[str]:
     ).to(str)
 
 
-def finished_images() -> rx.Var[list[str]]:
-    """Every node's current result, offered as an input to edit nodes."""
+#: How many words of a node's prompt name it in pickers and dialogs.
+NAME_WORDS = 6
+
+
+def node_name(node: rx.Var) -> str:
+    """JS for a node's name, `#<id> · <first words of the prompt>`, from a row expression."""
+    words = f"({node}).prompt.trim().split(/\\s+/).slice(0, {NAME_WORDS}).join(' ')"
+    return f"('#' + ({node}).id + (({node}).prompt.trim() ? ' · ' + {words} : ''))"
+
+
+def input_choices(node_id: rx.Var) -> rx.Var[list[dict[str, str]]]:
+    """The other nodes an edit node can use, as `{value, label, image}` for the picker."""
     return rx.Var(
-        f"({nodes}).filter((node) => node.image_url).map((node) => node.image_url)",
-        _var_data=nodes._get_all_var_data(),
-    ).to(list[str])
+        f"({nodes}).filter((n) => n.id !== {node_id})"
+        f".map((n) => ({{value: String(n.id), label: {node_name(rx.Var('n'))}, image: n.image_url}}))",
+        _var_data=rx.vars.VarData.merge(nodes._get_all_var_data(), node_id._get_all_var_data()),
+    ).to(list[dict[str, str]])
+
+
+def node_by_id(node_id: rx.Var) -> ObjectVar[dict[str, str]]:
+    """A node's row by id (`{}` when it was deleted), for the inputs that refer to it."""
+    row: rx.Var = rx.Var(
+        f"(({nodes}).find((n) => n.id === {node_id}) ?? {{}})",
+        _var_data=rx.vars.VarData.merge(nodes._get_all_var_data(), node_id._get_all_var_data()),
+    )
+    return cast(ObjectVar[dict[str, str]], row.to(dict[str, str]))
 
 
 class RoomStore(rx.Fragment):

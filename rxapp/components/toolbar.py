@@ -8,7 +8,7 @@ from __future__ import annotations
 import reflex as rx
 
 from rxapp.components.realtime_check import realtime_check
-from rxapp.components.room_store import may_edit, project_name
+from rxapp.components.room_store import may_edit, project_autorun, project_name
 from rxapp.components.share_dialog import share_dialog
 from rxapp.runtime import core
 from rxapp.states.room import ProjectRoom
@@ -59,6 +59,22 @@ def toolbar() -> rx.Component:
             disabled=~may_edit,
         ),
         share_dialog(),
+        rx.button(
+            rx.icon("play"),
+            "Run all stale",
+            aria_label="Run all stale",
+            variant="soft",
+            on_click=ProjectRoom.on_project("run_all_stale", ""),
+            disabled=~may_edit,
+        ),
+        rx.el.label(
+            rx.switch(
+                checked=project_autorun, on_change=ProjectRoom.set_autorun, aria_label="Autorun", disabled=~may_edit
+            ),
+            rx.text("Autorun", size="2"),
+            title="Run a node by itself when a node it uses completes",
+            style={"display": "inline-flex", "gap": "6px", "align_items": "center"},
+        ),
         realtime_check(),
         account(),
         width="100%",

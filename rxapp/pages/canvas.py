@@ -1,13 +1,14 @@
-"""The project page: nodes on the left, the queue on the right."""
+"""The project page: nodes on the left, the queue on the right (below them on narrow screens)."""
 
 from __future__ import annotations
 
 import reflex as rx
 
 from rxapp.components.delivery_reporter import delivery_reporter
-from rxapp.components.node_card import node_card
+from rxapp.components.node_card import PICKER_CSS, node_card
 from rxapp.components.presence import presence_list
 from rxapp.components.queue import queue_monitor
+from rxapp.components.result_dialog import result_dialog
 from rxapp.components.room_store import access_ended, may_edit, nodes, room_store
 from rxapp.components.toolbar import toolbar
 from rxapp.states.pending import pending_jobs
@@ -17,42 +18,57 @@ from rxapp.states.upload import upload_zone
 def canvas_page() -> rx.Component:
     return rx.box(
         room_store(),
+        rx.el.style(PICKER_CSS),
         pending_jobs,
         delivery_reporter(),
         upload_zone(),
-        toolbar(),
-        presence_list(),
-        rx.cond(
-            access_ended,
-            rx.el.div(
-                rx.callout(
-                    "Your access to this project ended: its owner removed you. Pick another project.",
-                    icon="lock",
-                    color_scheme="red",
+        result_dialog(),
+        rx.el.header(toolbar()),
+        rx.el.main(
+            presence_list(),
+            rx.cond(
+                access_ended,
+                rx.el.div(
+                    rx.callout(
+                        "Your access to this project ended: its owner removed you. Pick another project.",
+                        icon="lock",
+                        color_scheme="red",
+                    ),
+                    role="alert",
+                    data_testid="access-ended",
                 ),
-                role="alert",
-                data_testid="access-ended",
             ),
-        ),
-        rx.flex(
-            # A disabled fieldset disables every control of the nodes at once: a viewer's page.
-            rx.el.fieldset(
-                rx.flex(
-                    rx.foreach(nodes, node_card),
-                    rx.cond(nodes.length() == 0, rx.text("Add a node to start.", color_scheme="gray")),
-                    wrap="wrap",
-                    gap="4",
-                    align="start",
-                    data_testid="canvas",
+            # Narrow windows stack the queue below the nodes; wide ones put it beside them.
+            rx.flex(
+                # A disabled fieldset disables every control of the nodes at once: a viewer's page.
+                rx.el.fieldset(
+                    rx.flex(
+                        rx.foreach(nodes, node_card),
+                        rx.cond(nodes.length() == 0, rx.text("Add a node to start.")),
+                        wrap="wrap",
+                        gap="4",
+                        width="100%",
+                        align="start",
+                        role="region",
+                        aria_label="Nodes",
+                        data_testid="canvas",
+                    ),
+                    disabled=~may_edit,
+                    style={
+                        "border": "0",
+                        "padding": "0",
+                        "margin": "0",
+                        "min_width": "0",
+                        "flex": "1",
+                        "width": "100%",
+                    },
                 ),
-                disabled=~may_edit,
-                style={"border": "0", "padding": "0", "margin": "0", "min_width": "0", "flex": "1"},
+                rx.box(queue_monitor(), width={"initial": "100%", "md": "600px"}, flex_shrink="0", min_width="0"),
+                direction={"initial": "column", "md": "row"},
+                gap="5",
+                width="100%",
+                align="start",
             ),
-            rx.box(queue_monitor(), width="min(600px, 100%)", flex_shrink="0"),
-            gap="5",
-            width="100%",
-            wrap="wrap",
-            align="start",
         ),
         max_width="1800px",
         margin="0 auto",

@@ -47,6 +47,8 @@ PROJECT_ACTIONS: dict[str, Action] = {
     "add_text_node": Action(lambda project_id, _: core.canvas.add_node(project_id, NodeKind.TEXT_TO_IMAGE)),
     "add_edit_node": Action(lambda project_id, _: core.canvas.add_node(project_id, NodeKind.IMAGE_EDIT)),
     "rename": Action(lambda project_id, name: core.canvas.rename_project(project_id, name)),
+    "run_all_stale": Action(lambda project_id, _: core.plan.run_all_stale(project_id)),
+    "autorun": Action(lambda project_id, on: core.notebook.set_autorun(project_id, on == "on")),
 }
 NODE_ACTIONS: dict[str, Action] = {
     "delete": Action(lambda node_id, _: core.canvas.delete_node(node_id)),
@@ -55,11 +57,31 @@ NODE_ACTIONS: dict[str, Action] = {
     "aspect_ratio": Action(lambda node_id, ratio: core.canvas.update_node(node_id, aspect_ratio=ratio)),
     "add_input": Action(lambda node_id, url: core.canvas.change_inputs(node_id, add=[url]), adds_image=True),
     "remove_input": Action(lambda node_id, url: core.canvas.change_inputs(node_id, remove=[url])),
+    "add_input_node": Action(lambda node_id, source: core.notebook.add_input_node(node_id, _node_id(source))),
+    "remove_input_node": Action(lambda node_id, source: core.notebook.remove_input_node(node_id, _node_id(source))),
+    "move_up": Action(lambda node_id, _: core.notebook.move(node_id, -1)),
+    "move_down": Action(lambda node_id, _: core.notebook.move(node_id, 1)),
+    "move_to": Action(lambda node_id, target: core.notebook.move_to(node_id, _node_id(target))),
+    "use_result": Action(lambda node_id, url: core.notebook.use_result(node_id, url)),
 }
 JOB_ACTIONS: dict[str, Action] = {
     "cancel": Action(lambda job_id, _: core.pipeline.cancel(job_id), on_loop=True),
     "retry": Action(lambda job_id, _: core.pipeline.retry_job(job_id), on_loop=True),
 }
+
+
+def _node_id(raw: str) -> int:
+    if not raw.isdigit():
+        raise InvalidInput("Pick a node")
+    return int(raw)
+
+
+async def _generate(node_id: int, client_request_id: str | None, clicked_at: datetime | None) -> bool:
+    """Run the node; with stale ancestors, run them first through a plan. True when planned."""
+    if await asyncio.to_thread(core.plan.run_with_ancestors, node_id):
+        return True
+    await core.pipeline.generate(node_id, client_request_id, clicked_at)
+    return False
 
 
 class ProjectRoom(rx.State):
@@ -129,12 +151,21 @@ class ProjectRoom(rx.State):
     @rx.event
     async def generate(self, node_id: int, client_request_id: str, clicked_at_ms: int = 0):
         clicked_at = datetime.fromtimestamp(clicked_at_ms / 1000, UTC) if clicked_at_ms else None
-        generate = Action(
-            lambda node, _: core.pipeline.generate(node, client_request_id or None, clicked_at), on_loop=True
-        )
-        refused = await self._act(generate, node_id, "", node_id=node_id)
-        # The optimistic row of a refused Generate must not linger.
-        return [refused, pending_jobs.push([])] if refused else None
+        planned: list[bool] = []
+
+        async def generate(node: int, _: str) -> None:
+            planned.append(await _generate(node, client_request_id or None, clicked_at))
+
+        refused = await self._act(Action(generate, on_loop=True), node_id, "", node_id=node_id)
+        # The optimistic row of a refused Generate must not linger, nor that of a node that
+        # waits for its ancestors first (its card says so; its job comes when they are done).
+        if refused:
+            return [refused, pending_jobs.push([])]
+        return pending_jobs.push([]) if any(planned) else None
+
+    @rx.event
+    async def set_autorun(self, on: bool):
+        return await self._act(PROJECT_ACTIONS["autorun"], self.project_id, "on" if on else "off")
 
     async def _act(
         self, action: Action | None, subject: Any, value: str, *, node_id: int = 0, job_id: str = ""
