@@ -6,10 +6,12 @@ import asyncio
 import itertools
 
 import reflex as rx
+from reflex.event import Event
 
 from core.logs import get_logger
 from rxapp.api import build_api
 from rxapp.components.room_store import RoomStore
+from rxapp.ghosts import WorkerPresence
 from rxapp.pages.canvas import canvas_page, redirect_page
 from rxapp.runtime import bridge, core
 from rxapp.states.room import ProjectRoom
@@ -69,3 +71,12 @@ async def change_listener() -> None:
 async def room_bridge() -> None:
     """Turn committed changes into one message per project room (rxapp/bridge.py)."""
     await bridge.run()
+
+
+@app.register_lifespan_task
+async def worker_presence() -> None:
+    """With Redis: this worker's heartbeat, and the socket records of dead workers swept (rxapp/ghosts.py)."""
+    if core.settings.redis_url:
+        # Read on the class, the handler is an EventHandler (the decorator types it as the method).
+        (reopen,) = Event.from_event_type(ProjectRoom.open_project)  # type: ignore[arg-type]
+        await WorkerPresence(app, core.settings.redis_url, reopen).run()
