@@ -257,8 +257,21 @@ class Cluster:
         failed = [worker_name(i) for i in range(len(self.worker_ports)) if not self.wait_for_worker(i)]
         if len(failed) == len(self.worker_ports):
             raise RuntimeError(f"no worker started; see {self.log_dir}")
-        wait_until_up(self.supervisord, [f"{self.url}/readyz", self.url], self.log_dir / "haproxy.log")
+        try:
+            wait_until_up(self.supervisord, [f"{self.url}/readyz", self.url], self.log_dir / "haproxy.log")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\nworkers' readiness: {self.readiness()}") from None
         return failed
+
+    def readiness(self) -> list[str]:
+        """Each worker's own /readyz answer (what HAProxy's health checks read)."""
+        answers = []
+        for port in self.worker_ports:
+            try:
+                answers.append(httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).text)
+            except httpx.HTTPError as exc:
+                answers.append(repr(exc))
+        return answers
 
     def wait_for_worker(self, index: int) -> bool:
         """Wait until the worker answers /healthz (True) or supervisord gave up on it (False)."""

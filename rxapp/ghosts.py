@@ -72,6 +72,7 @@ class WorkerPresence:
 
     async def run(self) -> None:
         beating: str | None = None  # the instance id whose heartbeat this worker keeps
+        down = False  # said once per Redis outage, not every second
         while True:
             tokens = self._tokens
             try:
@@ -82,8 +83,11 @@ class WorkerPresence:
                         await self._recover(tokens, me)
                     beating = me
                     await self.sweep(me)
+                down = False
             except (redis.RedisError, OSError) as exc:
-                log.warning("presence round failed: %s", exc, extra={"step": "ghosts.redis_down"})
+                if not down:
+                    log.warning("presence round failed: %s", exc, extra={"step": "ghosts.redis_down"})
+                down = True
             await asyncio.sleep(BEAT_S)
 
     async def _beat(self, me: str) -> bool:
