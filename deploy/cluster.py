@@ -24,7 +24,9 @@ from __future__ import annotations
 import argparse
 import configparser
 import contextlib
+import csv
 import ctypes
+import io
 import os
 import shutil
 import signal
@@ -292,11 +294,25 @@ class Cluster:
         raise RuntimeError(f"{worker_name(index)} did not start in {START_TIMEOUT_S}s")
 
     def start_worker(self, index: int) -> None:
-        """Start a worker supervisord is not running (stopped, or given up on); wait until it serves."""
+        """Start a worker supervisord is not running (stopped, or given up on); wait until HAProxy sends it work."""
         if self.states()[worker_name(index)] in ("STOPPED", "EXITED", "FATAL"):
             self.supervisor.startProcess(worker_name(index), False)
         if not self.wait_for_worker(index):
             raise RuntimeError(f"{worker_name(index)} could not start; see {self.log_dir}")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while self.server_states().get(f"w{index}") != "UP":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"HAProxy never saw {worker_name(index)} ready: {self.readiness()}")
+            time.sleep(0.3)
+
+    def server_states(self) -> dict[str, str]:
+        """Each worker's status on HAProxy's stats page ("UP", "DOWN", "UP 1/2", ...)."""
+        answer = httpx.get(self.stats_url + ";csv", timeout=5).text.lstrip("# ")
+        return {
+            row["svname"]: row["status"]
+            for row in csv.DictReader(io.StringIO(answer))
+            if row["pxname"] == "pages" and row["svname"] not in ("FRONTEND", "BACKEND")
+        }
 
     def kill_worker(self, index: int) -> int:
         """SIGKILL one worker's process group, as in a crash (supervisord starts it again); its pid."""

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
-import io
 import time
 import uuid
 from collections import Counter
@@ -161,18 +159,9 @@ class FaultRig:
         raise AssertionError(f"tabs did not converge in {timeout_s}s; last seen: {last}")
 
     # HAProxy -------------------------------------------------------------------
-    def server_states(self) -> dict[str, str]:
-        """Each worker's status in HAProxy's stats ("UP", "DOWN", "UP 1/2", ...), backend `pages`."""
-        answer = httpx.get(self.cluster.stats_url + ";csv", timeout=5).text.lstrip("# ")
-        return {
-            row["svname"]: row["status"]
-            for row in csv.DictReader(io.StringIO(answer))
-            if row["pxname"] == "pages" and row["svname"] not in ("FRONTEND", "BACKEND")
-        }
-
     def all_up(self) -> bool:
         try:
-            return all(status == "UP" for status in self.server_states().values())
+            return all(status == "UP" for status in self.cluster.server_states().values())
         except httpx.HTTPError:
             return False
 

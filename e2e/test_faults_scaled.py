@@ -206,7 +206,7 @@ def test_worker_hung_is_taken_out_by_haproxy_and_its_tabs_move(rig: FaultRig) ->
             stopped_at = time.monotonic()
             await asyncio.to_thread(
                 wait_until,
-                lambda: rig.server_states()["w2"],
+                lambda: rig.cluster.server_states()["w2"],
                 lambda status: status.startswith("DOWN"),
                 what="HAProxy's stats to show the hung worker DOWN",
                 timeout_s=TAKEN_OUT_WITHIN_S,
@@ -269,5 +269,36 @@ def test_callbacks_late_and_duplicated(rig: FaultRig) -> None:
         return Figures(
             "callbacks late and duplicated", len(ids), rig.lost(project.id, ids), rig.doubled(project.id), converge_s
         )
+
+    record(run(case()))
+
+
+def test_haproxy_reloaded_while_tabs_work(rig: FaultRig) -> None:
+    project = rig.project("haproxy reload")
+    rig.kie.configure(delay_s=1.0)
+    log = rig.cluster.log_dir / "haproxy.log"
+
+    async def case() -> Figures:
+        tabs = await rig.open_tabs(project, TABS)
+        try:
+            before = await rig.clicks(tabs, project, 4, "reload-before")
+            exits = log.read_text().count("exited with code")
+            await asyncio.to_thread(rig.cluster.reload_balancer)
+            # New connections go to the new process at once; open websockets drain from the old one
+            # until they end or `hard-stop-after` cuts them, and those tabs reconnect.
+            during = await rig.clicks(tabs, project, 4, "reload-during")
+            await asyncio.to_thread(
+                wait_until,
+                lambda: log.read_text().count("exited with code"),
+                lambda count: count > exits,
+                what="the old HAProxy process to finish draining",
+                timeout_s=30,
+            )
+            after = await rig.clicks(tabs, project, TABS, "reload-after")
+            converge_s = await rig.converge(tabs, project, 8 + TABS)
+        finally:
+            await asyncio.gather(*(tab.close() for tab in tabs))
+        ids = before + during + after
+        return Figures("HAProxy reloaded", len(ids), rig.lost(project.id, ids), rig.doubled(project.id), converge_s)
 
     record(run(case()))

@@ -87,12 +87,17 @@ def services() -> Iterator[tuple[str, str]]:
         redis_server.stop()
 
 
-@pytest.mark.parametrize("target", ["process group", "main process"])
+@pytest.mark.parametrize(("target", "a_port_taken"), [("process group", False), ("main process", True)])
 def test_a_sigterm_to_make_run_scaled_stops_every_process_and_frees_every_port(
-    tmp_path: Path, services: tuple[str, str], target: str
+    tmp_path: Path, services: tuple[str, str], target: str, a_port_taken: bool
 ) -> None:
+    """With one worker's port taken by someone else, that worker is reported FATAL and the rest serve."""
     database_url, redis_url = services
     port = port_block(WORKERS + 2)  # HAProxy, the workers, the stats page
+    squatter = socket.socket()
+    if a_port_taken:
+        squatter.bind(("127.0.0.1", port + WORKERS))  # the last worker's
+        squatter.listen()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -116,7 +121,14 @@ def test_a_sigterm_to_make_run_scaled_stops_every_process_and_frees_every_port(
             timeout_s=300,
         )
         started = descendants(make.pid)
-        assert len(started) >= WORKERS + 3, started  # the cluster, supervisord, HAProxy, the workers
+        assert len(started) >= WORKERS + 3 - a_port_taken, started  # the cluster, supervisord, HAProxy, workers
+        if a_port_taken:
+            wait_until(
+                lambda: (tmp_path / "make.log").read_text(),
+                lambda log: f"worker-{WORKERS - 1} could not start (FATAL)" in log,
+                what="make run-scaled to report the worker that could not start",
+                timeout_s=30,
+            )
 
         if target == "process group":
             os.killpg(make.pid, signal.SIGTERM)
@@ -130,10 +142,12 @@ def test_a_sigterm_to_make_run_scaled_stops_every_process_and_frees_every_port(
             timeout_s=STOP_BUDGET_S,
         )
         took = time.monotonic() - began
+        squatter.close()
         held = [p for p in range(port, port + WORKERS + 2) if not is_free(p)]
         assert not held, f"ports still held after {took:.1f}s: {held}"
         print(f"SIGTERM to the {target}: every process gone in {took:.1f}s")
     finally:
+        squatter.close()
         make.wait(timeout=30)
         for pid in descendants(make.pid) | {make.pid}:
             if alive(pid):

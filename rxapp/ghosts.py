@@ -14,11 +14,13 @@ record still the one read (compare-and-delete in Redis, so a tab that re-linked
 meanwhile keeps its new record). Reflex's own answer to a deleted record of a live
 socket is to store it again, so even a wrong guess heals itself.
 
-When this worker's own heartbeat key has vanished before its expiry, Redis lost its data
+When this worker finds its own heartbeat key gone, Redis may have lost its data
 (restarted or flushed), and with it every tab's Reflex state: each tab connected here is
 told to run its page's on_load again (`ProjectRoom.open_project`), which re-reads who it
-is and which project it shows from the database and sends it a fresh snapshot. Its
-socket record is stored again too, so other workers know where it is.
+is and which project it shows from the database and sends it a fresh snapshot. (If the
+key ran out because this worker itself stood still, that costs its tabs one snapshot.)
+Socket records are not written back: after a stall, a tab may already be linked on
+another worker under the same token, and Reflex's own record wins.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING
 import redis.asyncio
 from reflex.event import Event
 from reflex.state import StateUpdate
-from reflex.utils.token_manager import RedisTokenManager, SocketRecord
+from reflex.utils.token_manager import RedisTokenManager
 
 from core.logs import get_logger, log_step
 
@@ -131,11 +133,10 @@ class WorkerPresence:
                 return
 
     async def _recover(self, tokens: RedisTokenManager, me: str) -> None:
-        """Redis lost everything: store this worker's socket records again and have each tab reopen its page."""
+        """Redis lost the tabs' states: have each tab connected here reopen its page."""
         namespace = self._app.event_namespace
         assert namespace is not None
-        mine = [(token, record) for token, record in list(tokens.token_to_socket.items()) if record.instance_id == me]
-        for token, record in mine:
-            await tokens._store_socket_record(token, SocketRecord(instance_id=me, sid=record.sid))
+        mine = [token for token, record in list(tokens.token_to_socket.items()) if record.instance_id == me]
+        for token in mine:
             await namespace.emit_update(StateUpdate(events=[self._reopen]), token)
         log_step(log, "ghosts.redis_lost", tabs=len(mine))
