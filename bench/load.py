@@ -11,8 +11,8 @@ the projects named in `LOAD_PROJECTS` ("project:node,..."), then clicks Generate
 and again. Locust counts each click as a request whose time is click -> the job's row
 reaching this tab, and a failure when no row comes in `ROW_TIMEOUT_S`. When the run
 stops, every tab's arrival time of each job completed goes to the JSON file named by
-`LOAD_SAMPLES`, with the request ids clicked; the benchmark ties those arrivals to the
-jobs' `webhook.received` steps in the database.
+`LOAD_SAMPLES`, with the request ids clicked (each once its row came or its wait ran
+out); the benchmark ties those arrivals to the jobs' `webhook.received` steps.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class Tab(User):
         self.project_id, self.node_id = PROJECTS[next(TURNS) % len(PROJECTS)]
         self.waiting: dict[str, Event] = {}
         self.completed: set[str] = set()
-        self.opened = Event()
+        self.opened = Event()  # its snapshot came
+        self.hydrated = Event()  # and Reflex says its on_load ran: a click now acts on the project
         path = f"/p/{self.project_id}"
         router = {"pathname": path, "asPath": path, "query": {"project_id": str(self.project_id)}}
         self.router = router
@@ -67,8 +68,8 @@ class Tab(User):
                 auth={"event": {"name": BOOT_EVENT, "payload": {}, "router_data": router}},
                 wait_timeout=OPEN_TIMEOUT_S,
             )
-            if not self.opened.wait(OPEN_TIMEOUT_S):
-                raise TimeoutError(f"no snapshot of project {self.project_id} in {OPEN_TIMEOUT_S}s")
+            if not (self.opened.wait(OPEN_TIMEOUT_S) and self.hydrated.wait(OPEN_TIMEOUT_S)):
+                raise TimeoutError(f"project {self.project_id} did not open in {OPEN_TIMEOUT_S}s")
             self._report("open", started)
         except Exception as exc:
             self._report("open", started, exc)
@@ -81,12 +82,12 @@ class Tab(User):
     def generate(self) -> None:
         request_id = f"load-{uuid.uuid4().hex}"
         arrived = self.waiting[request_id] = Event()
-        CLICKED.append(request_id)
         started = time.perf_counter()
         payload = {"node_id": self.node_id, "client_request_id": request_id}
         self.client.emit("event", {"name": GENERATE, "payload": payload, "router_data": self.router}, EVENT_NAMESPACE)
         ok = arrived.wait(ROW_TIMEOUT_S)
         self.waiting.pop(request_id, None)
+        CLICKED.append(request_id)  # a click the run's end cut short is not counted
         self._report("click -> row", started, None if ok else TimeoutError(f"no row in {ROW_TIMEOUT_S}s"))
 
     def _report(self, name: str, started: float, exception: Exception | None = None) -> None:
@@ -112,6 +113,8 @@ class Tab(User):
                     SEEN.append((job["id"], now))
 
     def _update(self, update: dict[str, Any]) -> None:
+        if (update.get("delta") or {}).get(BACKEND_EVENT_PREFIX[:-1], {}).get("is_hydrated_rx_state_") is True:
+            self.hydrated.set()
         for event in update.get("events") or []:  # events the server queued for the page (on_load): send back
             if str(event.get("name", "")).startswith(BACKEND_EVENT_PREFIX):
                 payload = event.get("payload") or {}
