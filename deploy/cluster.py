@@ -259,10 +259,13 @@ class Cluster:
         failed = [worker_name(i) for i in range(len(self.worker_ports)) if not self.wait_for_worker(i)]
         if len(failed) == len(self.worker_ports):
             raise RuntimeError(f"no worker started; see {self.log_dir}")
-        try:
-            wait_until_up(self.supervisord, [f"{self.url}/readyz", self.url], self.log_dir / "haproxy.log")
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}\nworkers' readiness: {self.readiness()}") from None
+        # Not `wait_until_up`: its SIGKILL would orphan supervisord's programs; `stop` ends them all.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not all_answer([f"{self.url}/readyz", self.url]):
+            if self.supervisord.poll() is not None or time.monotonic() > deadline:
+                said = (self.log_dir / "haproxy.log").read_text()[-3000:]
+                raise RuntimeError(f"HAProxy did not serve:\n{said}\nworkers' readiness: {self.readiness()}")
+            time.sleep(0.3)
         return failed
 
     def readiness(self) -> list[str]:
