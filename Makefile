@@ -12,11 +12,12 @@ run: setup
 	@echo "Open http://localhost:$(PORT) once the app says it is running."
 	@$(ENV) PORT=$(PORT) reflex run --env prod --single-port
 
-# PostgreSQL + Redis + $(WORKERS) backend workers behind one port (README, "Running at scale").
+# PostgreSQL + Redis + $(WORKERS) workers under supervisord behind HAProxy on one port (README,
+# "Running at scale"). `exec`: the cluster is make's own child, so it hears make die.
 WORKERS ?= 3
 run-scaled: setup
 	@scripts/services.sh
-	@$(ENV) python -m deploy.cluster --port $(PORT) --workers $(WORKERS)
+	@$(ENV) exec python -m deploy.cluster --port $(PORT) --workers $(WORKERS)
 
 # Checks a running app (make run / make run-scaled) hop by hop; exit status 1 when a hop fails.
 URL ?= http://localhost:$(PORT)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ from typing import Any
 import httpx
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlmodel import col, select
 
 from bench.sockets import fan_out, group_cpu_s
 from core.contract import JobStatus
@@ -41,6 +43,8 @@ KIE_KEY, KIE_HMAC = "bench-kie-key", "bench-kie-hmac"
 MODEL = "google/nano-banana"
 PG_WORKERS = 3
 BENCH_REDIS_DB = 8  # the benchmark's own Redis database, flushed before and after
+#: The load tier (bench/load.py): simulated users over projects, for a fixed time.
+LOAD_USERS, LOAD_SPAWN_PER_S, LOAD_SECONDS, LOAD_PROJECTS = 12, 4, 30, 4
 
 WATCH_RESULTS = """() => {
   window.__seen = {};
@@ -504,10 +508,96 @@ def socket_suite(app: AppServer, kie: FakeProviderServer, workdir: Path, results
     driver.close()
 
 
+def load_suite(workdir: Path, results: Results) -> None:
+    """Locust's simulated users clicking Generate on several projects of the scaled setup (local provider)."""
+    env = {"LOCAL_PROVIDER_DELAY_S": "0.5", "LOG_LEVEL": "WARNING"}
+    with scaled_cluster(workdir / "load", PG_WORKERS, BENCH_REDIS_DB, env) as cluster:
+        seeder = Seeder(cluster.url, Path(cluster.env["DATA_DIR"]), cluster.env["DATABASE_URL"], "local/sketch")
+        projects = [seeder.project(f"load {i}", finished_jobs=0, pending_jobs=0) for i in range(LOAD_PROJECTS)]
+        samples = workdir / "load.json"
+        print(f"load tier, {LOAD_USERS} users for {LOAD_SECONDS} s ...", flush=True)
+        began = time.time()
+        locust = [sys.executable, "-m", "locust", "-f", str(HERE / "load.py"), "--headless", "--only-summary"]
+        bounds = ["-u", str(LOAD_USERS), "-r", str(LOAD_SPAWN_PER_S), "-t", f"{LOAD_SECONDS}s", "--stop-timeout", "15"]
+        output = ["--host", cluster.url, "--csv", str(workdir / "load"), "--exit-code-on-error", "0"]
+        subprocess.run(
+            [*locust, *bounds, *output],
+            env={
+                **os.environ,
+                "LOAD_PROJECTS": ",".join(f"{p.id}:{p.node_id}" for p in projects),
+                "LOAD_SAMPLES": str(samples),
+            },
+            stdout=(workdir / "locust.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            timeout=LOAD_SECONDS + 180,
+            check=True,
+        )
+        clicked = json.loads(samples.read_text())
+        ids = [p.id for p in projects]
+
+        def jobs() -> list[Job]:
+            with seeder.db.session() as session:
+                return list(session.exec(select(Job).where(col(Job.project_id).in_(ids))))
+
+        deadline = time.monotonic() + 120
+        rows = jobs()
+        while any(not job.status.is_terminal for job in rows) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            rows = jobs()
+        completed = [job for job in rows if job.status == JobStatus.COMPLETED]
+        span = max(job.finished_at.timestamp() for job in completed if job.finished_at) - began if completed else 1
+        with (workdir / "load_stats.csv").open() as handle:
+            stats = {row["Name"]: row for row in csv.DictReader(handle)}
+        clicks = stats["click -> row"]
+        received: dict[str, float] = {}
+        visible = []
+        for job_id, seen_at in clicked["seen"]:
+            if job_id not in received:
+                received[job_id] = seeder.step_at(job_id, "webhook.received")
+            if seen_at < received[job_id]:
+                raise SampleError(f"job {job_id} was seen completed before its webhook came")
+            visible.append((seen_at - received[job_id]) * 1000)
+        failures = int(stats["Aggregated"]["Failure Count"])
+        missing = len(set(clicked["clicked"]) - {job.client_request_id for job in rows})
+        unfinished = len(rows) - len(completed)
+        errors = failures + missing + unfinished
+        results.add(
+            f"load: {LOAD_USERS} users on {LOAD_PROJECTS} projects, {PG_WORKERS} workers behind HAProxy",
+            f"{len(completed) / span:.1f} jobs/s completed",
+            "",
+            None,
+            f"{len(completed)} jobs in {span:.0f} s (locust, {LOAD_SECONDS} s of clicking, local provider 0.5 s)",
+        )
+        results.add(
+            "load: click -> row on the clicking tab",
+            f"p50 {float(clicks['50%']):.0f} / p95 {float(clicks['95%']):.0f} ms",
+            "",
+            None,
+            f"{clicks['Request Count']} clicks",
+        )
+        results.add(
+            "load: webhook received -> visible on each tab of the project",
+            f"p50 {pct(visible, 50):.0f} / p95 {pct(visible, 95):.0f} ms",
+            "",
+            None,
+            f"{len(visible)} samples",
+        )
+        results.add(
+            "load: errors",
+            str(errors),
+            "0",
+            errors == 0,
+            f"{failures} locust failures, {missing} clicks without a job, {unfinished} jobs not completed",
+        )
+        seeder.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
-        "--only", choices=["browser", "sockets", "ingestion", "confirmations"], help="run one part of the suite"
+        "--only",
+        choices=["browser", "sockets", "ingestion", "confirmations", "load"],
+        help="run one part of the suite",
     )
     only = parser.parse_args().only
     results = Results()
@@ -552,6 +642,8 @@ def main() -> None:
                 pg = Seeder(cluster.url, data_dir, database_url, MODEL, KIE_KEY, KIE_HMAC)
                 ingestion(pg, kie, workdir, results, f"PostgreSQL, {PG_WORKERS} workers", 1500)
                 pg.close()
+        if only in (None, "load"):
+            load_suite(workdir, results)
     finally:
         app.stop()
         kie.stop()

@@ -214,6 +214,10 @@ class Pipeline:
                 attempt=attempt,
                 will_retry=error.retryable and attempt != self.retry.attempts,
             )
+            if error.retryable:
+                # Hold the claim through the backoff to come, or another worker's sweep submits the job too.
+                hold_s = self.lease_s + (error.retry_after_s or self.retry.cap_s) + self.retry.base_s
+                await asyncio.to_thread(self.jobs.claim, job.id, self.worker_id, utcnow(), hold_s)
             if error is exc:
                 raise
             raise error from exc

@@ -1,15 +1,20 @@
-"""The scaled configuration on one machine: PostgreSQL + Redis + N backend workers + a balancer.
+"""The scaled configuration on one machine: N backend workers under supervisord, HAProxy in front.
 
-Why not `GRANIAN_WORKERS=N reflex run`: granian stops every worker when one
-dies. Here each worker is its own process (granian, one worker, serving API,
-websocket and the exported frontend), so a crashed worker costs only its own
-connections; its tabs reconnect through the balancer to another worker and
-resync from the database.
+Each worker is its own process (granian, one worker, serving API, websocket and the
+exported frontend), so a crashed worker costs only its own connections: HAProxy takes
+it out, its tabs reconnect through HAProxy to another worker and resync from the
+database, and supervisord starts it again. PostgreSQL and Redis are the machine's
+(`scripts/services.sh` starts them); every worker shares them and `DATA_DIR`.
 
-The frontend is exported once with `PORT` set to the balancer's port: the page
-opens its websocket to that port, which is why every worker sits behind one
-address (one machine: `deploy.balancer`; several machines: any TCP/HTTP load
-balancer, no sticky sessions needed).
+Why supervisord rather than granian's `--workers N --respawn-failed-workers`: granian
+runs its workers on one port and one lifetime, so a reload or a crash-looping worker
+concerns them all, and HAProxy cannot health-check or drain one of them. supervisord
+runs each worker on its own port with restart backoff (`startretries`), gives up on a
+worker that cannot start (FATAL, reported here) without touching the others, stops
+every process group it started on SIGTERM, and answers `supervisorctl`.
+
+The frontend is exported once with `PORT` set to HAProxy's port: the page opens its
+websocket to that port, which is why every worker sits behind one address.
 
 Run: `python -m deploy.cluster --port 3000 --workers 3` (what `make run-scaled` does).
 """
@@ -17,22 +22,37 @@ Run: `python -m deploy.cluster --port 3000 --workers 3` (what `make run-scaled` 
 from __future__ import annotations
 
 import argparse
+import configparser
+import contextlib
+import csv
+import ctypes
+import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import xmlrpc.client
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from supervisor.xmlrpc import SupervisorTransport
 
 from core.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
+HAPROXY_CONFIG = ROOT / "deploy" / "haproxy.cfg"
 START_TIMEOUT_S = 300
+#: supervisord's grace for a worker to finish on SIGTERM before it kills the worker's group;
+#: with HAProxy's own stop this keeps a whole stop under 15 s.
+WORKER_STOP_WAIT_S = 6
+STOP_TIMEOUT_S = 12
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/canvas"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+PR_SET_PDEATHSIG = 1
 
 
 def wait_until_up(process: subprocess.Popen[bytes], urls: list[str], log_path: Path) -> None:
@@ -41,22 +61,26 @@ def wait_until_up(process: subprocess.Popen[bytes], urls: list[str], log_path: P
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"process exited early:\n{log_path.read_text()[-3000:]}")
-        try:
-            if all(httpx.get(url, timeout=5).status_code == 200 for url in urls):
-                return
-        except httpx.HTTPError:
-            pass
+        if all_answer(urls):
+            return
         time.sleep(0.3)
     os.killpg(process.pid, signal.SIGKILL)
     raise RuntimeError(f"process did not start in {START_TIMEOUT_S}s:\n{log_path.read_text()[-3000:]}")
 
 
-def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+def all_answer(urls: list[str]) -> bool:
+    try:
+        return all(httpx.get(url, timeout=5).status_code == 200 for url in urls)
+    except httpx.HTTPError:
+        return False
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float = 20) -> None:
     if process is None or process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
@@ -67,113 +91,321 @@ def in_project_env(command: str) -> list[str]:
     return ["bash", "-c", f"source scripts/env.sh && exec {command}"]
 
 
+def die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent dies, e.g. `make` killed alone (make forwards no signal)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def haproxy_config(worker_ports: list[int]) -> str:
+    """deploy/haproxy.cfg with one server line per worker under each backend's "# servers"."""
+    suffixes = {  # in the file's order of backends: pages, sockets, probes
+        "pages": "",
+        "sockets": " track pages/w{i}",
+        "probes": "",
+    }
+    parts = HAPROXY_CONFIG.read_text().split("    # servers\n")
+    if len(parts) != len(suffixes) + 1:
+        raise RuntimeError(f"{HAPROXY_CONFIG} should have {len(suffixes)} '# servers' lines")
+    text = parts[0]
+    for part, suffix in zip(parts[1:], suffixes.values(), strict=True):
+        servers = "".join(
+            f"    server w{i} 127.0.0.1:{port}{suffix.format(i=i)}\n" for i, port in enumerate(worker_ports)
+        )
+        text += "    # servers\n" + servers + part
+    return text
+
+
+def worker_name(index: int) -> str:
+    return f"worker-{index}"
+
+
 @dataclass
 class Cluster:
     port: int
     worker_ports: list[int]
+    stats_port: int
     log_dir: Path
+    run_dir: Path
     env: dict[str, str] = field(default_factory=dict)
-    workers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
-    balancer: subprocess.Popen[bytes] | None = None
+    bind_address: str = "127.0.0.1"
+    supervisord: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _env(self) -> dict[str, str]:
-        return {**os.environ, "PORT": str(self.port), "REFLEX_ENV_MODE": "prod", **self.env}
+    @property
+    def stats_url(self) -> str:
+        return f"http://127.0.0.1:{self.stats_port}/"
 
-    def _spawn(
-        self, command: list[str], log_name: str, extra_env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
+    def _env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            # Every worker's page talks to HAProxy's port; HAProxy reads the rest of these.
+            "PORT": str(self.port),
+            "BIND_ADDRESS": self.bind_address,
+            "STATS_PORT": str(self.stats_port),
+            "RUN_DIR": str(self.run_dir),
+            "REFLEX_ENV_MODE": "prod",
+            # The client's address is HAProxy's X-Forwarded-For (sign-in limits per address).
+            "TRUSTED_PROXY_HOPS": "1",
+            # Reflex's own switches: serve the exported frontend, do not compile in a worker.
+            "__REFLEX_SKIP_COMPILE": "true",
+            "__REFLEX_MOUNT_FRONTEND_COMPILED_APP": "true",
+            **self.env,
+        }
+
+    def _run(self, command: list[str], log_name: str) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        return subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env={**self._env(), **(extra_env or {})},
-            stdout=(self.log_dir / log_name).open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with (self.log_dir / log_name).open("ab") as log:
+            if subprocess.run(command, cwd=ROOT, env=self._env(), stdout=log, stderr=subprocess.STDOUT).returncode:
+                raise RuntimeError(f"{command} failed:\n{(self.log_dir / log_name).read_text()[-3000:]}")
 
     def prepare(self) -> None:
         """Migrate the database once and export the frontend once, before any worker starts."""
-        for name, command in (
-            ("migrate", [sys.executable, "-m", "core.migrate"]),
-            ("export", in_project_env("reflex export --frontend-only --no-zip")),
-        ):
-            if self._spawn(command, f"{name}.log").wait() != 0:
-                raise RuntimeError(f"{name} failed:\n{(self.log_dir / f'{name}.log').read_text()[-3000:]}")
+        self._run([sys.executable, "-m", "core.migrate"], "migrate.log")
+        self._run(in_project_env("reflex export --frontend-only --no-zip"), "export.log")
+
+    def supervisor_config(self) -> str:
+        haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not Path(haproxy).exists():
+            raise RuntimeError("haproxy is not installed: run scripts/setup.sh (Debian's package)")
+        config = configparser.ConfigParser(interpolation=None)
+        config["supervisord"] = {
+            "nodaemon": "true",
+            "logfile": str(self.log_dir / "supervisord.log"),
+            "pidfile": str(self.run_dir / "supervisord.pid"),
+            "childlogdir": str(self.log_dir),
+        }
+        config["unix_http_server"] = {"file": str(self.run_dir / "supervisor.sock"), "chmod": "0700"}
+        config["rpcinterface:supervisor"] = {
+            "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"
+        }
+        config["supervisorctl"] = {"serverurl": f"unix://{self.run_dir / 'supervisor.sock'}"}
+        for index, port in enumerate(self.worker_ports):
+            config[f"program:{worker_name(index)}"] = {
+                "command": f"{sys.executable} -m granian --interface asgi --factory --host 127.0.0.1 --port {port} "
+                "--workers 1 --log-level warning rxapp.rxapp:app",
+                "directory": str(ROOT),
+                "autorestart": "true",
+                # A worker counts as started once it stayed up this long (its boot takes seconds);
+                # one that dies sooner is retried after 1, 2, 3 s, then FATAL: reported, others untouched.
+                "startsecs": "15",
+                "startretries": "3",
+                "stopsignal": "TERM",
+                "stopwaitsecs": str(WORKER_STOP_WAIT_S),
+                # granian's worker is a child of its main process: signal the whole group.
+                "stopasgroup": "true",
+                "killasgroup": "true",
+                "redirect_stderr": "true",
+                "stdout_logfile": str(self.log_dir / f"{worker_name(index)}.log"),
+            }
+        config["program:haproxy"] = {
+            # -W master-worker (USR2 reloads and drains), -db stays in the foreground for supervisord.
+            "command": f"{haproxy} -W -db -f {self.run_dir / 'haproxy.cfg'}",
+            "autorestart": "true",
+            "startsecs": "1",
+            "stopsignal": "TERM",
+            "stopwaitsecs": "3",
+            "redirect_stderr": "true",
+            "stdout_logfile": str(self.log_dir / "haproxy.log"),
+        }
+        lines: list[str] = []
+        for section in config.sections():
+            lines.append(f"[{section}]")
+            lines.extend(f"{key}={value}" for key, value in config[section].items())
+            lines.append("")
+        return "\n".join(lines)
+
+    def write_configs(self) -> Path:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "haproxy.cfg").write_text(haproxy_config(self.worker_ports))
+        path = self.run_dir / "supervisord.conf"
+        path.write_text(self.supervisor_config())
+        return path
+
+    # supervisord ---------------------------------------------------------------
+    @property
+    def supervisor(self) -> Any:
+        """supervisord's XML-RPC interface (`supervisor.getAllProcessInfo()` and so on)."""
+        transport = SupervisorTransport(None, None, f"unix://{self.run_dir / 'supervisor.sock'}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def states(self) -> dict[str, str]:
+        """Each program's supervisord state (RUNNING, STARTING, BACKOFF, FATAL, ...)."""
+        return {info["name"]: info["statename"] for info in self.supervisor.getAllProcessInfo()}
+
+    def pid(self, name: str) -> int:
+        return int(self.supervisor.getProcessInfo(name)["pid"])
+
+    def worker_pid(self, index: int) -> int:
+        return self.pid(worker_name(index))
+
+    def start(self, *, die_with_this_process: bool = False) -> list[str]:
+        """Start everything; return the workers that could not start (FATAL), having waited for the others."""
+        self.prepare()
+        config = self.write_configs()
+        log = (self.log_dir / "supervisord.out").open("ab")
+        self.supervisord = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(config)],
+            cwd=ROOT,
+            env=self._env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent if die_with_this_process else None,
+        )
+        failed = [worker_name(i) for i in range(len(self.worker_ports)) if not self.wait_for_worker(i)]
+        if len(failed) == len(self.worker_ports):
+            raise RuntimeError(f"no worker started; see {self.log_dir}")
+        # Not `wait_until_up`: its SIGKILL would orphan supervisord's programs; `stop` ends them all.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not all_answer([f"{self.url}/readyz", self.url]):
+            if self.supervisord.poll() is not None or time.monotonic() > deadline:
+                said = (self.log_dir / "haproxy.log").read_text()[-3000:]
+                raise RuntimeError(f"HAProxy did not serve:\n{said}\nworkers' readiness: {self.readiness()}")
+            time.sleep(0.3)
+        return failed
+
+    def readiness(self) -> list[str]:
+        """Each worker's own /readyz answer (what HAProxy's health checks read)."""
+        answers = []
+        for port in self.worker_ports:
+            try:
+                answers.append(httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).text)
+            except httpx.HTTPError as exc:
+                answers.append(repr(exc))
+        return answers
+
+    def wait_for_worker(self, index: int) -> bool:
+        """Wait until the worker answers /healthz (True) or supervisord gave up on it (False)."""
+        assert self.supervisord is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        url = f"http://127.0.0.1:{self.worker_ports[index]}/healthz"
+        while time.monotonic() < deadline:
+            if self.supervisord.poll() is not None:
+                raise RuntimeError(f"supervisord exited:\n{(self.log_dir / 'supervisord.out').read_text()[-3000:]}")
+            try:
+                if self.states().get(worker_name(index)) == "FATAL":
+                    return False
+            except (OSError, xmlrpc.client.Fault):
+                pass  # its socket is not there yet
+            if all_answer([url]):
+                return True
+            time.sleep(0.3)
+        raise RuntimeError(f"{worker_name(index)} did not start in {START_TIMEOUT_S}s")
 
     def start_worker(self, index: int) -> None:
-        port = self.worker_ports[index]
-        self.workers[index] = self._spawn(
-            in_project_env(
-                f"python -m granian --interface asgi --factory --host 127.0.0.1 --port {port} --workers 1 "
-                "--log-level warning rxapp.rxapp:app"
-            ),
-            f"worker-{index}.log",
-            # Reflex's own switches: serve the exported frontend, do not compile in the worker.
-            {"__REFLEX_SKIP_COMPILE": "true", "__REFLEX_MOUNT_FRONTEND_COMPILED_APP": "true"},
-        )
-        wait_until_up(self.workers[index], [f"http://127.0.0.1:{port}/healthz"], self.log_dir / f"worker-{index}.log")
+        """Start a worker supervisord is not running (stopped, or given up on); wait until HAProxy sends it work."""
+        if self.states()[worker_name(index)] in ("STOPPED", "EXITED", "FATAL"):
+            self.supervisor.startProcess(worker_name(index), False)
+        if not self.wait_for_worker(index):
+            raise RuntimeError(f"{worker_name(index)} could not start; see {self.log_dir}")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while self.server_states().get(f"w{index}") != "UP":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"HAProxy never saw {worker_name(index)} ready: {self.readiness()}")
+            time.sleep(0.3)
 
-    def kill_worker(self, index: int) -> None:
-        """SIGKILL one worker, as in a crash."""
-        process = self.workers.pop(index)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    def server_states(self) -> dict[str, str]:
+        """Each worker's status on HAProxy's stats page ("UP", "DOWN", "UP 1/2", ...)."""
+        answer = httpx.get(self.stats_url + ";csv", timeout=5).text.lstrip("# ")
+        return {
+            row["svname"]: row["status"]
+            for row in csv.DictReader(io.StringIO(answer))
+            if row["pxname"] == "pages" and row["svname"] not in ("FRONTEND", "BACKEND")
+        }
 
-    def start(self) -> None:
-        self.prepare()
-        for index in range(len(self.worker_ports)):
-            self.start_worker(index)
-        upstream = ",".join(str(port) for port in self.worker_ports)
-        self.balancer = self._spawn(
-            [sys.executable, "-m", "deploy.balancer", "--listen", str(self.port), "--upstream", upstream],
-            "balancer.log",
-        )
-        wait_until_up(self.balancer, [f"{self.url}/healthz", self.url], self.log_dir / "balancer.log")
+    def kill_worker(self, index: int) -> int:
+        """SIGKILL one worker's process group, as in a crash (supervisord starts it again); its pid."""
+        pid = self.worker_pid(index)
+        os.killpg(pid, signal.SIGKILL)
+        return pid
+
+    def reload_balancer(self) -> None:
+        """HAProxy re-reads its configuration; the old process drains its connections."""
+        self.supervisor.signalProcess("haproxy", "USR2")
 
     def stop(self) -> None:
-        stop_process(self.balancer)
-        for process in self.workers.values():
-            stop_process(process)
-        self.workers.clear()
+        """SIGTERM to supervisord, which stops every program's process group; SIGKILL whatever is left."""
+        if self.supervisord is None:
+            return
+        try:
+            groups = [info["pid"] for info in self.supervisor.getAllProcessInfo() if info["pid"]]
+        except (OSError, xmlrpc.client.Fault):
+            groups = []
+        stop_process(self.supervisord, timeout_s=STOP_TIMEOUT_S)
+        for pid in groups:
+            with contextlib.suppress(ProcessLookupError):  # stopped in time, as it should
+                os.killpg(pid, signal.SIGKILL)
 
 
 def main() -> None:
     settings = get_settings()
-    parser = argparse.ArgumentParser(description="PostgreSQL + Redis + N workers behind one port")
+    parser = argparse.ArgumentParser(description="N workers under supervisord behind HAProxy on one port")
     parser.add_argument("--port", type=int, default=settings.port)
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--bind", default="0.0.0.0", help="where the public port listens")
     args = parser.parse_args()
+    # `make` forwards no SIGTERM to its recipe: when it dies, so does this process (and then the rest).
+    die_with_parent()
+    if os.getppid() == 1:
+        return  # the parent died before the line above
     env = {
         # The scaled configuration's defaults differ from a single process's: PostgreSQL, and
         # Redis for Reflex's state (REFLEX_REDIS_URL is Reflex's own variable, not ours).
         "DATABASE_URL": settings.database_url or DEFAULT_DATABASE_URL,
-        "REFLEX_REDIS_URL": os.environ.get("REFLEX_REDIS_URL", DEFAULT_REDIS_URL),
+        "REFLEX_REDIS_URL": settings.redis_url or DEFAULT_REDIS_URL,
     }
+    workers = [args.port + 1 + i for i in range(args.workers)]
     cluster = Cluster(
         port=args.port,
-        worker_ports=[args.port + 1 + i for i in range(args.workers)],
+        worker_ports=workers,
+        stats_port=workers[-1] + 1,
         log_dir=settings.data_dir / "logs",
+        run_dir=settings.data_dir / "run",
         env=env,
+        bind_address=args.bind,
     )
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, stop_once)
     try:
-        cluster.start()
-        print(f"Running: open http://localhost:{args.port} ({args.workers} workers; logs in {cluster.log_dir})")
-        while True:  # a supervisor: a worker that dies is started again
-            time.sleep(1)
-            for index, process in list(cluster.workers.items()):
-                if process.poll() is not None:
-                    print(f"worker {index} exited ({process.returncode}); restarting it", file=sys.stderr)
-                    cluster.start_worker(index)
+        failed = cluster.start(die_with_this_process=True)
+        print(
+            f"Running: open http://localhost:{args.port} ({args.workers} workers under supervisord behind HAProxy; "
+            f"stats on {cluster.stats_url}; logs in {cluster.log_dir})",
+            flush=True,
+        )
+        report(cluster, failed)
     except KeyboardInterrupt:
         pass
     finally:
         cluster.stop()
+
+
+def stop_once(*_: object) -> None:
+    """The first SIGTERM ends the run; more (the group's and make's death at once) must not cut the stop short."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(0)
+
+
+def report(cluster: Cluster, failed: list[str]) -> None:
+    """Say when a program changes state (a crash, a restart, one given up on) until supervisord ends."""
+    assert cluster.supervisord is not None
+    shown = {**cluster.states(), **{name: "FATAL" for name in failed}}
+    for name in failed:
+        print(f"{name} could not start (FATAL): see {cluster.log_dir / name}.log", file=sys.stderr, flush=True)
+    while cluster.supervisord.poll() is None:
+        try:
+            states = cluster.states()
+        except (OSError, xmlrpc.client.Fault):
+            states = {}
+        for name, state in states.items():
+            if shown.setdefault(name, state) != state:
+                print(f"{name}: {shown[name]} -> {state}", file=sys.stderr, flush=True)
+                shown[name] = state
+        time.sleep(1)
+    sys.exit(cluster.supervisord.returncode)
 
 
 if __name__ == "__main__":

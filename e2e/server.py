@@ -160,29 +160,43 @@ class AppServer:
 
 
 @contextmanager
+def running_cluster(
+    workdir: Path, workers: int, database_url: str, redis_url: str, env: dict[str, str]
+) -> Iterator[Cluster]:
+    """The scaled configuration (workers under supervisord behind HAProxy) on the given database and Redis."""
+    port = free_port()
+    cluster = Cluster(
+        port=port,
+        worker_ports=[free_port() for _ in range(workers)],
+        stats_port=free_port(),
+        log_dir=workdir / "logs",
+        run_dir=workdir / "run",
+        env={
+            "DATABASE_URL": database_url,
+            "REFLEX_REDIS_URL": redis_url,
+            "DATA_DIR": str(workdir / "data"),
+            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            **own_reflex_workdirs(workdir),
+            "LOG_FORMAT": "json",
+            **env,
+        },
+    )
+    try:
+        failed = cluster.start()
+        assert not failed, f"workers that could not start: {failed}"
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@contextmanager
 def scaled_cluster(workdir: Path, workers: int, redis_db: int, env: dict[str, str]) -> Iterator[Cluster]:
     """The scaled configuration on a fresh PostgreSQL database and its own Redis database (flushed)."""
     redis_url = f"redis://127.0.0.1:6379/{redis_db}"
     redis.Redis.from_url(redis_url).flushdb()
     with fresh_database() as database_url:
-        port = free_port()
-        cluster = Cluster(
-            port=port,
-            worker_ports=[free_port() for _ in range(workers)],
-            log_dir=workdir / "logs",
-            env={
-                "DATABASE_URL": database_url,
-                "REFLEX_REDIS_URL": redis_url,
-                "DATA_DIR": str(workdir / "data"),
-                "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-                **own_reflex_workdirs(workdir),
-                "LOG_FORMAT": "json",
-                **env,
-            },
-        )
         try:
-            cluster.start()
-            yield cluster
+            with running_cluster(workdir, workers, database_url, redis_url, env) as cluster:
+                yield cluster
         finally:
-            cluster.stop()
             redis.Redis.from_url(redis_url).flushdb()

@@ -53,6 +53,8 @@ class SocketTab:
     base_url: str
     project_id: int
     cookie: str = ""
+    #: Reconnect when the socket drops, as the page does (a worker crashed or was taken out).
+    reconnect: bool = False
     received: list[Received] = field(default_factory=list)
     _client: socketio.AsyncClient | None = None
     _frames: list[int] = field(default_factory=list)
@@ -68,7 +70,9 @@ class SocketTab:
 
     async def open(self, timeout_s: float = 30.0) -> None:
         """Connect as a new tab of the project; return once its on_load finished (snapshot and state)."""
-        client = self._client = socketio.AsyncClient(reconnection=False)
+        client = self._client = socketio.AsyncClient(
+            reconnection=self.reconnect, reconnection_delay=0.5, reconnection_delay_max=2
+        )
         self._count_frames(client)
         for name in ("canvas.snapshot", "canvas.change"):
             client.on(name, self._recorder(name), namespace=EVENT_NAMESPACE)
@@ -95,6 +99,10 @@ class SocketTab:
         deltas = (item.message.get("delta") or {}) if item.event == "event" else {}
         return deltas.get(BACKEND_EVENT_PREFIX[:-1], {}).get("is_hydrated_rx_state_") is True
 
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.disconnect()
@@ -104,6 +112,22 @@ class SocketTab:
         assert self._client is not None
         event = {"name": handler, "payload": payload, "router_data": self._router_data()}
         await self._client.emit("event", event, namespace=EVENT_NAMESPACE)
+
+    def screen(self) -> tuple[list[tuple[str, str]], dict[int, str]]:
+        """What the tab shows after applying what it received: queue (id, status) and node images."""
+        jobs: dict[str, dict] = {}
+        nodes: dict[int, dict] = {}
+        for item in self.received:
+            if item.event == "canvas.snapshot":
+                jobs = {j["id"]: j for j in item.message["jobs"]}
+                nodes = {n["id"]: n for n in item.message["nodes"]}
+            elif item.event == "canvas.change":
+                for kind, held in (("jobs", jobs), ("nodes", nodes)):
+                    for row in item.message.get(kind, []):
+                        if row["id"] not in held or row["version"] >= held[row["id"]]["version"]:
+                            held[row["id"]] = row
+        queue = sorted(jobs.values(), key=lambda j: (j["created_at"], j["id"]), reverse=True)
+        return [(j["id"], j["status"]) for j in queue], {i: n["image_url"] for i, n in nodes.items()}
 
     def of(self, event: str) -> list[Received]:
         return [r for r in self.received if r.event == event]

@@ -12,7 +12,7 @@ import pytest
 
 from deploy.cluster import ROOT, Cluster
 from e2e.private_services import PrivatePostgres, PrivateRedis
-from e2e.server import AppServer, free_port, own_reflex_workdirs
+from e2e.server import AppServer, free_port, running_cluster
 from tests.wait import wait_until
 
 
@@ -57,26 +57,8 @@ def scaled(
 ) -> Iterator[Cluster]:
     postgres, redis_server = services
     workdir = Path(tmp_path_factory.mktemp("doctor-scaled"))
-    port = free_port()
-    cluster = Cluster(
-        port=port,
-        worker_ports=[free_port(), free_port()],
-        log_dir=workdir / "logs",
-        env={
-            "DATABASE_URL": postgres.url,
-            "REFLEX_REDIS_URL": redis_server.url,
-            "DATA_DIR": str(workdir / "data"),
-            "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-            **own_reflex_workdirs(workdir),
-            "LOG_FORMAT": "json",
-            "LOCAL_PROVIDER_DELAY_S": "1.5",
-        },
-    )
-    try:
-        cluster.start()
+    with running_cluster(workdir, 2, postgres.url, redis_server.url, {"LOCAL_PROVIDER_DELAY_S": "1.5"}) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def test_the_doctor_passes_on_the_scaled_setup_and_names_a_stopped_redis_or_postgres(

@@ -97,23 +97,6 @@ def test_four_tabs_over_three_workers_see_every_job_and_survive_a_worker_crash(
     assert re.search(r"/p/\d+$", late.url)
 
 
-def _fold(tab: SocketTab) -> tuple[list[tuple[str, str]], dict[int, str]]:
-    """What the tab shows after applying what it received: queue (id, status) and node images."""
-    jobs: dict[str, dict] = {}
-    nodes_: dict[int, dict] = {}
-    for item in tab.received:
-        if item.event == "canvas.snapshot":
-            jobs = {j["id"]: j for j in item.message["jobs"]}
-            nodes_ = {n["id"]: n for n in item.message["nodes"]}
-        elif item.event == "canvas.change":
-            for kind, held in (("jobs", jobs), ("nodes", nodes_)):
-                for row in item.message.get(kind, []):
-                    if row["id"] not in held or row["version"] >= held[row["id"]]["version"]:
-                        held[row["id"]] = row
-    queue = sorted(jobs.values(), key=lambda j: (j["created_at"], j["id"]), reverse=True)
-    return [(j["id"], j["status"]) for j in queue], {i: n["image_url"] for i, n in nodes_.items()}
-
-
 def test_twenty_tabs_over_three_workers_converge_after_fifty_jobs_each_change_once(cluster: Cluster) -> None:
     seeder = Seeder(cluster.url, Path(cluster.env["DATA_DIR"]), cluster.env["DATABASE_URL"], "local/sketch")
     project = seeder.project("twenty tabs", finished_jobs=0, pending_jobs=0)
@@ -130,7 +113,7 @@ def test_twenty_tabs_over_three_workers_converge_after_fifty_jobs_each_change_on
 
             def settled(tab: SocketTab):
                 def check(_: object) -> bool:
-                    queue, _images = _fold(tab)
+                    queue, _images = tab.screen()
                     return len(queue) == jobs and all(status == "completed" for _, status in queue)
 
                 return check
@@ -143,7 +126,7 @@ def test_twenty_tabs_over_three_workers_converge_after_fifty_jobs_each_change_on
 
     tabs = run(scenario())
     assert len(linked_workers(cluster, f"/p/{project.id}")) == WORKERS  # the 20 tabs landed on all 3 workers
-    screens = [_fold(tab) for tab in tabs]
+    screens = [tab.screen() for tab in tabs]
     assert all(screen == screens[0] for screen in screens)
     assert screens[0][1][project.node_id]  # the node shows a result
     for tab in tabs:

@@ -6,11 +6,13 @@ import asyncio
 import itertools
 
 import reflex as rx
+from reflex.event import Event
 
 from core.logs import get_logger
 from core.plan import submit_planned
 from rxapp.api import build_api
 from rxapp.components.room_store import RoomStore
+from rxapp.ghosts import WorkerHeartbeat
 from rxapp.pages.canvas import canvas_page, redirect_page
 from rxapp.runtime import bridge, core
 from rxapp.states.room import ProjectRoom
@@ -83,3 +85,12 @@ async def room_bridge() -> None:
 async def presence_rounds() -> None:
     """Renew this process's tabs' presence and send each room who is there when it changed."""
     await bridge.run_presence()
+
+
+@app.register_lifespan_task
+async def worker_heartbeat() -> None:
+    """With Redis: this worker's heartbeat, and the socket records of dead workers swept (rxapp/ghosts.py)."""
+    if core.settings.redis_url:
+        # Read on the class, the handler is an EventHandler (the decorator types it as the method).
+        (reopen,) = Event.from_event_type(ProjectRoom.open_project)  # type: ignore[arg-type]
+        await WorkerHeartbeat(app, core.settings.redis_url, reopen).run()

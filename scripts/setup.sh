@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh Debian machine: Python deps, bun for Reflex,
-# and (with --browser) Debian's Chromium for the end-to-end tests.
+# Idempotent set-up for a fresh Debian machine: Python deps, bun for Reflex, Debian's HAProxy
+# for the scaled setup, and (with --browser) Debian's Chromium for the end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,10 +33,21 @@ if [ "${1:-}" = "--browser" ] && ! grep -qs "\"version\": \"$AXE_VERSION\"" .too
   npm install --prefix .tools --no-audit --no-fund --loglevel=error "axe-core@$AXE_VERSION"
 fi
 
+# A Debian package, installed without questions (refreshing the package lists once if needed).
+apt_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >/dev/null \
+    || { $sudo apt-get update -q >/dev/null && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$1" >/dev/null; }
+}
+
+# The scaled setup's load balancer (deploy/haproxy.cfg); haproxy lives in /usr/sbin.
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  echo "setup: installing Debian's haproxy"
+  apt_install haproxy
+fi
+
 if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
   echo "setup: installing Debian's chromium"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
-    || { $SUDO apt-get update -q >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+  apt_install chromium
 fi

@@ -1,7 +1,7 @@
 """A fake KIE.ai: a real HTTP server on loopback speaking the public contract.
 
 Run: `python -m e2e.fakes.kie_server --port N --api-key K [--hmac-key H]`.
-Tests steer it through `POST /_fake/config` (delay, callbacks on/off, duplicate
+Tests steer it through `POST /_fake/config` (delay, callbacks on/off, late and duplicate
 callbacks, a forced error code, failing generations) and read `/_fake/tasks`.
 Its bodies are the documented ones (tests/providers/fixtures/kie), it signs callbacks by
 the documented algorithm with code of its own, retries them only as KIE.ai documents,
@@ -39,6 +39,9 @@ class Config:
     delay_s: float = 1.5
     callbacks: bool = True
     duplicate_callbacks: bool = False
+    #: A late provider: the first callback goes out this long after the result is ready.
+    callback_delay_s: float = 0.0
+    #: Every API call (create, recordInfo) answers this error code: the provider is down.
     error_code: int | None = None
     fail_generation: bool = False
     #: For this long after creation recordInfo answers 422 "recordInfo is null", as KIE.ai can.
@@ -113,6 +116,7 @@ class FakeKie:
             record.update(state="fail", failCode="500", failMsg=str(exc))
         record.update(completeTime=int(time.time() * 1000), updateTime=int(time.time() * 1000))
         if self.config.callbacks:
+            await asyncio.sleep(self.config.callback_delay_s)
             for _ in range(2 if self.config.duplicate_callbacks else 1):
                 await self.deliver(callback, record)
 
@@ -133,6 +137,8 @@ class FakeKie:
     async def record_info(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return self.error(401, "Unauthorized")
+        if self.config.error_code:
+            return self.error(self.config.error_code, "forced by the test")
         record = self.records.get(request.query_params.get("taskId", ""))
         if record is None:
             return self.error(404, "Task not found")
