@@ -63,7 +63,14 @@ def canvas_page() -> rx.Component:
                         "width": "100%",
                     },
                 ),
-                rx.box(queue_monitor(), width={"initial": "100%", "md": "600px"}, flex_shrink="0", min_width="0"),
+                # A style's breakpoints need rx.breakpoints (a plain dict reached the CSS as is, ignored,
+                # and the queue took its table's width: wider than a phone).
+                rx.box(
+                    queue_monitor(),
+                    width=rx.breakpoints(initial="100%", md="600px"),
+                    flex_shrink="0",
+                    min_width="0",
+                ),
                 direction={"initial": "column", "md": "row"},
                 gap="5",
                 width="100%",
