@@ -39,8 +39,10 @@ def canvas_page() -> rx.Component:
                     aria_label="Nodes",
                     data_testid="canvas",
                 ),
-                rx.box(queue_monitor(), width={"initial": "100%", "md": "600px"}, flex_shrink="0", min_width="0"),
-                direction={"initial": "column", "md": "row"},
+                rx.box(
+                    queue_monitor(), width=rx.breakpoints(initial="100%", lg="600px"), flex_shrink="0", min_width="0"
+                ),
+                flex_direction=rx.breakpoints(initial="column", lg="row"),
                 gap="5",
                 width="100%",
                 align="start",
