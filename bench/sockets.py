@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from e2e.seed import SampleError, Seeder
+from e2e.server import FakeProviderServer
 from e2e.socket_tabs import Received, SocketTab
 
 CLIENTS_PER_CONNECT_BATCH = 50
@@ -57,12 +58,20 @@ async def open_tabs(url: str, project_id: int, count: int) -> list[SocketTab]:
 
 
 async def fan_out(
-    driver: Seeder, app_pid: int, clients: int, completions: int, image_url: str, jobs_in_project: int = 10
+    driver: Seeder,
+    kie: FakeProviderServer,
+    app_pid: int,
+    clients: int,
+    completions: int,
+    image_url: str,
+    jobs_in_project: int = 10,
 ) -> dict[str, Any]:
     """Webhook received (and completion committed) -> change at the last client; CPU and bytes per change."""
     project = await asyncio.to_thread(
         driver.project, f"fan-out {clients} {time.time_ns()}", jobs_in_project, completions
     )
+    # The app confirms each callback with the provider's recordInfo, as it does a real one.
+    await asyncio.to_thread(kie.add_finished, [task_id for _, _, task_id in project.pending], image_url)
     tabs = await open_tabs(driver.url, project.id, clients)
     pgid = os.getpgid(app_pid)
     latencies: list[float] = []

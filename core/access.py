@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from core.db import SessionFactory, get_or_404
+from core.db import SessionFactory, get_or_404, insert_or_ignore
 from core.errors import NotFound
 from core.media import MEDIA_PREFIX
 from models.tables import Job, MediaGrant, Node, Project
@@ -73,18 +72,18 @@ class Access:
             return session.get(MediaGrant, (name, user_id)) is not None
 
     def grant_media(self, user_id: int, url_or_name: str) -> None:
-        name = url_or_name.removeprefix(MEDIA_PREFIX)
-        try:
-            with self._session() as session:
-                if session.get(MediaGrant, (name, user_id)) is None:
-                    session.add(MediaGrant(name=name, user_id=user_id))
-        except IntegrityError:
-            pass  # granted meanwhile by a concurrent store of the same image
-
-    def grant_media_to_owner(self, project_id: int, url_or_name: str) -> None:
         with self._session() as session:
-            owner = get_or_404(session, Project, project_id).owner_id
-        self.grant_media(owner, url_or_name)
+            _grant(session, user_id, url_or_name)
+
+
+def grant_media_to_owner(session: Session, project_id: int, url_or_name: str) -> None:
+    """Let the project's owner see an image made in it, in the caller's transaction (the result's own)."""
+    _grant(session, get_or_404(session, Project, project_id).owner_id, url_or_name)
+
+
+def _grant(session: Session, user_id: int, url_or_name: str) -> None:
+    # The same image stored twice at once (same content, same name) needs one grant.
+    insert_or_ignore(session, MediaGrant, name=url_or_name.removeprefix(MEDIA_PREFIX), user_id=user_id)
 
 
 def _owned(session: Session, user_id: int, project_id: int) -> None:

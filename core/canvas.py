@@ -151,8 +151,7 @@ class Canvas:
 
     # reads --------------------------------------------------------------
     def snapshot(self, project_id: int) -> Snapshot:
-        with self.writer.transaction() as tx:
-            s = tx.session
+        with self.writer.reading() as s:
             project = get_or_404(s, Project, project_id)
             nodes = s.exec(select(Node).where(Node.project_id == project_id).order_by(col(Node.position), col(Node.id)))
             jobs = s.exec(
@@ -174,8 +173,7 @@ class Canvas:
         Node rows come without their history: a tab holding a node puts a new result on
         top of the history it has, so a completion costs no history read and no list sent.
         """
-        with self.writer.transaction() as tx:
-            s = tx.session
+        with self.writer.reading() as s:
             events = changes_since(s, project_id, after_seq)
             if [e.seq for e in events] != list(range(after_seq + 1, after_seq + 1 + len(events))):
                 return Changes(seq=after_seq, nodes=[], jobs=[], deleted_nodes=[], project=None, gap=True)

@@ -94,9 +94,11 @@ class Transaction:
 class ChangeWriter:
     """Runs a unit of work and, only once it committed, notifies subscribers."""
 
-    def __init__(self, session_factory: SessionFactory, notifier: ChangeNotifier) -> None:
+    def __init__(self, session_factory: SessionFactory, notifier: ChangeNotifier, reader: SessionFactory) -> None:
         self._session_factory = session_factory
         self.notifier = notifier
+        #: Opens a read-only session (`Database.read_session`): no change, nothing to publish.
+        self.reading = reader
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:

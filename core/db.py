@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 
 from core.errors import NotFound
 
@@ -27,6 +28,8 @@ T = TypeVar("T")
 #: Opens a session that commits when its block ends without an error.
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The execution option of `Database.read_session`'s connections.
+READS_ONLY = "canvas_reads_only"
 #: This process's name in work claims (leases): host, pid, and a suffix because pids are reused.
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -68,8 +71,10 @@ def make_engine(url: str) -> Engine:
     def _begin_immediate(connection: Any) -> None:
         # Take the write lock up front: two read-then-write transactions (a webhook
         # and a poll of the same job) then run one after the other instead of the
-        # second failing on a stale snapshot.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # second failing on a stale snapshot. Reads need no lock: in WAL mode they see
+        # the last commit and never wait for a writer (nor make one wait).
+        reads_only = connection.get_execution_options().get(READS_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -78,6 +83,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._reader = self.engine.execution_options(**{READS_ONLY: True})
 
     @property
     def is_postgres(self) -> bool:
@@ -103,16 +109,28 @@ class Database:
                 )
             command.upgrade(alembic_config(connection), revision)
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self) -> AbstractContextManager[Session]:
         """A session whose work commits on success and rolls back on error."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        return _unit_of_work(self.engine)
+
+    def read_session(self) -> AbstractContextManager[Session]:
+        """A session that only reads: on SQLite it does not queue for the write lock.
+
+        For reads on hot paths (the push to the tabs, a webhook's checks) that would
+        otherwise wait behind every write in flight. Never write in it.
+        """
+        return _unit_of_work(self._reader)
+
+
+@contextmanager
+def _unit_of_work(bind: Engine) -> Iterator[Session]:
+    with Session(bind, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
 def get_or_404(session: Session, table: type[T], key: object, *, lock: bool = False) -> T:
@@ -122,3 +140,14 @@ def get_or_404(session: Session, table: type[T], key: object, *, lock: bool = Fa
     if row is None:
         raise NotFound(f"{table.__name__} {key} not found")
     return row
+
+
+def insert_or_ignore(session: Session, table: type[SQLModel], **values: object) -> bool:
+    """Insert a row unless one with its key exists, a concurrent writer's included; True when inserted.
+
+    `ON CONFLICT DO NOTHING` rather than catching the error: on PostgreSQL a failed
+    insert aborts the whole transaction, and these rows are written inside bigger ones.
+    """
+    connection = session.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return bool(connection.execute(dialect.insert(table).values(**values).on_conflict_do_nothing()).rowcount)

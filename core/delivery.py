@@ -110,14 +110,7 @@ class DeliveryLedger:
             tab = tab or FeedTab(tab_id=report.tab_id, project_id=report.project_id)
             tab.project_id, tab.browser, tab.connected_at = report.project_id, report.browser[:120], now
             tab.seq, tab.seen_at, tab.resync_asked_at, tab.closed = report.seq, report.applied_at, None, False
-            log_step(
-                log,
-                "tab.connected",
-                project_id=report.project_id,
-                tab=report.tab_id,
-                browser=tab.browser,
-                seq=report.seq,
-            )
+            _log_tab("tab.connected", tab, browser=tab.browser)
             changed = True
         elif report.seq > tab.seq:
             changed = True
@@ -125,22 +118,15 @@ class DeliveryLedger:
             was = tab.seq
             tab.seq, tab.seen_at = report.seq, report.applied_at
             if tab.resync_asked_at is not None and self._missed_since(tx, tab, now) is None:
-                log_step(log, "tab.resynced", project_id=tab.project_id, tab=tab.tab_id, seq=tab.seq, was=was)
+                _log_tab("tab.resynced", tab, was=was)
                 tab.resync_asked_at = None
         if report.reconnects > tab.reconnects:
             tab.reconnects = report.reconnects
-            log_step(
-                log,
-                "tab.reconnected",
-                project_id=tab.project_id,
-                tab=tab.tab_id,
-                reconnects=tab.reconnects,
-                seq=report.seq,
-            )
+            _log_tab("tab.reconnected", tab, reconnects=tab.reconnects)
         tab.heard_at = now
         tab.closed = report.closed
         if report.closed:
-            log_step(log, "tab.closed", project_id=tab.project_id, tab=tab.tab_id, seq=tab.seq)
+            _log_tab("tab.closed", tab)
         s.add(tab)
         return not tab.closed and self._should_resync(tx, tab, now), changed
 
@@ -177,15 +163,7 @@ class DeliveryLedger:
         if asked is not None and _aware(asked) > now - timedelta(seconds=RESYNC_AGAIN_S):
             return False
         tab.resync_asked_at = now
-        log_step(
-            log,
-            "tab.resync_asked",
-            project_id=tab.project_id,
-            tab=tab.tab_id,
-            browser=tab.browser,
-            seq=tab.seq,
-            behind_ms=round((now - missed).total_seconds() * 1000),
-        )
+        _log_tab("tab.resync_asked", tab, browser=tab.browser, behind_ms=round((now - missed).total_seconds() * 1000))
         return True
 
     def resolve(self, project_id: int, now: datetime | None = None) -> None:
@@ -273,16 +251,7 @@ class DeliveryLedger:
             slowest_ms=max(shown.values(), default=None),
         )
         for tab in late:
-            log_step(
-                log,
-                "tab.behind",
-                job_id=job.id,
-                project_id=job.project_id,
-                tab=tab.tab_id,
-                browser=tab.browser,
-                seq=tab.seq,
-                missed=change.seq,
-            )
+            _log_tab("tab.behind", tab, job_id=job.id, browser=tab.browser, missed=change.seq)
 
     def sweep(self, now: datetime | None = None) -> None:
         """Settle changes whose deadline passed with no report coming in, and forget old rows."""
@@ -406,3 +375,8 @@ def _live_tabs(tx: Transaction, project_id: int, now: datetime) -> list[FeedTab]
 def _aware(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every moment here is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+def _log_tab(step: str, tab: FeedTab, **fields: object) -> None:
+    """A tab's line: its project, its id and the change it has on screen, plus `fields`."""
+    log_step(log, step, project_id=tab.project_id, tab=tab.tab_id, seq=tab.seq, **fields)

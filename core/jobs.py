@@ -10,16 +10,17 @@ Rules that keep every tab truthful:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from core.access import grant_media_to_owner
 from core.canvas import Canvas
 from core.changes import ChangeWriter, Transaction
 from core.contract import JobStatus, NodeKind, ProviderRegistry, TaskRef
-from core.db import get_or_404
+from core.db import get_or_404, insert_or_ignore
 from core.errors import InvalidInput
 from core.logs import get_logger, log_job
 from core.notebook import resolve_inputs
@@ -27,6 +28,23 @@ from models.tables import FeedChange, Job, JobStep, Node, NodeResult, Project, W
 from models.views import JobView, StepView, TimelineView
 
 log = get_logger("jobs")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A verified provider callback, written in the transaction of the change it brings.
+
+    `fingerprint` (of a signed delivery) is remembered with it, so the same delivery
+    again is a replay; empty when the provider names no delivery.
+    """
+
+    detail: str
+    at: datetime
+    fingerprint: str = ""
+
+    def unapplied(self) -> Receipt:
+        """The receipt of a callback that changed nothing: not remembered, the provider may send it again."""
+        return replace(self, fingerprint="")
 
 
 class JobBook:
@@ -109,14 +127,14 @@ class JobBook:
         return JobView.of(job)
 
     def get(self, job_id: str) -> Job:
-        with self.writer.transaction() as tx:
-            return get_or_404(tx.session, Job, job_id)
+        with self.writer.reading() as session:
+            return get_or_404(session, Job, job_id)
 
     def queued_ids(self) -> list[str]:
         """Jobs not yet handed to their provider, oldest first (ids only: this runs every few seconds)."""
-        with self.writer.transaction() as tx:
+        with self.writer.reading() as session:
             query = select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(col(Job.created_at))
-            return list(tx.session.exec(query))
+            return list(session.exec(query))
 
     def mark_submitted(self, job_id: str, task: TaskRef, first_poll_at: datetime | None = None) -> bool:
         return self._advance(
@@ -200,9 +218,9 @@ class JobBook:
 
     def timeline(self, job_id: str, now: datetime | None = None) -> TimelineView:
         """The job's steps with durations, and why it looks stalled if it does."""
-        with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id)
-            rows = list(tx.session.exec(select(JobStep).where(JobStep.job_id == job_id).order_by(col(JobStep.at))))
+        with self.writer.reading() as session:
+            job = get_or_404(session, Job, job_id)
+            rows = list(session.exec(select(JobStep).where(JobStep.job_id == job_id).order_by(col(JobStep.at))))
         if not rows:
             return TimelineView(job_id, [])
         first = rows[0].at
@@ -234,35 +252,34 @@ class JobBook:
             job.next_poll_at = next_poll_at
             tx.session.add(job)
 
-    def mark_running(self, job_id: str) -> bool:
-        return self._advance(job_id, JobStatus.RUNNING)
+    # `receipt`: the callback that brought the change, written in its transaction.
+    def mark_running(self, job_id: str, receipt: Receipt | None = None) -> bool:
+        return self._advance(job_id, JobStatus.RUNNING, receipt)
 
-    def fail(self, job_id: str, error: str) -> bool:
-        return self._advance(job_id, JobStatus.FAILED, error=error[:2000])
+    def fail(self, job_id: str, error: str, receipt: Receipt | None = None) -> bool:
+        return self._advance(job_id, JobStatus.FAILED, receipt, error=error[:2000])
 
-    def cancel(self, job_id: str) -> bool:
-        return self._advance(job_id, JobStatus.CANCELLED, error="Cancelled by user")
+    def cancel(self, job_id: str, receipt: Receipt | None = None) -> bool:
+        return self._advance(job_id, JobStatus.CANCELLED, receipt, error="Cancelled by user")
 
-    def complete(self, job_id: str, image_path: str, download: str = "") -> bool:
+    def complete(self, job_id: str, image_path: str, download: str = "", receipt: Receipt | None = None) -> bool:
         """`download` describes the fetch (bytes, ms) for the timeline."""
         return self._advance(
             job_id,
             JobStatus.COMPLETED,
+            receipt,
             image_path=image_path,
             _steps=[("image.downloaded", download), ("image.stored", image_path)],
         )
 
-    def delivery_seen(self, fingerprint: str) -> bool:
+    def receive(self, job_id: str, receipt: Receipt) -> None:
+        """A callback that brings no change (its job already finished, or it was refused)."""
         with self.writer.transaction() as tx:
-            return tx.session.get(WebhookDelivery, fingerprint) is not None
+            _write_receipt(tx, get_or_404(tx.session, Job, job_id, lock=True), receipt)
 
-    def remember_delivery(self, fingerprint: str, job_id: str) -> None:
-        """Called once a signed delivery was applied; a failed one may be retried by the provider."""
-        try:
-            with self.writer.transaction() as tx:
-                tx.session.add(WebhookDelivery(fingerprint=fingerprint, job_id=job_id))
-        except IntegrityError:
-            pass  # the same delivery, applied concurrently: one record is enough
+    def delivery_seen(self, fingerprint: str) -> bool:
+        with self.writer.reading() as session:
+            return session.get(WebhookDelivery, fingerprint) is not None
 
     def retry(self, job_id: str) -> JobView:
         job = self.get(job_id)
@@ -273,14 +290,22 @@ class JobBook:
         return self.create(job.node_id, retry_of=job.id)
 
     def _advance(
-        self, job_id: str, status: JobStatus, _steps: Sequence[tuple[str, str]] = (), **fields: object
+        self,
+        job_id: str,
+        status: JobStatus,
+        receipt: Receipt | None = None,
+        _steps: Sequence[tuple[str, str]] = (),
+        **fields: object,
     ) -> bool:
-        """Move a job forward; returns False (and changes nothing) for a stale update.
+        """Move a job forward; returns False (and changes nothing but the receipt) for a stale update.
 
-        `_steps` are timeline steps that happened just before (same transaction).
+        One short transaction: the row, the node, the timeline (`_steps` happened just
+        before), the callback's receipt, the result's media grant and the change event.
         """
         with self.writer.transaction() as tx:
             job = get_or_404(tx.session, Job, job_id, lock=True)
+            if receipt is not None:
+                _write_receipt(tx, job, receipt)
             previous = job.status
             if status.rank <= previous.rank:
                 log_job(log, "job.update_dropped", job, status=status.value, current=previous.value)
@@ -294,6 +319,8 @@ class JobBook:
             if status.is_terminal:
                 job.finished_at = job.updated_at
                 self._settle_node(tx, job)
+            if job.image_path and status == JobStatus.COMPLETED:
+                grant_media_to_owner(tx.session, job.project_id, job.image_path)
             for step, detail in _steps:
                 add_step(tx, job, step, detail)
             add_step(tx, job, f"status.{status.value}", job.error or job.provider_task_id or "")
@@ -346,6 +373,16 @@ def _publish(tx: Transaction, job: Job) -> int:
     add_step(tx, job, "change.published", f"seq {seq}")
     tx.session.add(FeedChange(project_id=job.project_id, seq=seq, job_id=job.id))
     return seq
+
+
+def _write_receipt(tx: Transaction, job: Job, receipt: Receipt) -> None:
+    # Not announced: the status change in the same transaction tells the tabs, if there is one.
+    add_step(tx, job, "webhook.received", receipt.detail, at=receipt.at)
+    if receipt.fingerprint:
+        # A concurrent apply of the same delivery already remembered it: one record is enough.
+        insert_or_ignore(
+            tx.session, WebhookDelivery, fingerprint=receipt.fingerprint, job_id=job.id, received_at=receipt.at
+        )
 
 
 def add_step(

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from core.access import Access, MediaLinks
+from core.access import MediaLinks
 from core.contract import (
     JobStatus,
     Provider,
@@ -32,7 +32,7 @@ from core.contract import (
 )
 from core.db import WORKER_ID
 from core.fetch import FetchPolicy, fetch_image
-from core.jobs import JobBook
+from core.jobs import JobBook, Receipt
 from core.logs import get_logger, log_job
 from core.media import ImageRejected, MediaStore
 from core.retries import RetryPolicy
@@ -53,12 +53,11 @@ class Pipeline:
         *,
         base_url: str,
         fetch: FetchPolicy,
-        access: Access,
         links: MediaLinks,
         retry: RetryPolicy,
         lease_s: float,
         first_poll_s: float,
-        throttle: SubmitThrottle | None = None,
+        throttle: SubmitThrottle,
     ) -> None:
         self.jobs = jobs
         self.registry = registry
@@ -66,11 +65,10 @@ class Pipeline:
         self.http = http
         self.base_url = base_url
         self.fetch = fetch
-        self.access = access
         self.links = links
         self.retry = retry
         #: Keeps new tasks within each provider's documented rate limit, per account, in this process.
-        self.throttle = throttle or SubmitThrottle()
+        self.throttle = throttle
         #: This process among the workers sharing the database, and how long its claims last:
         #: longer than one submit or poll takes, short enough that a dead worker's jobs move on.
         self.worker_id = WORKER_ID
@@ -247,11 +245,12 @@ class Pipeline:
             self._spawn(self.submit(job_id))
 
     # Provider updates ---------------------------------------------------
-    async def apply(self, job_id: str, update: TaskUpdate, *, from_webhook: bool = False) -> None:
-        """Apply a provider's word on a task, from a webhook or a poll alike (one at a time per job).
+    async def apply(self, job_id: str, update: TaskUpdate, receipt: Receipt | None = None) -> None:
+        """Apply a provider's word on a task, from a webhook (with its `receipt`) or a poll alike.
 
-        A result image we refuse fails the job when our own poll found it; from a
-        webhook it raises `ImageRejected` and changes nothing (webhooks are untrusted input).
+        One at a time per job. A result image we refuse fails the job when our own poll
+        found it; from a webhook it raises `ImageRejected` and changes nothing (webhooks
+        are untrusted input). A webhook's change, receipt included, is one transaction.
         """
         async with self._lock(job_id):
             job = await asyncio.to_thread(self.jobs.get, job_id)
@@ -265,35 +264,40 @@ class Pipeline:
                     current=job.status.value,
                     result_urls=list(update.result_urls),
                 )
+                if receipt is not None:
+                    await asyncio.to_thread(self.jobs.receive, job_id, receipt)
                 return
             if update.status == JobStatus.RUNNING:
-                await asyncio.to_thread(self.jobs.mark_running, job_id)
+                await asyncio.to_thread(self.jobs.mark_running, job_id, receipt)
             elif update.status == JobStatus.FAILED:
-                await asyncio.to_thread(self.jobs.fail, job_id, update.error or "The provider reported a failure")
+                error = update.error or "The provider reported a failure"
+                await asyncio.to_thread(self.jobs.fail, job_id, error, receipt)
             elif update.status == JobStatus.CANCELLED:
-                await asyncio.to_thread(self.jobs.cancel, job_id)
+                await asyncio.to_thread(self.jobs.cancel, job_id, receipt)
             elif update.status == JobStatus.COMPLETED:
                 try:
-                    await self._store_result(job, update)
+                    await self._store_result(job, update, receipt)
                 except ImageRejected as exc:
                     log_job(log, "image.rejected", job, error=str(exc))
-                    if from_webhook:
+                    if receipt is not None:
                         raise
                     await asyncio.to_thread(self.jobs.fail, job.id, str(exc))
+            elif receipt is not None:  # queued or submitted: nothing to move
+                await asyncio.to_thread(self.jobs.receive, job_id, receipt)
             if update.progress and not update.status.is_terminal:
                 await asyncio.to_thread(self.jobs.note_progress, job_id, update.progress)
 
-    async def _store_result(self, job: Job, update: TaskUpdate) -> None:
+    async def _store_result(self, job: Job, update: TaskUpdate, receipt: Receipt | None) -> None:
         if not update.result_urls:
-            await asyncio.to_thread(self.jobs.fail, job.id, "The provider finished without an image")
+            await asyncio.to_thread(self.jobs.fail, job.id, "The provider finished without an image", receipt)
             return
         started = time.perf_counter()
         data = await fetch_image(self.http, update.result_urls[0], self.fetch)
         path = await asyncio.to_thread(self.media.save, data)
-        await asyncio.to_thread(self.access.grant_media_to_owner, job.project_id, path)
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         log_job(log, "image.stored", job, bytes=len(data), path=path, duration_ms=duration_ms)
-        await asyncio.to_thread(self.jobs.complete, job.id, path, f"{len(data)} bytes in {duration_ms} ms")
+        # The owner's grant to see the image is written with the result (JobBook.complete).
+        await asyncio.to_thread(self.jobs.complete, job.id, path, f"{len(data)} bytes in {duration_ms} ms", receipt)
 
 
 def task_of(job: Job) -> TaskRef | None:

@@ -28,6 +28,7 @@ from core.polling import Poller, PollPolicy
 from core.retries import RetryPolicy
 from core.settings import Settings
 from core.sign_in_limits import SignInLimiter
+from core.throttle import SubmitThrottle
 from core.webhooks import WebhookGate
 from providers.registry import build_registry
 
@@ -64,7 +65,7 @@ class Core:
         db = Database(settings.db_url)
         db.migrate()
         notifier = ChangeNotifier()
-        writer = ChangeWriter(db.session, notifier)
+        writer = ChangeWriter(db.session, notifier, db.read_session)
         http = httpx.AsyncClient(timeout=httpx.Timeout(settings.download_timeout_s, connect=5.0), transport=transport)
         secret = settings.secret_key.get_secret_value().encode() or load_or_create_secret(
             settings.data_dir / "secret_key"
@@ -89,7 +90,7 @@ class Core:
             http,
             base_url=settings.base_url,
             fetch=fetch,
-            access=access,
+            throttle=SubmitThrottle(),
             links=links,
             lease_s=settings.work_lease_s,
             retry=RetryPolicy(attempts=settings.submit_attempts, base_s=settings.retry_base_s),

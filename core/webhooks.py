@@ -21,10 +21,11 @@ import httpx
 
 from core.contract import ProviderError, ProviderRegistry, TaskRef, WebhookRejected
 from core.errors import NotFound
-from core.jobs import JobBook
+from core.jobs import JobBook, Receipt
 from core.logs import get_logger, log_job, log_step
 from core.media import ImageRejected
 from core.pipeline import Pipeline
+from models.tables import utcnow
 
 log = get_logger("webhooks")
 
@@ -78,15 +79,10 @@ class WebhookGate:
             if update.confirm_with_query
             else "signature verified"
         )
-        await asyncio.to_thread(
-            self.jobs.record_step,
-            job,
-            "webhook.received",
-            f"{update.status.value}; {verification}",
-            announce=False,  # the status change it carries is pushed a moment later
-            status=update.status.value,
-            task_id=update.task_id,
-            verified=update.verified,
+        # Logged now, written to the timeline with the change it brings (one transaction).
+        receipt = Receipt(f"{update.status.value}; {verification}", utcnow(), fingerprint)
+        log_job(
+            log, "webhook.received", job, status=update.status.value, task_id=update.task_id, verified=update.verified
         )
         if not update.verified or update.confirm_with_query:
             try:
@@ -94,18 +90,18 @@ class WebhookGate:
             except (ProviderError, httpx.HTTPError) as exc:
                 # The poller will ask again; the provider may retry its delivery too.
                 log_job(log, "webhook.unconfirmed", job, error=str(exc))
+                await asyncio.to_thread(self.jobs.receive, job_id, receipt.unapplied())
                 return WebhookOutcome(202, "accepted; will confirm by polling")
             log_job(log, "webhook.confirmed", job, status=update.status.value)
         try:
-            await self.pipeline.apply(job_id, update, from_webhook=True)
+            await self.pipeline.apply(job_id, update, receipt)
         except ImageRejected as exc:
             # Nothing changes: fallback polling asks the provider itself and settles the job.
+            await asyncio.to_thread(self.jobs.receive, job_id, receipt.unapplied())
             await asyncio.to_thread(
                 self.jobs.record_step, job, "webhook.rejected", f"result refused: {exc}", reason=str(exc)
             )
             return WebhookOutcome(422, f"result refused: {exc}")
-        if fingerprint:
-            await asyncio.to_thread(self.jobs.remember_delivery, fingerprint, job_id)
         return WebhookOutcome(200, "ok")
 
 

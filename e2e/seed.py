@@ -52,7 +52,7 @@ class Seeder:
         settings = Settings(data_dir=data_dir, database_url=database_url, public_base_url=url, kie_api_key=kie_key)
         self.url, self.hmac, self.model = url, kie_hmac, model
         self.db = Database(settings.db_url)
-        writer = ChangeWriter(self.db.session, ChangeNotifier())
+        writer = ChangeWriter(self.db.session, ChangeNotifier(), self.db.read_session)
         registry = build_registry(settings, httpx.AsyncClient(), self.db)
         self.canvas = Canvas(
             writer,

@@ -75,6 +75,11 @@ class FakeProviderServer:
     def configure(self, **config: object) -> None:
         httpx.post(f"{self.url}/_fake/config", json=config).raise_for_status()
 
+    def add_finished(self, task_ids: list[str], result_url: str) -> None:
+        """Tasks the fake answers as finished with `result_url` (fakes that support it: KIE.ai)."""
+        body = {"task_ids": task_ids, "result_url": result_url}
+        httpx.post(f"{self.url}/_fake/finished", json=body, timeout=30).raise_for_status()
+
     def state(self, path: str) -> dict:
         # Generous: a fake renders in its event loop, and 20 renders at once on a busy machine
         # hold its answer for longer than httpx's default 5 s.

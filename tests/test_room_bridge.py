@@ -139,3 +139,30 @@ async def test_opening_another_project_leaves_the_first_ones_room(core: Core) ->
     core.canvas.rename_project(first.id, "unseen")
     await bridge.push(first.id)
     assert sockets.received(tab) == []
+
+
+async def test_a_read_only_event_sends_nothing_to_any_tab(core: Core) -> None:
+    """What a read-only event does (list projects, check access, read a timeline) writes no change,
+    and the bridge sends only changes: a notice that finds none (a duplicate NOTIFY, another
+    worker's echo) costs the other tabs nothing. A tab's own answer goes to that tab alone (Reflex)."""
+    owner = core.accounts.local_user()
+    project = core.canvas.create_project(owner.id, "read")
+    node = core.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
+    core.canvas.update_node(node.id, prompt="a lighthouse")
+    job = core.jobs.create(node.id)
+    bridge, sockets = await _bridge(core)
+    tabs = [await sockets.connect() for _ in range(3)]
+    for sid in tabs:
+        await bridge.join(sid, project.id)
+    await bridge.push(project.id)
+    sockets.packets.clear()
+
+    core.canvas.list_projects(owner.id)
+    core.access.project(owner.id, project.id)
+    core.jobs.timeline(job.id)
+    await bridge.push(project.id)
+
+    assert sockets.packets == []
+    core.canvas.rename_project(project.id, "changed")  # and the recorder does record a real change
+    await bridge.push(project.id)
+    assert len(sockets.packets) == 3

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine, event
 from sqlmodel import select
 
 from core.accounts import AuthError, token_hash
@@ -20,7 +23,7 @@ from core.contract import JobStatus, NodeKind, TaskRef, TaskUpdate
 from core.errors import NotFound
 from core.root import Core
 from core.settings import Settings
-from models.tables import AuthSession, Node
+from models.tables import AuthSession, Node, Project
 from providers.local import SIGNATURE_HEADER, TIMESTAMP_HEADER, LocalProvider, sign
 from providers.local_render import render_text_to_image
 from providers.local_tasks import LocalTask
@@ -380,6 +383,53 @@ async def test_a_replayed_signed_delivery_is_refused(core: Core, node_id: int) -
             assert replay.status_code == 409 and "replay" in replay.json()["result"]
     assert _job_state(core, job.id) == done
     assert done[0] == JobStatus.COMPLETED
+
+
+@contextmanager
+def _write_transactions(engine: Engine) -> Iterator[set[int]]:
+    """Numbers of the transactions that wrote (INSERT, UPDATE, DELETE) while the block ran."""
+    begun, current, writers = itertools.count(), {}, set()
+
+    def on_begin(connection: Any) -> None:
+        current[id(connection)] = next(begun)
+
+    def on_execute(connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writers.add(current[id(connection)])
+
+    event.listen(engine, "begin", on_begin)
+    event.listen(engine, "before_cursor_execute", on_execute)
+    try:
+        yield writers
+    finally:
+        event.remove(engine, "begin", on_begin)
+        event.remove(engine, "before_cursor_execute", on_execute)
+
+
+async def test_a_webhook_completion_is_one_short_write_transaction(core: Core, node_id: int) -> None:
+    """Receipt, replay record, job, node, history, timeline, media grant and change event commit
+    together, after the download: a crash between them cannot leave half a completion."""
+    job = core.jobs.create(node_id)
+    core.jobs.mark_submitted(job.id, TaskRef("local-task-1"))
+    url = f"/api/webhooks/local/{job.id}/{core.jobs.get(job.id).callback_token}"
+    payload, headers = _signed(core, _completed(f"http://{HOSTILE}/ok.png"))
+    with _write_transactions(core.db.engine) as writers:
+        async with _client(core) as http:
+            assert (await http.post(url, content=payload, headers=headers)).status_code == 200
+    assert len(writers) == 1
+    done = core.jobs.get(job.id)
+    assert done.status == JobStatus.COMPLETED and done.image_path
+    steps = [step.step for step in core.jobs.timeline(job.id).steps]
+    assert steps[-5:] == [
+        "webhook.received",
+        "image.downloaded",
+        "image.stored",
+        "status.completed",
+        "change.published",
+    ]
+    with core.db.session() as session:
+        owner = session.get(Project, done.project_id)
+    assert owner is not None and core.access.may_see_media(owner.owner_id, done.image_path)
 
 
 async def test_a_refused_result_from_a_webhook_is_settled_by_polling(core: Core, node_id: int) -> None:

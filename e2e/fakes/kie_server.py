@@ -144,6 +144,19 @@ class FakeKie:
         image = self.images.get(request.path_params["task_id"])
         return Response(image, media_type="image/png") if image else Response(status_code=404)
 
+    async def add_finished(self, request: Request) -> Response:
+        """Tasks that finished with `result_url`, as if created earlier: a benchmark's callbacks
+        then confirm with recordInfo like real ones, without 400 renders first."""
+        body = await request.json()
+        now = int(time.time() * 1000) - int(self.config.record_lag_s * 1000) - 1
+        for task_id in body["task_ids"]:
+            record = load("kie", "record_info_waiting")["data"]
+            result = json.dumps({"resultUrls": [body["result_url"]]})
+            record.update(taskId=task_id, model=TEXT_MODEL, createTime=now, updateTime=now, completeTime=now)
+            record.update(state="success", resultJson=result)
+            self.records[task_id] = record
+        return JSONResponse({"added": len(body["task_ids"])})
+
     async def set_config(self, request: Request) -> Response:
         self.config = Config(**(await request.json()))
         return JSONResponse(vars(self.config))
@@ -161,6 +174,7 @@ class FakeKie:
                 Route("/api/v1/jobs/recordInfo", self.record_info),
                 Route("/files/{task_id}.png", self.file),
                 Route("/_fake/config", self.set_config, methods=["POST"]),
+                Route("/_fake/finished", self.add_finished, methods=["POST"]),
                 Route("/_fake/tasks", self.list_tasks),
                 Route("/_fake/health", self.health),
             ]
