@@ -158,6 +158,8 @@ def test_a_chain_cut_by_a_crash_finishes_after_the_restart_each_node_once(
 
 def drag(page: Page, handle: Locator, target: Locator) -> None:
     """A person's drag: press, move in steps (one jump starts no HTML drag), release."""
+    page.set_viewport_size({"width": 1400, "height": 1400})  # both ends on screen: a mouse cannot scroll
+    handle.scroll_into_view_if_needed()
     start, end = handle.bounding_box(), target.bounding_box()
     assert start and end
     page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)
