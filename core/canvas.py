@@ -119,7 +119,7 @@ class Canvas:
             kept = [url for url in node.input_images if url not in (remove or [])]
             images = list(dict.fromkeys(kept + (add or [])))
             limit = self.registry.model(node.model).max_input_images
-            if len(images) > limit:
+            if len(images) + len(node.input_nodes) > limit:  # inputs that follow nodes count too
                 raise InvalidInput(f"{node.model} takes at most {limit} input images")
             node.input_images = images
             use_media(tx.session, node.project_id, add or [])  # its members may now see these

@@ -1,4 +1,4 @@
-"""The notebook's edits: inputs that refer to nodes, node order, the current result, autorun.
+"""The notebook's edits: inputs that refer to nodes, node order, the current result.
 
 An edit node's input is a fixed image (an upload, `Node.input_images`) or another node
 (`Node.input_nodes`), whose *current* result a job takes when it starts: a better image
@@ -20,8 +20,7 @@ from core.db import get_or_404
 from core.errors import InvalidInput, NotFound
 from core.graph import would_cycle
 from core.logs import get_logger
-from models.tables import Node, NodeResult, Project
-from models.views import ProjectView
+from models.tables import Node, NodeResult
 
 log = get_logger("notebook")
 
@@ -134,10 +133,3 @@ class Notebook:
                 return
             node.image_path, node.result_job_id, node.error = image_url, result.job_id, None
             Canvas.touch_node(tx, node)
-
-    def set_autorun(self, project_id: int, on: bool) -> ProjectView:
-        with self.writer.transaction() as tx:
-            project = get_or_404(tx.session, Project, project_id, lock=True)
-            project.autorun = on
-            tx.changed(project_id)
-            return ProjectView.of(project)

@@ -86,6 +86,25 @@ class RunPlan:
         log_step(log, "plan.generate", project_id=project_id, node_id=node_id, ancestors=len(stale))
         return True
 
+    def set_autorun(self, project_id: int, on: bool) -> None:
+        """Switch Autorun; switched on, it catches up at once: the stale nodes below an
+        up-to-date node run, as if that node had just completed."""
+        with self.writer.transaction() as tx:
+            nodes = _lock_nodes(tx, project_id)  # nodes before the project, as every writer does
+            project = get_or_404(tx.session, Project, project_id, lock=True)
+            if project.autorun == on:
+                return
+            project.autorun = on
+            tx.changed(project_id)
+            if not on:
+                return
+            verdicts = write_labels(tx, project_id)
+            uses = _uses(nodes)
+            below = set().union(*(descendants(uses, n) for n in nodes if not verdicts[n].stale))
+            self._plan(tx, nodes, [n for n in nodes if n in below and verdicts[n].stale])
+            self._start_ready(tx, project_id)
+            write_labels(tx, project_id)
+
     # what the jobs' ends do ---------------------------------------------------
     def job_settled(self, tx: Transaction, job: Job) -> None:
         """The plan moves on, in the transaction that ended `job` (`JobBook.on_settled`)."""

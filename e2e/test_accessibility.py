@@ -85,3 +85,4 @@ def test_at_phone_width_the_queue_is_below_the_nodes_and_overlaps_none(
             assert apart, f"queue row {row} overlaps node card {card}"
     for card in cards:
         assert card["x"] >= 0 and card["x"] + card["width"] <= PHONE["width"], f"node card {card} is cut off"
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], "the page scrolls sideways"

@@ -106,11 +106,17 @@ def test_a_new_result_upstream_marks_the_chain_stale_and_autorun_reruns_it(
         expect(freshness(page, three)).to_contain_text("Stale")
     expect(job_rows(a)).to_have_count(4)  # lazy: marked, not run
 
+    # Switched on, Autorun catches up with the new result at once...
     a.get_by_role("switch", name="Autorun").click()
     expect(b.get_by_role("switch", name="Autorun")).to_be_checked()
+    for page in (a, b):
+        expect(page.locator("[data-testid=queue-row][data-status=completed]")).to_have_count(6, timeout=DONE)
+        for node_id in (one, two, three):
+            expect(freshness(page, node_id)).to_have_count(0)
+    # ...and then reruns what is below every new result by itself.
     node_with_id(a, one).get_by_role("button", name="Generate").click()
     for page in (a, b):
-        expect(page.locator("[data-testid=queue-row][data-status=completed]")).to_have_count(7, timeout=DONE)
+        expect(page.locator("[data-testid=queue-row][data-status=completed]")).to_have_count(9, timeout=DONE)
         for node_id in (one, two, three):
             expect(freshness(page, node_id)).to_have_count(0)
 
@@ -152,6 +158,8 @@ def test_a_chain_cut_by_a_crash_finishes_after_the_restart_each_node_once(
 
 def drag(page: Page, handle: Locator, target: Locator) -> None:
     """A person's drag: press, move in steps (one jump starts no HTML drag), release."""
+    page.set_viewport_size({"width": 1400, "height": 1400})  # both ends on screen: a mouse cannot scroll
+    handle.scroll_into_view_if_needed()
     start, end = handle.bounding_box(), target.bounding_box()
     assert start and end
     page.mouse.move(start["x"] + start["width"] / 2, start["y"] + start["height"] / 2)

@@ -88,12 +88,26 @@ async def test_autorun_reruns_the_nodes_below_a_new_result(core: Core, project_i
     one, two, three = chain(core, project_id, "a lake", "at night", "in snow")
     core.plan.run_all_stale(project_id)
     await settled(core, project_id, {one: "", two: "", three: ""})
-    core.notebook.set_autorun(project_id, True)
+    core.plan.set_autorun(project_id, True)
     await core.pipeline.generate(one)
-    await eventually(
-        lambda: [len(jobs_of(core, n)) for n in (one, two, three)], lambda n: n == [2, 2, 2], what="reruns"
-    )
+    runs = [one, two, three]
+    await eventually(lambda: [len(jobs_of(core, n)) for n in runs], lambda n: n == [2, 2, 2], what="reruns")
     await settled(core, project_id, {one: "", two: "", three: ""})
+
+
+async def test_switching_autorun_on_catches_up_below_up_to_date_nodes(
+    core: Core, project_id: int, submitting: None
+) -> None:
+    one, two, three = chain(core, project_id, "a lake", "at night", "in snow")
+    idle = core.canvas.add_node(project_id, NodeKind.TEXT_TO_IMAGE)  # never ran, uses nothing: stays
+    core.plan.run_all_stale(project_id)
+    await settled(core, project_id, {one: "", two: "", three: "", idle.id: "Not run: Write a prompt before generating"})
+    again = await core.pipeline.generate(one)
+    await eventually(lambda: core.jobs.get(again.id).status, lambda s: s == JobStatus.COMPLETED, what="regenerated")
+    assert labels(core, project_id)[two] == "Stale: #1 has a new result"
+    core.plan.set_autorun(project_id, True)
+    await settled(core, project_id, {one: "", two: "", three: "", idle.id: "Not run: Write a prompt before generating"})
+    assert [len(jobs_of(core, n)) for n in (one, two, three, idle.id)] == [2, 2, 2, 0]
 
 
 async def test_generate_runs_stale_ancestors_first(core: Core, project_id: int, submitting: None) -> None:

@@ -63,15 +63,11 @@ def canvas_page() -> rx.Component:
                         "width": "100%",
                     },
                 ),
-                # A style's breakpoints need rx.breakpoints (a plain dict reached the CSS as is, ignored,
-                # and the queue took its table's width: wider than a phone).
+                # Breakpoints of a style need rx.breakpoints: a plain dict reaches the CSS unread.
                 rx.box(
-                    queue_monitor(),
-                    width=rx.breakpoints(initial="100%", md="600px"),
-                    flex_shrink="0",
-                    min_width="0",
+                    queue_monitor(), width=rx.breakpoints(initial="100%", lg="600px"), flex_shrink="0", min_width="0"
                 ),
-                direction={"initial": "column", "md": "row"},
+                flex_direction=rx.breakpoints(initial="column", lg="row"),
                 gap="5",
                 width="100%",
                 align="start",

@@ -48,7 +48,7 @@ PROJECT_ACTIONS: dict[str, Action] = {
     "add_edit_node": Action(lambda project_id, _: core.canvas.add_node(project_id, NodeKind.IMAGE_EDIT)),
     "rename": Action(lambda project_id, name: core.canvas.rename_project(project_id, name)),
     "run_all_stale": Action(lambda project_id, _: core.plan.run_all_stale(project_id)),
-    "autorun": Action(lambda project_id, on: core.notebook.set_autorun(project_id, on == "on")),
+    "autorun": Action(lambda project_id, on: core.plan.set_autorun(project_id, on == "on")),
 }
 NODE_ACTIONS: dict[str, Action] = {
     "delete": Action(lambda node_id, _: core.canvas.delete_node(node_id)),
