@@ -8,7 +8,7 @@ from core.access import use_media
 from core.changes import ChangeWriter, Transaction, changes_since
 from core.contract import NodeKind, ProviderRegistry
 from core.db import get_or_404
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.media import MEDIA_PREFIX
 from core.staleness import NEVER_RUN, write_labels
 from models.tables import Job, Node, NodeResult, PlanStep, Project, utcnow
@@ -88,7 +88,7 @@ class Canvas:
     ) -> NodeView:
         """Last write wins; every write bumps the node's version."""
         with self.writer.transaction() as tx:
-            node = get_or_404(tx.session, Node, node_id, lock=True)
+            node = lock_node(tx, node_id)
             if prompt is not None:
                 if len(prompt) > self.max_prompt_chars:
                     raise InvalidInput(f"Prompt is limited to {self.max_prompt_chars} characters")
@@ -111,7 +111,7 @@ class Canvas:
     def change_inputs(self, node_id: int, *, add: list[str] | None = None, remove: list[str] | None = None) -> NodeView:
         """Add or remove an edit node's input images in one read-modify-write."""
         with self.writer.transaction() as tx:
-            node = get_or_404(tx.session, Node, node_id, lock=True)
+            node = lock_node(tx, node_id)
             if node.kind != NodeKind.IMAGE_EDIT:
                 raise InvalidInput("Only image edit nodes take input images")
             if any(not url.startswith(MEDIA_PREFIX) for url in add or []):
@@ -129,7 +129,7 @@ class Canvas:
     def delete_node(self, node_id: int) -> None:
         """Deletes the node and its history; its jobs stay in the queue, detached."""
         with self.writer.transaction() as tx:
-            node = get_or_404(tx.session, Node, node_id, lock=True)
+            node = lock_node(tx, node_id)
             for result in tx.session.exec(select(NodeResult).where(NodeResult.node_id == node_id)):
                 tx.session.delete(result)
             for job in tx.session.exec(select(Job).where(Job.node_id == node_id)):
@@ -205,3 +205,26 @@ class Canvas:
             .limit(HISTORY_LIMIT)
         )
         return list(rows)
+
+
+def lock_nodes(tx: Transaction, project_id: int) -> dict[int, Node]:
+    """The project's nodes, locked in id order, before anything bumps the project's sequence.
+
+    The lock order of every transaction that settles a job or runs a plan: nodes (by id),
+    then the project row (which the change trigger takes). Two such transactions taking
+    them the other way round deadlock on PostgreSQL (a plan holding the nodes waits for the
+    project, a completion holding the project waits for its node). So a plan reads what
+    is committed, and no job can settle under it.
+    """
+    rows = tx.session.exec(select(Node).where(Node.project_id == project_id).order_by(col(Node.id)).with_for_update())
+    return {n.id: n for n in rows if n.id is not None}
+
+
+def lock_node(tx: Transaction, node_id: int) -> Node:
+    """A node to change, locked with its project's other nodes, in `lock_nodes`' order: a
+    change to one node rewrites every node's staleness, so it takes them all anyway."""
+    project_id = get_or_404(tx.session, Node, node_id).project_id
+    node = lock_nodes(tx, project_id).get(node_id)
+    if node is None:
+        raise NotFound(f"Node {node_id} not found")  # deleted meanwhile
+    return node

@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, or_, update
 from sqlmodel import col, select
 
 from core.access import use_media
-from core.canvas import Canvas
+from core.canvas import Canvas, lock_nodes
 from core.changes import ChangeWriter, Transaction
 from core.contract import JobStatus, NodeKind, ProviderRegistry, TaskRef
 from core.db import get_or_404, insert_or_ignore
@@ -304,6 +304,9 @@ class JobBook:
         """
         with self.writer.transaction() as tx:
             job = get_or_404(tx.session, Job, job_id, lock=True)
+            if status.is_terminal:
+                # Settling writes the node and moves the run plan: their locks come first (see lock_nodes).
+                lock_nodes(tx, job.project_id)
             if receipt is not None:
                 _write_receipt(tx, job, receipt)
             previous = job.status

@@ -13,10 +13,9 @@ from collections.abc import Callable
 
 from sqlmodel import Session, col, select
 
-from core.canvas import Canvas
+from core.canvas import Canvas, lock_node
 from core.changes import ChangeWriter
 from core.contract import NodeKind, ProviderRegistry
-from core.db import get_or_404
 from core.errors import InvalidInput, NotFound
 from core.graph import would_cycle
 from core.logs import get_logger
@@ -51,7 +50,7 @@ class Notebook:
     def add_input_node(self, node_id: int, source_id: int) -> None:
         """`node` takes `source`'s current result as an input, now and after every new one."""
         with self.writer.transaction() as tx:
-            node = get_or_404(tx.session, Node, node_id, lock=True)
+            node = lock_node(tx, node_id)
             if node.kind != NodeKind.IMAGE_EDIT:
                 raise InvalidInput("Only image edit nodes take inputs")
             source = tx.session.get(Node, source_id)
@@ -75,7 +74,7 @@ class Notebook:
 
     def remove_input_node(self, node_id: int, source_id: int) -> None:
         with self.writer.transaction() as tx:
-            node = get_or_404(tx.session, Node, node_id, lock=True)
+            node = lock_node(tx, node_id)
             if source_id in node.input_nodes:
                 node.input_nodes = [s for s in node.input_nodes if s != source_id]
                 Canvas.touch_node(tx, node)
@@ -98,7 +97,7 @@ class Notebook:
 
     def _reorder(self, node_id: int, new_index: Callable[[list[int]], int]) -> None:
         with self.writer.transaction() as tx:
-            node = get_or_404(tx.session, Node, node_id, lock=True)
+            node = lock_node(tx, node_id)
             ordered = list(
                 tx.session.exec(
                     select(Node)
@@ -121,7 +120,7 @@ class Notebook:
     def use_result(self, node_id: int, image_url: str) -> None:
         """Make one of the node's earlier results its current one; its dependants become stale."""
         with self.writer.transaction() as tx:
-            node = get_or_404(tx.session, Node, node_id, lock=True)
+            node = lock_node(tx, node_id)
             result = tx.session.exec(
                 select(NodeResult)
                 .where(NodeResult.node_id == node_id, NodeResult.image_path == image_url)

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
+from core.canvas import lock_nodes
 from core.changes import ChangeWriter, Transaction
 from core.contract import JobStatus, ProviderError
 from core.db import get_or_404
@@ -57,7 +58,7 @@ class RunPlan:
         """Plan every stale node of the project; returns how many steps are new."""
         with self.writer.transaction() as tx:
             get_or_404(tx.session, Project, project_id)
-            nodes = _lock_nodes(tx, project_id)
+            nodes = lock_nodes(tx, project_id)
             verdicts = write_labels(tx, project_id)
             planned = self._plan(tx, nodes, [n for n in nodes if verdicts[n].stale])
             self._start_ready(tx, project_id)
@@ -73,7 +74,7 @@ class RunPlan:
         """
         with self.writer.transaction() as tx:
             project_id = get_or_404(tx.session, Node, node_id).project_id
-            nodes = _lock_nodes(tx, project_id)
+            nodes = lock_nodes(tx, project_id)
             verdicts = write_labels(tx, project_id)
             planned = set(tx.session.exec(select(PlanStep.node_id).where(PlanStep.project_id == project_id)))
             upstream = ancestors(_uses(nodes), node_id)
@@ -90,7 +91,7 @@ class RunPlan:
         """Switch Autorun; switched on, it catches up at once: the stale nodes below an
         up-to-date node run, as if that node had just completed."""
         with self.writer.transaction() as tx:
-            nodes = _lock_nodes(tx, project_id)  # nodes before the project, as every writer does
+            nodes = lock_nodes(tx, project_id)  # nodes before the project, as every writer does
             project = get_or_404(tx.session, Project, project_id, lock=True)
             if project.autorun == on:
                 return
@@ -246,13 +247,6 @@ class RunPlan:
                 .where(col(PlanStep.node_id).in_(below), col(PlanStep.status) == WAITING)
                 .values(status=BLOCKED, reason=reason)
             )
-
-
-def _lock_nodes(tx: Transaction, project_id: int) -> dict[int, Node]:
-    """The project's nodes, locked in id order (the order every writer takes node locks in),
-    so a plan reads what is committed and no job can settle under it."""
-    rows = tx.session.exec(select(Node).where(Node.project_id == project_id).order_by(col(Node.id)).with_for_update())
-    return {n.id: n for n in rows if n.id is not None}
 
 
 def _nodes(tx: Transaction, project_id: int) -> dict[int, Node]:

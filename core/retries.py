@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any, ParamSpec, TypeVar
 
+import psycopg
 import stamina
+from sqlalchemy.exc import OperationalError
 from stamina.instrumentation import set_on_retry_hooks
 
 from core.contract import ProviderError
@@ -44,6 +47,13 @@ class RetryPolicy:
 
     def attempts_on(self, on: RetryOn) -> AsyncIterable[stamina.Attempt]:
         """`async for attempt in policy.attempts_on(...): with attempt: ...`; the last failure propagates."""
+        return self._context(on)
+
+    def attempts_in_thread(self, on: RetryOn) -> Iterable[stamina.Attempt]:
+        """`attempts_on` for blocking code: `for attempt in ...` (it sleeps between tries)."""
+        return self._context(on)
+
+    def _context(self, on: RetryOn) -> Any:  # stamina's iterator serves `for` and `async for` alike
         return stamina.retry_context(
             on=on,
             attempts=self.attempts,
@@ -61,6 +71,41 @@ class RetryPolicy:
         if exc.retry_after_s is None:
             return True
         return exc.retry_after_s + random.uniform(0, self.base_s)
+
+
+def is_deadlock(exc: Exception) -> bool:
+    """PostgreSQL broke a deadlock by aborting this transaction: it rolled back whole, and
+    running it again works (the other one has committed meanwhile)."""
+    return isinstance(exc, OperationalError) and isinstance(exc.orig, psycopg.errors.DeadlockDetected)
+
+
+#: A few quick tries: a deadlock victim waits only for the other transaction to commit.
+DEADLOCK_RETRY = RetryPolicy(attempts=5, base_s=0.02, cap_s=0.5)
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def again_on_deadlock(call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run `call` (its transactions) again when PostgreSQL picked one as a deadlock's victim.
+
+    For a user's action: a click must not be lost because another worker's transaction
+    crossed it. Only for calls whose committed part is safe to repeat (one transaction, or
+    idempotent ones, such as Generate with its client request id).
+    """
+    for attempt in DEADLOCK_RETRY.attempts_in_thread(is_deadlock):
+        with attempt:
+            return call(*args, **kwargs)
+    raise AssertionError("unreachable: the last attempt raises")
+
+
+async def again_on_deadlock_async(call: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`again_on_deadlock` for a coroutine function (the pipeline's calls)."""
+    async for attempt in DEADLOCK_RETRY.attempts_on(is_deadlock):
+        with attempt:
+            return await call(*args, **kwargs)
+    raise AssertionError("unreachable: the last attempt raises")
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

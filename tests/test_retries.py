@@ -7,12 +7,20 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
+import psycopg
 import pytest
 import respx
+from sqlalchemy.exc import OperationalError
 from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from core.contract import ProviderError, SubmitRequest
-from core.retries import MAX_RETRY_AFTER_S, RetryPolicy, parse_retry_after
+from core.retries import (
+    MAX_RETRY_AFTER_S,
+    RetryPolicy,
+    again_on_deadlock,
+    again_on_deadlock_async,
+    parse_retry_after,
+)
 from providers.fal import FalProvider
 from providers.kie import KieProvider
 
@@ -124,3 +132,37 @@ async def test_every_provider_reads_retry_after_with_the_one_parser(provider_nam
             await provider.submit(request(model))
     assert caught.value.retryable
     assert caught.value.retry_after_s is not None and 110 <= caught.value.retry_after_s <= 120
+
+
+def _deadlock() -> OperationalError:
+    return OperationalError("UPDATE project ...", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+
+
+def test_a_deadlock_victim_runs_again_and_other_errors_do_not() -> None:
+    calls: list[int] = []
+
+    def crossed_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise _deadlock()
+        return "done"
+
+    assert again_on_deadlock(crossed_once) == "done" and len(calls) == 2
+
+    def locked_out() -> None:
+        raise OperationalError("SELECT 1", {}, psycopg.errors.LockNotAvailable("not a deadlock"))
+
+    with pytest.raises(OperationalError):
+        again_on_deadlock(locked_out)
+
+
+async def test_a_deadlock_victim_coroutine_runs_again() -> None:
+    calls: list[int] = []
+
+    async def crossed_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise _deadlock()
+        return "done"
+
+    assert await again_on_deadlock_async(crossed_once) == "done" and len(calls) == 2

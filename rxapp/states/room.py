@@ -22,6 +22,7 @@ from core.accounts import UserView
 from core.contract import NodeKind, ProviderError
 from core.errors import InvalidInput, NotAllowed, NotFound
 from core.logs import get_logger, log_step
+from core.retries import again_on_deadlock, again_on_deadlock_async
 from core.sharing import SharedProjectView
 from rxapp.runtime import bridge, core
 from rxapp.states.pending import pending_jobs
@@ -185,10 +186,11 @@ class ProjectRoom(rx.State):
             await asyncio.to_thread(
                 core.access.may_act, viewer.id, self.project_id, node_id=node_id, job_id=job_id, image_url=image
             )
+            # A deadlock's victim rolled back whole: the click runs again instead of being lost.
             if action.on_loop:
-                await action.call(subject, value)
+                await again_on_deadlock_async(action.call, subject, value)
             else:
-                await asyncio.to_thread(action.call, subject, value)
+                await asyncio.to_thread(again_on_deadlock, action.call, subject, value)
         except NotAllowed as exc:
             log_step(log, "tab.not_allowed", project_id=self.project_id, user_id=viewer.id)
             return rx.toast.error(str(exc))
