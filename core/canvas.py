@@ -208,14 +208,13 @@ class Canvas:
 
 
 def lock_nodes(tx: Transaction, project_id: int) -> dict[int, Node]:
-    """The project's nodes, locked in id order, before anything bumps the project's sequence.
+    """The project's nodes, locked in id order after the project (`Transaction.lock_project`).
 
-    The lock order of every transaction that settles a job or runs a plan: nodes (by id),
-    then the project row (which the change trigger takes). Two such transactions taking
-    them the other way round deadlock on PostgreSQL (a plan holding the nodes waits for the
-    project, a completion holding the project waits for its node). So a plan reads what
-    is committed, and no job can settle under it.
+    Taken by every transaction that settles a job, runs a plan or changes a node: a change
+    to one node rewrites every node's staleness, and a plan reads them all. So a plan reads
+    what is committed, and no job can settle under it.
     """
+    tx.lock_project(project_id)
     rows = tx.session.exec(select(Node).where(Node.project_id == project_id).order_by(col(Node.id)).with_for_update())
     return {n.id: n for n in rows if n.id is not None}
 

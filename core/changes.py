@@ -83,6 +83,18 @@ class Transaction:
         #: Work for once the transaction committed (e.g. submitting the jobs it queued).
         self.after_commit: list[Callable[[], None]] = []
 
+    def lock_project(self, project_id: int) -> None:
+        """Take the project's row lock first, before any other row of the project.
+
+        The change trigger takes it anyway, when the change flushes; a transaction that
+        had locked a job or a node before then could wait for it while holding what the
+        lock's holder needs next, and PostgreSQL would abort one of them (a deadlock). One
+        order for all: the project, then its nodes (id order), then its jobs. SQLite's
+        `BEGIN IMMEDIATE` already serialises writers; the row lock is PostgreSQL's.
+        """
+        query = select(Project.id).where(col(Project.id) == project_id).with_for_update()
+        self.session.connection().execute(query)
+
     def changed(self, project_id: int, *, member: int = 0) -> int:
         """Flush the change (its trigger writes the event) and return the project's sequence.
 

@@ -231,6 +231,7 @@ class DeliveryLedger:
             return
         late = [t for t in expected if t.tab_id not in shown]
         line = seen_line(change.seq, len(shown), len(expected), max(shown.values(), default=None), late)
+        tx.lock_project(change.project_id)  # before the job: see Transaction.lock_project
         job = tx.session.get(Job, change.job_id, with_for_update=True)
         if job is None:
             return

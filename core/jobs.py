@@ -21,7 +21,7 @@ from core.canvas import Canvas, lock_nodes
 from core.changes import ChangeWriter, Transaction
 from core.contract import JobStatus, NodeKind, ProviderRegistry, TaskRef
 from core.db import get_or_404, insert_or_ignore
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.logs import get_logger, log_job
 from core.notebook import resolve_inputs
 from models.tables import FeedChange, Job, JobStep, Node, NodeResult, Project, WebhookDelivery, utcnow
@@ -89,6 +89,7 @@ class JobBook:
             if existing is not None:
                 return existing, 0
         node = get_or_404(tx.session, Node, node_id)
+        tx.lock_project(node.project_id)  # before the job's insert takes its node's key lock
         if not node.prompt.strip():
             raise InvalidInput("Write a prompt before generating")
         images, used = resolve_inputs(tx.session, node) if node.kind == NodeKind.IMAGE_EDIT else ([], {})
@@ -149,7 +150,7 @@ class JobBook:
     def note_progress(self, job_id: str, progress: str) -> bool:
         """Show the provider's live detail (queue position, last log line) on an unfinished job."""
         with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id, lock=True)
+            job = lock_job(tx, job_id)
             if job.status.is_terminal or job.progress == progress:
                 return False
             job.progress = progress[:300]
@@ -203,7 +204,7 @@ class JobBook:
     def note(self, job_id: str, step: str, detail: str = "", *, announce: bool = True) -> None:
         """Add a timeline step outside a status change; `announce` tells the tabs it grew."""
         with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id, lock=True)
+            job = lock_job(tx, job_id)
             add_step(tx, job, step, detail, announced=announce)
             if announce:
                 tx.changed(job.project_id)
@@ -245,7 +246,8 @@ class JobBook:
         return TimelineView(job_id, steps, stalled)
 
     def schedule_poll(self, job_id: str, next_poll_at: datetime) -> None:
-        """Book the next poll; deliberately no version bump or change event."""
+        """Book the next poll; deliberately no version bump or change event (so no project lock:
+        it holds the job's row alone and waits for nothing after it)."""
         with self.writer.transaction() as tx:
             job = get_or_404(tx.session, Job, job_id, lock=True)
             job.poll_attempts += 1
@@ -275,7 +277,7 @@ class JobBook:
     def receive(self, job_id: str, receipt: Receipt) -> None:
         """A callback that brings no change (its job already finished, or it was refused)."""
         with self.writer.transaction() as tx:
-            _write_receipt(tx, get_or_404(tx.session, Job, job_id, lock=True), receipt)
+            _write_receipt(tx, lock_job(tx, job_id), receipt)
 
     def delivery_seen(self, fingerprint: str) -> bool:
         with self.writer.reading() as session:
@@ -303,7 +305,7 @@ class JobBook:
         before), the callback's receipt, the result's media grant and the change event.
         """
         with self.writer.transaction() as tx:
-            job = get_or_404(tx.session, Job, job_id, lock=True)
+            job = lock_job(tx, job_id)
             if status.is_terminal:
                 # Settling writes the node and moves the run plan: their locks come first (see lock_nodes).
                 lock_nodes(tx, job.project_id)
@@ -376,6 +378,15 @@ def _publish(tx: Transaction, job: Job) -> int:
     add_step(tx, job, "change.published", f"seq {seq}")
     tx.session.add(FeedChange(project_id=job.project_id, seq=seq, job_id=job.id))
     return seq
+
+
+def lock_job(tx: Transaction, job_id: str) -> Job:
+    """A job to change, locked after its project (`Transaction.lock_project`)."""
+    project_id = tx.session.exec(select(Job.project_id).where(col(Job.id) == job_id)).first()
+    if project_id is None:
+        raise NotFound(f"Job {job_id} not found")
+    tx.lock_project(project_id)
+    return get_or_404(tx.session, Job, job_id, lock=True)
 
 
 def _write_receipt(tx: Transaction, job: Job, receipt: Receipt) -> None:
