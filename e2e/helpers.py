@@ -43,8 +43,8 @@ def model_node(page: Page, prompt: str, model: str) -> Locator:
     return node
 
 
-def add_edit_node(page: Page, prompt: str, model: str) -> Locator:
-    """A new image edit node on `model` whose input is the first node's result."""
+def new_edit_node(page: Page, prompt: str, model: str) -> Locator:
+    """A new image edit node on `model` with `prompt`, no input yet."""
     before = nodes(page).count()
     page.get_by_role("button", name="Add image edit node").click()
     expect(nodes(page)).to_have_count(before + 1)
@@ -52,6 +52,12 @@ def add_edit_node(page: Page, prompt: str, model: str) -> Locator:
     edit.get_by_label("Model").select_option(model)
     expect(edit.get_by_label("Model")).to_have_value(model)
     set_prompt(edit, prompt)
+    return edit
+
+
+def add_edit_node(page: Page, prompt: str, model: str) -> Locator:
+    """A new image edit node on `model` whose input is the first node's result."""
+    edit = new_edit_node(page, prompt, model)
     edit.get_by_label("Add input from node").select_option(index=1)
     expect(edit.get_by_alt_text("Input image")).to_have_count(1)
     return edit

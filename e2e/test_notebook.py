@@ -11,7 +11,7 @@ import uuid
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from e2e.helpers import RESULT_ALT, add_text_node, job_rows, model_node, nodes, open_canvas, set_prompt
+from e2e.helpers import RESULT_ALT, add_text_node, job_rows, model_node, new_edit_node, nodes, open_canvas, set_prompt
 from e2e.server import AppServer, FakeProviderServer
 from e2e.test_faults import counts
 from tests.wait import wait_until
@@ -37,13 +37,7 @@ def node_with_id(page: Page, node_id: str) -> Locator:
 
 def edit_using(page: Page, prompt: str, source_id: str) -> Locator:
     """A new KIE.ai edit node whose input is node `source_id` (followed live, not copied)."""
-    before = nodes(page).count()
-    page.get_by_role("button", name="Add image edit node").click()
-    expect(nodes(page)).to_have_count(before + 1)
-    edit = nodes(page).nth(before)
-    edit.get_by_label("Model").select_option(EDIT)
-    expect(edit.get_by_label("Model")).to_have_value(EDIT)
-    set_prompt(edit, prompt)
+    edit = new_edit_node(page, prompt, EDIT)
     picker = edit.get_by_label("Add input from node")
     expect(picker.locator("option", has_text=f"#{source_id} · ")).to_have_count(1)
     picker.select_option(value=source_id)

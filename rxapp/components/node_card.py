@@ -223,19 +223,11 @@ def _header(node: ObjectVar[NodeView], is_edit: rx.Var[bool]) -> rx.Component:
         rx.badge(rx.cond(is_edit, "Image edit", "Text to image"), high_contrast=True),
         rx.text("#", node.id, size="2"),
         rx.spacer(),
-        rx.icon_button(
-            "arrow-up",
-            size="1",
-            variant="ghost",
-            aria_label="Move up",
-            on_click=ProjectRoom.on_node("move_up", node.id, ""),
-        ),
-        rx.icon_button(
-            "arrow-down",
-            size="1",
-            variant="ghost",
-            aria_label="Move down",
-            on_click=ProjectRoom.on_node("move_down", node.id, ""),
+        *(
+            rx.icon_button(
+                icon, size="1", variant="ghost", aria_label=label, on_click=ProjectRoom.on_node(action, node.id, "")
+            )
+            for icon, label, action in (("arrow-up", "Move up", "move_up"), ("arrow-down", "Move down", "move_down"))
         ),
         rx.cond(
             users == "",
