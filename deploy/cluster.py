@@ -266,6 +266,9 @@ class Cluster:
                 said = (self.log_dir / "haproxy.log").read_text()[-3000:]
                 raise RuntimeError(f"HAProxy did not serve:\n{said}\nworkers' readiness: {self.readiness()}")
             time.sleep(0.3)
+        # Every worker that started takes part from the first tab on (else the first tabs all land on
+        # whichever worker HAProxy's checks passed first).
+        self._wait_in_rotation([i for i in range(len(self.worker_ports)) if worker_name(i) not in failed])
         return failed
 
     def readiness(self) -> list[str]:
@@ -302,10 +305,14 @@ class Cluster:
             self.supervisor.startProcess(worker_name(index), False)
         if not self.wait_for_worker(index):
             raise RuntimeError(f"{worker_name(index)} could not start; see {self.log_dir}")
+        self._wait_in_rotation([index])
+
+    def _wait_in_rotation(self, indexes: list[int]) -> None:
+        """Wait until HAProxy's stats show these workers UP: it sends them work."""
         deadline = time.monotonic() + START_TIMEOUT_S
-        while self.server_states().get(f"w{index}") != "UP":
+        while any(self.server_states().get(f"w{index}") != "UP" for index in indexes):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"HAProxy never saw {worker_name(index)} ready: {self.readiness()}")
+                raise RuntimeError(f"HAProxy never saw every worker ready: {self.readiness()}")
             time.sleep(0.3)
 
     def server_states(self) -> dict[str, str]:
