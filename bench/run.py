@@ -615,6 +615,7 @@ def main() -> None:
             "KIE_WEBHOOK_HMAC_KEY": KIE_HMAC,
             "IMAGE_FETCH_ALLOW_HOSTS": "127.0.0.1",
             "POLL_START_S": "60",
+            "POLL_CAP_S": "60",  # a worker whose POLL_CAP_S < POLL_START_S is not ready (HAProxy skips it)
             "LOG_LEVEL": "WARNING",
         },
     )
