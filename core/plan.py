@@ -91,7 +91,7 @@ class RunPlan:
         """Switch Autorun; switched on, it catches up at once: the stale nodes below an
         up-to-date node run, as if that node had just completed."""
         with self.writer.transaction() as tx:
-            nodes = lock_nodes(tx, project_id)  # nodes before the project, as every writer does
+            nodes = lock_nodes(tx, project_id)  # the project, then its nodes: every writer's order
             project = get_or_404(tx.session, Project, project_id, lock=True)
             if project.autorun == on:
                 return
