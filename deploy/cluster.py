@@ -53,6 +53,10 @@ STOP_TIMEOUT_S = 12
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/canvas"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 PR_SET_PDEATHSIG = 1
+#: Reflex's own switches for a worker: serve the frontend exported once by `prepare`, never
+#: compile. Workers only: the export itself must compile, or on a fresh checkout (no `.web`
+#: yet) it installs no frontend packages and fails with "react-router: command not found".
+WORKER_SWITCHES = {"__REFLEX_SKIP_COMPILE": "true", "__REFLEX_MOUNT_FRONTEND_COMPILED_APP": "true"}
 
 
 def wait_until_up(process: subprocess.Popen[bytes], urls: list[str], log_path: Path) -> None:
@@ -140,7 +144,7 @@ class Cluster:
 
     def _env(self) -> dict[str, str]:
         return {
-            **os.environ,
+            **{key: value for key, value in os.environ.items() if key not in WORKER_SWITCHES},
             # Every worker's page talks to HAProxy's port; HAProxy reads the rest of these.
             "PORT": str(self.port),
             "BIND_ADDRESS": self.bind_address,
@@ -149,9 +153,6 @@ class Cluster:
             "REFLEX_ENV_MODE": "prod",
             # The client's address is HAProxy's X-Forwarded-For (sign-in limits per address).
             "TRUSTED_PROXY_HOPS": "1",
-            # Reflex's own switches: serve the exported frontend, do not compile in a worker.
-            "__REFLEX_SKIP_COMPILE": "true",
-            "__REFLEX_MOUNT_FRONTEND_COMPILED_APP": "true",
             **self.env,
         }
 
@@ -187,6 +188,7 @@ class Cluster:
                 "command": f"{sys.executable} -m granian --interface asgi --factory --host 127.0.0.1 --port {port} "
                 "--workers 1 --log-level warning rxapp.rxapp:app",
                 "directory": str(ROOT),
+                "environment": ",".join(f'{key}="{value}"' for key, value in WORKER_SWITCHES.items()),
                 "autorestart": "true",
                 # A worker counts as started once it stayed up this long (its boot takes seconds);
                 # one that dies sooner is retried after 1, 2, 3 s, then FATAL: reported, others untouched.
