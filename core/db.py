@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -19,7 +20,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, ExceptionContext, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
 from core.errors import NotFound
@@ -84,6 +85,18 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._reader = self.engine.execution_options(**{READS_ONLY: True})
+        #: When (monotonic) this process last found the database unreachable, if ever.
+        self._lost_at: float | None = None
+        event.listen(self.engine, "handle_error", self._note_lost)
+
+    def _note_lost(self, context: ExceptionContext) -> None:
+        # A connection that could not be made (refused, restarting) or one that broke mid-query.
+        if context.connection is None or context.is_disconnect:
+            self._lost_at = time.monotonic()
+
+    def lost_within(self, seconds: float) -> bool:
+        """Whether this process found the database unreachable in the last `seconds`."""
+        return self._lost_at is not None and time.monotonic() - self._lost_at < seconds
 
     @property
     def is_postgres(self) -> bool:

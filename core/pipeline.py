@@ -12,13 +12,15 @@ work runs in a thread so the event loop (and every websocket) never waits on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.exc import OperationalError
 
 from core.access import MediaLinks
 from core.contract import (
@@ -35,7 +37,7 @@ from core.fetch import FetchPolicy, fetch_image
 from core.jobs import JobBook, Receipt
 from core.logs import get_logger, log_job
 from core.media import ImageRejected, MediaStore
-from core.retries import RetryPolicy
+from core.retries import RECORD_RETRY, RetryPolicy, is_database_failure
 from core.throttle import SubmitThrottle
 from models.tables import Job, utcnow
 from models.views import JobView
@@ -56,6 +58,7 @@ class Pipeline:
         links: MediaLinks,
         retry: RetryPolicy,
         lease_s: float,
+        database_lost_within: Callable[[float], bool],
         first_poll_s: float,
         throttle: SubmitThrottle,
     ) -> None:
@@ -73,6 +76,8 @@ class Pipeline:
         #: longer than one submit or poll takes, short enough that a dead worker's jobs move on.
         self.worker_id = WORKER_ID
         self.lease_s = lease_s
+        #: `Database.lost_within`: whether this process found the database gone lately.
+        self.database_lost_within = database_lost_within
         #: A submitted job's first fallback poll, in case no webhook ever comes.
         self.first_poll_s = first_poll_s
         self._submitting: set[str] = set()
@@ -138,7 +143,9 @@ class Pipeline:
             try:
                 await self._submit(job_id)
             finally:
-                await asyncio.to_thread(self.jobs.release, job_id, self.worker_id)
+                # Unreleased (the database gone again), the claim simply runs out.
+                with contextlib.suppress(OperationalError):
+                    await asyncio.to_thread(self.jobs.release, job_id, self.worker_id)
         finally:
             self._submitting.discard(job_id)
 
@@ -169,11 +176,25 @@ class Pipeline:
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         log_job(log, "provider.submitted", job, task_id=task.task_id, duration_ms=duration_ms)
         first_poll = utcnow() + timedelta(seconds=self.first_poll_s)
-        if not await asyncio.to_thread(self.jobs.mark_submitted, job_id, task, first_poll):
+        if not await self._record_submission(job, task, first_poll):
             current = await asyncio.to_thread(self.jobs.get, job_id)
-            if current.status == JobStatus.CANCELLED:
-                # Cancelled while the provider was answering: tell it to stop.
+            if current.provider_task_id != task.task_id:
+                # Cancelled while the provider was answering, or another worker's submission
+                # was written first (a database outage longer than the lease): stop this task.
                 await self._cancel_at_provider(job, task)
+
+    async def _record_submission(self, job: Job, task: TaskRef, first_poll: datetime) -> bool:
+        """Write down the task the provider accepted, through a database restart.
+
+        Losing it would lose the job's result and, once the claim ran out, submit the job
+        again. Repeating the write is safe: the transition is forward-only.
+        """
+        async for attempt in RECORD_RETRY.attempts_on(is_database_failure):
+            with attempt:
+                if attempt.num > 1:
+                    log_job(log, "provider.record_retried", job, task_id=task.task_id, attempt=attempt.num)
+                return await asyncio.to_thread(self.jobs.mark_submitted, job.id, task, first_poll)
+        raise AssertionError("unreachable: the last attempt raises")
 
     async def _wait_for_submit_slot(self, job: Job, provider: Provider) -> bool:
         """Hold the job in `queued`, saying why on its row, until the provider's rate limit admits it.
@@ -244,7 +265,13 @@ class Pipeline:
         Submitted and running jobs need nothing here: their poll schedule is in the
         database and the poller picks them up. A job another worker is submitting is
         claimed by it, so `submit` leaves it alone.
+
+        Nothing is taken over for one lease after the database was unreachable: its claims
+        ran out with nobody able to renew them, and a live worker may hold a task the
+        provider accepted that it is still writing down (`_record_submission`).
         """
+        if self.database_lost_within(self.lease_s):
+            return
         for job_id in await asyncio.to_thread(self.jobs.queued_ids):
             self._spawn(self.submit(job_id))
 

@@ -83,6 +83,18 @@ def is_deadlock(exc: Exception) -> bool:
 DEADLOCK_RETRY = RetryPolicy(attempts=5, base_s=0.02, cap_s=0.5)
 
 
+def is_database_failure(exc: Exception) -> bool:
+    """The database refused or dropped this transaction (restarting, unreachable, a deadlock):
+    it rolled back whole, and the same call may work in a moment."""
+    return isinstance(exc, OperationalError)
+
+
+#: Writing down what cannot be asked again (the task a provider accepted: a second submit
+#: would run and bill the job twice) is tried every 2 s at most for about five minutes,
+#: past any restart of the database.
+RECORD_RETRY = RetryPolicy(attempts=150, base_s=0.25, cap_s=2.0)
+
+
 P = ParamSpec("P")
 T = TypeVar("T")
 

@@ -98,6 +98,7 @@ class Core:
             throttle=SubmitThrottle(),
             links=links,
             lease_s=settings.work_lease_s,
+            database_lost_within=db.lost_within,
             retry=RetryPolicy(attempts=settings.submit_attempts, base_s=settings.retry_base_s),
             first_poll_s=settings.poll_start_s,
         )
