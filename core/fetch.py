@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.media import ImageRejected, image_extension
+from core.retries import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,23 @@ def _check_peer(response: httpx.Response, url: str) -> None:
         raise ImageRejected(f"Refusing to fetch from an internal address ({urlsplit(url).hostname})")
 
 
+#: A download that broke is tried again at once a few times, within the policy's deadline.
+DOWNLOAD_RETRY = RetryPolicy(attempts=3, base_s=0.25, cap_s=1.0)
+
+
+def _broke(exc: Exception) -> bool:
+    return isinstance(exc, ImageRejected) and exc.retryable
+
+
 async def fetch_image(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> bytes:
     """Download a result image under `policy`, or raise `ImageRejected` with a readable reason."""
     try:
         async with asyncio.timeout(policy.timeout_s):
-            data = await _fetch(client, url, policy)
+            async for attempt in DOWNLOAD_RETRY.attempts_on(_broke):
+                with attempt:
+                    data = await _fetch(client, url, policy)
     except TimeoutError as exc:
+        # Not retried: a server that drips its answer would hold a worker again and again.
         raise ImageRejected(f"Result download took longer than {policy.timeout_s:.0f} s") from exc
     image_extension(data)
     return data
@@ -87,7 +99,9 @@ async def _fetch(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> by
             if not trusted:
                 _check_peer(response, url)
             if response.status_code != 200:
-                raise ImageRejected(f"Result download failed: HTTP {response.status_code}")
+                # A server's trouble (5xx) or a limit (408, 429) may pass; another 4xx will not.
+                retryable = response.status_code >= 500 or response.status_code in (408, 429)
+                raise ImageRejected(f"Result download failed: HTTP {response.status_code}", retryable=retryable)
             declared = int(response.headers.get("content-length") or 0)
             if declared > policy.max_bytes:
                 raise ImageRejected(f"Result image is too large ({declared} bytes, limit {policy.max_bytes})")
@@ -98,7 +112,9 @@ async def _fetch(client: httpx.AsyncClient, url: str, policy: FetchPolicy) -> by
                     raise ImageRejected(f"Result image is larger than the limit of {policy.max_bytes} bytes")
                 chunks.append(chunk)
     except httpx.TimeoutException as exc:
-        raise ImageRejected("Result download timed out") from exc
+        raise ImageRejected("Result download timed out", retryable=True) from exc
+    except httpx.TransportError as exc:  # the connection broke: refused, reset, closed mid-answer
+        raise ImageRejected(f"Result download failed: {type(exc).__name__}", retryable=True) from exc
     except httpx.HTTPError as exc:
         raise ImageRejected(f"Result download failed: {type(exc).__name__}") from exc
     return b"".join(chunks)

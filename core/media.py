@@ -21,7 +21,15 @@ _NAME = re.compile(r"^[0-9a-f]{64}\.(png|jpg|webp|gif)$")
 
 
 class ImageRejected(Exception):
-    """The bytes at a result URL are not an image we will store."""
+    """The bytes at a result URL are not an image we will store.
+
+    `retryable` when the download itself broke (a dropped connection, a 5xx): the image
+    may be fine, and asking again later may get it.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 def image_extension(data: bytes) -> str:

@@ -309,9 +309,13 @@ class Pipeline:
                 try:
                     await self._store_result(job, update, receipt)
                 except ImageRejected as exc:
-                    log_job(log, "image.rejected", job, error=str(exc))
+                    log_job(log, "image.rejected", job, error=str(exc), retryable=exc.retryable)
                     if receipt is not None:
                         raise
+                    if exc.retryable:
+                        # The download broke, not the image: the next poll (already scheduled) asks again.
+                        await asyncio.to_thread(self.jobs.note, job.id, "image.download_failed", str(exc))
+                        return
                     await asyncio.to_thread(self.jobs.fail, job.id, str(exc))
             elif receipt is not None:  # queued or submitted: nothing to move
                 await asyncio.to_thread(self.jobs.receive, job_id, receipt)

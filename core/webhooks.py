@@ -101,6 +101,8 @@ class WebhookGate:
             await asyncio.to_thread(
                 self.jobs.record_step, job, "webhook.rejected", f"result refused: {exc}", reason=str(exc)
             )
+            if exc.retryable:  # the provider may deliver again; the poller asks meanwhile
+                return WebhookOutcome(503, f"result not downloaded: {exc}")
             return WebhookOutcome(422, f"result refused: {exc}")
         return WebhookOutcome(200, "ok")
 

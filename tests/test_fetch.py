@@ -8,8 +8,10 @@ import httpx
 import pytest
 import respx
 
+from core import fetch as fetch_module
 from core.fetch import FetchPolicy, fetch_image, is_public_address
 from core.media import ImageRejected
+from core.retries import RetryPolicy
 from providers.local_render import render_text_to_image
 
 PNG = render_text_to_image("x", "1:1")
@@ -87,3 +89,40 @@ async def test_slow_drip_server_hits_the_deadline() -> None:
                     "http://cdn.test/slow.png",
                     FetchPolicy(max_bytes=10_000, timeout_s=0.3, allow_hosts=("cdn.test",)),
                 )
+
+
+CDN = FetchPolicy(max_bytes=10_000_000, allow_hosts=("cdn.test",))
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fetch_module, "DOWNLOAD_RETRY", RetryPolicy(attempts=3, base_s=0.01, cap_s=0.01))
+
+
+@respx.mock
+async def test_a_download_that_broke_is_tried_again(quick_retries: None) -> None:
+    """Measured in the scaled suite: HAProxy cut a busy worker's connections, and a result
+    download that broke with them failed its job for good."""
+    route = respx.get("http://cdn.test/ok.png").mock(
+        side_effect=[
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            httpx.Response(503),
+            httpx.Response(200, content=PNG),
+        ]
+    )
+    async with httpx.AsyncClient() as http:
+        data = await fetch_image(
+            http, "http://cdn.test/ok.png", FetchPolicy(max_bytes=10_000_000, allow_hosts=("cdn.test",))
+        )
+    assert data == PNG and route.call_count == 3
+
+
+@respx.mock
+async def test_a_refused_download_is_not_tried_again(quick_retries: None) -> None:
+    route = respx.get("http://cdn.test/gone.png").respond(404)
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(ImageRejected) as refused:
+            await fetch_image(
+                http, "http://cdn.test/gone.png", FetchPolicy(max_bytes=10_000_000, allow_hosts=("cdn.test",))
+            )
+    assert not refused.value.retryable and route.call_count == 1

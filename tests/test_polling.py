@@ -10,10 +10,13 @@ import httpx
 import pytest
 import respx
 
+from core import fetch as fetch_module
 from core.contract import JobStatus, NodeKind, ProviderError, TaskRef
+from core.retries import RetryPolicy
 from core.root import Core
 from providers.kie import TEXT_MODEL
-from tests.kie_mock import CREATE, RECORD, ok, record
+from providers.local_render import render_text_to_image
+from tests.kie_mock import CREATE, IMAGE_URL, RECORD, ok, record
 
 
 @pytest.fixture
@@ -144,3 +147,24 @@ async def test_disabled_model_is_refused_with_its_hint(core: Core, project_id: i
     core.canvas.update_node(node.id, prompt="x", model=TEXT_MODEL)
     with pytest.raises(ProviderError, match="KIE_API_KEY"):
         await core.pipeline.generate(node.id)
+
+
+async def test_a_broken_result_download_leaves_the_job_to_the_next_poll(
+    kie_core: Core, kie_node: int, kie_api: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fetch_module, "DOWNLOAD_RETRY", RetryPolicy(attempts=2, base_s=0.01, cap_s=0.01))
+    kie_api.post(CREATE).mock(return_value=ok({"taskId": "t1"}))
+    kie_api.get(RECORD).mock(side_effect=[record("success"), record("success")])
+    dropped = httpx.RemoteProtocolError("Server disconnected without sending a response.")
+    kie_api.get(IMAGE_URL).mock(
+        side_effect=[dropped, dropped, httpx.Response(200, content=render_text_to_image("x", "1:1"))]
+    )
+    job_id = await submitted(kie_core, kie_node)
+    await kie_core.poller.poll_due()
+    job = kie_core.jobs.get(job_id)
+    assert job.status == JobStatus.SUBMITTED, job.error
+    assert "image.download_failed" in [step.step for step in kie_core.jobs.timeline(job_id).steps]
+    kie_core.jobs.schedule_poll(job_id, job.submitted_at)  # due again now
+    await kie_core.poller.poll_due()
+    job = kie_core.jobs.get(job_id)
+    assert job.status == JobStatus.COMPLETED and job.image_path
