@@ -84,12 +84,14 @@ class JobBook:
     ) -> tuple[Job, int]:
         """`create` inside the caller's transaction (a run plan starts nodes in its own);
         returns the job and its change's sequence number (0 for a repeated request)."""
-        if client_request_id:
-            existing = tx.session.exec(select(Job).where(Job.client_request_id == client_request_id)).first()
-            if existing is not None:
-                return existing, 0
+        if (existing := _requested(tx, client_request_id)) is not None:
+            return existing, 0
         node = get_or_404(tx.session, Node, node_id)
         tx.lock_project(node.project_id)  # before the job's insert takes its node's key lock
+        # The same click may have been sent again (a tab resends an unconfirmed Generate after
+        # a reconnect) and committed by another worker while this one waited for the lock.
+        if (existing := _requested(tx, client_request_id)) is not None:
+            return existing, 0
         if not node.prompt.strip():
             raise InvalidInput("Write a prompt before generating")
         images, used = resolve_inputs(tx.session, node) if node.kind == NodeKind.IMAGE_EDIT else ([], {})
@@ -360,6 +362,13 @@ class JobBook:
             node.result_job_id = job.id if image else node.result_job_id
             node.error = None if image else job.error
         Canvas.touch_node(tx, node)
+
+
+def _requested(tx: Transaction, client_request_id: str | None) -> Job | None:
+    """The job an earlier send of the same click made, if any."""
+    if not client_request_id:
+        return None
+    return tx.session.exec(select(Job).where(Job.client_request_id == client_request_id)).first()
 
 
 def _insert(tx: Transaction, job: Job, clicked_at: datetime | None = None) -> int:

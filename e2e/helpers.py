@@ -101,12 +101,17 @@ def watch_for_result_image(page: Page) -> None:
 
 
 class SocketGate:
-    """Sits between a page and the app's websocket: can hold Generate events or cut the line."""
+    """Sits between a page and the app's websocket: can hold or lose Generate events, or cut the line."""
 
     def __init__(self, page: Page) -> None:
         self.holding = False
+        #: Drop Generate events, as a socket whose worker just died does, without a word.
+        self.losing = False
         self.blocked = False
         self.held: list[str | bytes] = []
+        self.lost: list[str | bytes] = []
+        #: What reached the server from the page.
+        self.sent: list[str | bytes] = []
         self._routes: list[tuple[WebSocketRoute, WebSocketRoute]] = []
         page.route_web_socket(EVENT_SOCKET, self._route)
 
@@ -118,13 +123,20 @@ class SocketGate:
         self._routes.append((ws, server))
 
         def from_page(message: str | bytes) -> None:
-            if self.holding and isinstance(message, str) and ".generate" in message:
+            generate = isinstance(message, str) and ".generate" in message
+            if generate and self.holding:
                 self.held.append(message)
+            elif generate and self.losing:
+                self.lost.append(message)
             else:
+                self.sent.append(message)
                 server.send(message)
 
         ws.on_message(from_page)
         server.on_message(ws.send)
+
+    def generates_sent(self) -> int:
+        return sum(1 for message in self.sent if isinstance(message, str) and ".generate" in message)
 
     def release(self) -> None:
         self.holding = False

@@ -150,6 +150,26 @@ def test_tab_that_lost_its_connection_catches_up(browser: Browser, project_url: 
     expect(job_rows(b).first).to_have_attribute("data-status", "completed")
 
 
+def test_a_generate_lost_with_its_socket_is_sent_again_after_the_reconnect(browser: Browser, project_url: str) -> None:
+    """Measured in the scaled suite: a click sent just as its worker was SIGKILLed made no job."""
+    page = browser.new_context().new_page()
+    gate = SocketGate(page)
+    open_canvas(page, project_url)
+    add_text_node(page, "a click into a dying socket")
+    gate.losing = True
+    nodes(page).get_by_role("button", name="Generate").click()
+    expect(queue(page).locator("[data-optimistic=true]")).to_be_visible()
+    wait_until(lambda: len(gate.lost), what="the Generate event lost")
+    expect(job_rows(page)).to_have_count(0)
+
+    gate.losing = False
+    gate.cut()
+    gate.restore()  # the tab reconnects, as it would to another worker
+    expect(job_rows(page)).to_have_count(1, timeout=60_000)
+    expect(job_rows(page).first).to_have_attribute("data-status", "completed", timeout=20_000)
+    assert gate.generates_sent() == 1  # sent again once, and one job for it
+
+
 @pytest.mark.usefixtures("fresh_fakes")
 def test_expanded_timeline_is_live_in_every_tab_and_the_log_tells_the_chain(
     browser: Browser, app_server: AppServer, project_url: str, fake_kie: FakeProviderServer

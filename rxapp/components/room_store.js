@@ -11,6 +11,15 @@ const roomStore = (() => {
   // someone else; if this tab typed in that node, its field shows that (last write wins).
   const sentPrompts = new Map();
   let overwritten = [];
+  // Generate events the server has not confirmed, by request id. One sent into a socket whose
+  // worker had just died is lost without an error, so each reconnect sends them again; the
+  // server makes one job per request id. Confirmed by the server's answer (`store.received`)
+  // or by a job row with that id.
+  const emit = Socket.prototype.emit; // the original, wrapped below
+  const unconfirmed = new Map();
+  const GIVE_UP_MS = 5 * 60 * 1000;
+  const confirm = (rows) => rows.forEach((row) => row.client_request_id && unconfirmed.delete(row.client_request_id));
+  store.received = (requestId) => unconfirmed.delete(requestId);
 
   // Publish a list through its ClientStateVar: the setter re-renders every reader; before
   // the first reader mounts, the value waits in `refs` where the ClientStateVar starts from.
@@ -49,8 +58,16 @@ const roomStore = (() => {
     return { ...row, history: [row.image_url, ...history].slice(0, config.historyLimit) };
   };
 
+  const sendUnconfirmed = (socket) => {
+    for (const [requestId, { event, at }] of unconfirmed) {
+      if (Date.now() - at > GIVE_UP_MS) unconfirmed.delete(requestId);
+      else emit.call(socket, "event", event);
+    }
+  };
+
   const onSnapshot = (message) => {
     if (store.ended && message.project.id === store.project) return;
+    confirm(message.jobs);
     store.project = message.project.id;
     store.seq = message.seq;
     store.appliedAt = Date.now();
@@ -74,6 +91,7 @@ const roomStore = (() => {
     if (message.seq > store.seq) Object.assign(store, { seq: message.seq, appliedAt: Date.now() });
     if (message.project) publish(config.project, message.project);
     if (message.jobs) {
+      confirm(message.jobs);
       const { next, added } = merge(store.jobs, message.jobs, (old, row) => row);
       store.jobs = added ? next.sort(newestFirst).slice(0, config.queueLimit) : next;
       publish(config.jobs, store.jobs);
@@ -130,10 +148,21 @@ const roomStore = (() => {
     if (name === config.projectsEvent) return config.refreshProjects();
     return onevent.call(this, packet);
   };
-  // Remember the prompts this tab sends (a typed prompt clears that node's notice).
-  const emit = Socket.prototype.emit;
+  // Every (re)connect of the socket sends the unconfirmed Generate events again.
+  const onconnect = Socket.prototype.onconnect;
+  Socket.prototype.onconnect = function (...args) {
+    const connected = onconnect.apply(this, args);
+    sendUnconfirmed(this);
+    return connected;
+  };
+  // Remember the prompts this tab sends (a typed prompt clears that node's notice), and its
+  // Generate events until the server confirms them.
   Socket.prototype.emit = function (name, event, ...rest) {
     const payload = name === "event" && event && event.payload;
+    if (payload && payload.client_request_id && String(event.name).endsWith(".generate")) {
+      const held = unconfirmed.get(payload.client_request_id);
+      unconfirmed.set(payload.client_request_id, { event, at: held ? held.at : Date.now() });
+    }
     if (payload && payload.action === "prompt" && String(event.name).endsWith(".on_node")) {
       const sent = sentPrompts.get(payload.node_id) || [];
       sentPrompts.set(payload.node_id, [...sent.slice(-49), payload.value]);

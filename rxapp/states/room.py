@@ -10,6 +10,8 @@ one tab loads and saves only that tab's few fields and never sends anything to o
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,6 +77,16 @@ def _node_id(raw: str) -> int:
     if not raw.isdigit():
         raise InvalidInput("Pick a node")
     return int(raw)
+
+
+#: A Generate's request id as the page makes them (`rxapp.states.pending`).
+REQUEST_ID = re.compile(r"[a-z0-9]{1,64}")
+
+
+def received(client_request_id: str) -> EventSpec:
+    """Tell the tab its Generate arrived: `room_store.js` sends a Generate again after a
+    reconnect until this, or a job row with its request id, says the server has it."""
+    return rx.call_script(f"window.__roomStore?.received({json.dumps(client_request_id)})")
 
 
 async def _generate(node_id: int, client_request_id: str | None, clicked_at: datetime | None) -> bool:
@@ -158,11 +170,12 @@ class ProjectRoom(rx.State):
             planned.append(await _generate(node, client_request_id or None, clicked_at))
 
         refused = await self._act(Action(generate, on_loop=True), node_id, "", node_id=node_id)
+        answered = [received(client_request_id)] if REQUEST_ID.fullmatch(client_request_id) else []
         # The optimistic row of a refused Generate must not linger, nor that of a node that
         # waits for its ancestors first (its card says so; its job comes when they are done).
         if refused:
-            return [refused, pending_jobs.push([])]
-        return pending_jobs.push([]) if any(planned) else None
+            return [refused, pending_jobs.push([]), *answered]
+        return [pending_jobs.push([]), *answered] if any(planned) else answered
 
     @rx.event
     async def set_autorun(self, on: bool):
