@@ -71,8 +71,7 @@ class FaultRig:
 
     # the database's truth ----------------------------------------------------
     def _rows(self, sql: str, *params: object) -> list[tuple]:
-        with psycopg.connect(self.dsn, connect_timeout=3, autocommit=True) as connection:
-            return list(connection.execute(sql, params))  # type: ignore[arg-type]  # the suite's own fixed SQL
+        return rows_of(self.dsn, sql, *params)
 
     def truth(self, project_id: int) -> dict[str, str] | None:
         """Each job of the project and its status; None while the database does not answer."""
@@ -82,10 +81,7 @@ class FaultRig:
             return None
 
     def requested(self, request_ids: list[str]) -> set[str]:
-        try:
-            return {row[0] for row in self._rows(REQUESTED, request_ids)}
-        except psycopg.Error:
-            return set()
+        return requested_of(self.dsn, request_ids)
 
     def doubled(self, project_id: int) -> int:
         """Jobs submitted twice to the provider, completed twice, or given two results."""
@@ -177,6 +173,19 @@ RESULTS = (
     "SELECT r.job_id, count(*) FROM noderesult r JOIN job j ON j.id = r.job_id "
     "WHERE j.project_id = %s GROUP BY r.job_id"
 )
+
+
+def rows_of(dsn: str, sql: str, *params: object) -> list[tuple]:
+    with psycopg.connect(dsn, connect_timeout=3, autocommit=True) as connection:
+        return list(connection.execute(sql, params))  # type: ignore[arg-type]  # the suites' own fixed SQL
+
+
+def requested_of(dsn: str, request_ids: list[str]) -> set[str]:
+    """The request ids among `request_ids` that made a job (none while the database does not answer)."""
+    try:
+        return {row[0] for row in rows_of(dsn, REQUESTED, request_ids)}
+    except psycopg.Error:
+        return set()
 
 
 def figures_table(figures: list[Figures]) -> str:

@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from deploy.cluster import Cluster
 from e2e.helpers import RESULT_ALT, add_text_node, job_rows, nodes, open_canvas
+from e2e.scaled import requested_of
 from e2e.seed import Seeder
 from e2e.server import scaled_cluster
 from e2e.socket_tabs import SocketTab, handler_name, run
@@ -97,19 +98,14 @@ def test_four_tabs_over_three_workers_see_every_job_and_survive_a_worker_crash(
     assert re.search(r"/p/\d+$", late.url)
 
 
-def made(cluster: Cluster, requests: list[str]) -> set[str]:
-    """The request ids among `requests` that made a job."""
-    with psycopg.connect(cluster.env["DATABASE_URL"].replace("+psycopg", ""), autocommit=True) as connection:
-        rows = connection.execute("SELECT client_request_id FROM job WHERE client_request_id = ANY(%s)", (requests,))
-        return {str(row[0]) for row in rows}
-
-
 def test_twenty_tabs_over_three_workers_converge_after_fifty_jobs_each_change_once(cluster: Cluster) -> None:
     seeder = Seeder(cluster.url, Path(cluster.env["DATA_DIR"]), cluster.env["DATABASE_URL"], "local/sketch")
     project = seeder.project("twenty tabs", finished_jobs=0, pending_jobs=0)
     seeder.close()
     generate = handler_name("rxapp.states.room", "ProjectRoom", "generate")
     jobs = 50
+
+    dsn = cluster.env["DATABASE_URL"].replace("+psycopg", "")
 
     async def scenario() -> list[SocketTab]:
         # Reconnecting, as pages do: under this load HAProxy may take a slow worker out and cut its tabs.
@@ -118,7 +114,7 @@ def test_twenty_tabs_over_three_workers_converge_after_fifty_jobs_each_change_on
         requests = [f"twenty-{i}" for i in range(jobs)]
         try:
             deadline = asyncio.get_running_loop().time() + DONE / 1000
-            while missing := [r for r in requests if r not in await asyncio.to_thread(made, cluster, requests)]:
+            while missing := [r for r in requests if r not in await asyncio.to_thread(requested_of, dsn, requests)]:
                 # From tabs on every worker; a click lost with a cut socket is sent again (one job per id).
                 assert asyncio.get_running_loop().time() < deadline, f"no job for {missing}"
                 for request in missing:
