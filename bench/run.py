@@ -25,14 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlmodel import col, select
 
+from bench.derivatives import measure as derivative_rows
+from bench.derivatives import photo
+from bench.progress import progress_suite
 from bench.sockets import fan_out, group_cpu_s
 from core.contract import JobStatus
 from core.db import Database
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from e2e.fakes.render import PHOTO_WEIGHT_ENV
 from e2e.helpers import model_node, open_canvas
 from e2e.seed import SampleError, Seeder, seeder_of
 from e2e.server import AppServer, FakeProviderServer, free_port, scaled_cluster
@@ -47,15 +50,26 @@ BENCH_REDIS_DB = 8  # the benchmark's own Redis database, flushed before and aft
 LOAD_USERS, LOAD_SPAWN_PER_S, LOAD_SECONDS, LOAD_PROJECTS = 12, 4, 30, 4
 
 WATCH_RESULTS = """() => {
+  // When each result image (by src) was loaded, and when its ThumbHash placeholder was painted
+  // (the frame after its row rendered it with a data-URL background).
   window.__seen = {};
+  window.__painted = {};
   const check = () => document.querySelectorAll('img[alt^="Result"]').forEach(img => {
     const src = img.getAttribute('src');
+    if (!(src in window.__painted) && getComputedStyle(img).backgroundImage.startsWith('url("data:')) {
+      window.__painted[src] = 0;
+      requestAnimationFrame(() => { window.__painted[src] = Date.now(); });
+    }
     if (window.__seen[src]) return;
     if (img.complete && img.naturalWidth) window.__seen[src] = Date.now();
     else img.addEventListener('load', () => { window.__seen[src] ??= Date.now(); }, {once: true});
   });
   new MutationObserver(check).observe(document.body, {subtree: true, childList: true, attributes: true});
 }"""
+
+#: When the placeholder of `src` was painted (0 or undefined: never), read after two frames.
+AFTER_NEXT_FRAME = """(src) => new Promise((done) =>
+  requestAnimationFrame(() => requestAnimationFrame(() => done(window.__painted[src]))))"""
 
 WATCH_ROWS = """() => {
   // When each job's row first showed (by job id), and each Generate click.
@@ -154,6 +168,7 @@ def webhook_to_visible(
         page.evaluate(WATCH_ROWS)
     node = model_node(driver, "bench 0", MODEL)
     push: list[float] = []
+    painted: list[float] = []
     polled: list[float] = []
     other_rows: list[float] = []
     for run in range(runs):
@@ -171,6 +186,9 @@ def webhook_to_visible(
         seen_by_poller = _poll_until_seen(pollers, src) if pollers else {}
         watchers = pages[1:] or pages
         push += [_checked(_seen(page, src), sent_at) for page in watchers]
+        # Read after two frames: a placeholder seen is timed in the next frame, and an image
+        # that loaded within that frame (10 tabs, a copy already cached) read as unpainted.
+        painted += [_checked(at, sent_at) for page in watchers if (at := page.evaluate(AFTER_NEXT_FRAME, src))]
         polled += [_checked(seen, sent_at) for seen in seen_by_poller.values()]
         if len(pages) > 1:
             clicked = driver.evaluate("window.__clicks")[-1]["wall"]
@@ -181,7 +199,7 @@ def webhook_to_visible(
     ]
     for page in pages + pollers:
         page.close()
-    return {"push": push, "polled": polled, "optimistic": optimistic, "other_rows": other_rows}
+    return {"push": push, "painted": painted, "polled": polled, "optimistic": optimistic, "other_rows": other_rows}
 
 
 def _job_ids(page: Page) -> list[str]:
@@ -266,12 +284,11 @@ def _poll_until_seen(pollers: list[Page], src: str | None, period_s: float = 2.0
 
 
 @contextmanager
-def image_server(workdir: Path, size_side: int = 148) -> Iterator[str]:
-    """Serves one ~64 KB PNG on loopback from its own process, like a provider's CDN."""
+def image_server(workdir: Path) -> Iterator[str]:
+    """Serves one real-weight PNG (1024 px, ~2.4 MB) on loopback from its own process, like a provider's CDN."""
     folder = workdir / "cdn"
     folder.mkdir(exist_ok=True)
-    noise = Image.frombytes("RGB", (size_side, size_side), os.urandom(size_side * size_side * 3))
-    noise.save(folder / "result.png", format="PNG")
+    (folder / "result.png").write_bytes(photo())
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(folder)],
@@ -393,6 +410,102 @@ def confirmation_cost(
         change < 0.10,
         f"{change:+.0%}; p95 {pct(on, 95):.0f} vs {pct(off, 95):.0f} ms; {len(on)} + {len(off)} samples",
     )
+
+
+#: A result as heavy as a real generator's: below this, a sample does not measure what images cost.
+REAL_WEIGHT_BYTES = 1_500_000
+COLD_LOAD_NODES = 12
+
+
+def cold_load(browser: Browser, app: AppServer, results: Results, db: Database) -> None:
+    """A fresh tab opening a project of 12 nodes with real-weight results: what it transfers."""
+    driver, url = new_project(browser, app)
+    for i in range(COLD_LOAD_NODES):
+        node = model_node(driver, f"cold load {i} {time.time()}", MODEL)
+        known = set(_job_ids(driver))
+        node.get_by_role("button", name="Generate").click()
+        job = _finished(db, _new_job(driver, known))
+        weight = (app.data_dir / "media" / (job.image_path or "").removeprefix("/media/")).stat().st_size
+        if weight < REAL_WEIGHT_BYTES:
+            raise SampleError(f"a result of {weight} bytes is not real-weight (FAKE_PHOTO_WEIGHT)")
+    driver.close()
+    context = browser.new_context()
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    urls: dict[str, str] = {}
+    received: dict[str, int] = {}
+    cdp.on("Network.responseReceived", lambda e: urls.__setitem__(e["requestId"], e["response"]["url"]))
+    cdp.on("Network.loadingFinished", lambda e: received.__setitem__(e["requestId"], e["encodedDataLength"]))
+    open_canvas(page, url)
+    expect(page.get_by_alt_text("Result of node", exact=False)).to_have_count(COLD_LOAD_NODES, timeout=30_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('img[alt^=\"Result\"]')].every((i) => i.complete && i.naturalWidth > 0)"
+    )
+    page.wait_for_load_state("networkidle")
+    media = [rid for rid, address in urls.items() if "/media/" in address and rid in received]
+    if len(media) < COLD_LOAD_NODES:
+        raise SampleError(f"{len(media)} image requests for {COLD_LOAD_NODES} results")
+    total = sum(received.values())
+    images = sum(received[rid] for rid in media)
+    context.close()
+    results.add(
+        f"cold load of a {COLD_LOAD_NODES}-node project, bytes transferred",
+        f"{total / 1e6:.2f} MB ({images / 1e6:.2f} MB images)",
+        "<= 2 MB",
+        total <= 2_000_000,
+        f"{len(media)} image requests; 2.4 MB PNG results; before the copies: 31.9 MB (31.5 MB images)",
+    )
+
+
+#: Completions per sample set in `--only images`.
+RUNS_PER_TIER = 10
+
+
+def images_suite(app: AppServer, kie: FakeProviderServer, results: Results) -> None:
+    """`--only images`: the cold load, and signed callback -> image loaded in 1 and 10 tabs."""
+    store = seeder_of(app, MODEL, KIE_KEY, KIE_HMAC)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        print("cold load of a project ...", flush=True)
+        cold_load(browser, app, results, store.db)
+        medians = {}
+        assert app.process is not None
+        app_pgid = os.getpgid(app.process.pid)
+        for tabs in (1, 10):
+            print(f"signed callback -> image loaded, {tabs} tabs ...", flush=True)
+            cpu_before = group_cpu_s(app_pgid)
+            sample = webhook_to_visible(browser, app, kie, tabs, RUNS_PER_TIER, results, store.db)
+            if tabs == 1:
+                results.add(
+                    "app CPU per completion, 2.4 MB results",
+                    f"{(group_cpu_s(app_pgid) - cpu_before) * 1000 / RUNS_PER_TIER:.0f} ms",
+                    "",
+                    None,
+                    f"the app's process group over {RUNS_PER_TIER} completions with 1 tab watching (its page load,"
+                    " the download, the copies, the push, the tab's image request); before: 120 ms (issue 24)",
+                )
+            push, painted = sample["push"], sample["painted"]
+            medians[tabs] = pct(push, 50)
+            if len(painted) < len(push):
+                raise SampleError(f"{len(push) - len(painted)} images loaded without a placeholder painted first")
+            results.add(
+                f"signed callback -> placeholder painted, {tabs} tabs",
+                f"p50 {pct(painted, 50):.0f} / p95 {pct(painted, 95):.0f} ms",
+                "",
+                None,
+                f"{len(painted)} samples; the frame after the change rendered the row; before the image loaded",
+            )
+            results.add(
+                f"signed callback -> image loaded, {tabs} tabs",
+                f"p50 {pct(push, 50):.0f} / p95 {pct(push, 95):.0f} ms",
+                "10 tabs: p50 <= 2x 1 tab's, <= 250 ms" if tabs == 10 else "",
+                medians[10] <= min(2 * medians[1], 250) if tabs == 10 else None,
+                f"{len(push)} samples; 2.4 MB results"
+                + (f"; {medians[10] / max(medians[1], 0.1):.1f}x the 1-tab p50" if tabs == 10 else ""),
+            )
+        browser.close()
+    store.close()
 
 
 def browser_suite(app: AppServer, kie: FakeProviderServer, results: Results) -> None:
@@ -596,13 +709,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--only",
-        choices=["browser", "sockets", "ingestion", "confirmations", "load"],
+        choices=["browser", "sockets", "ingestion", "confirmations", "load", "derivatives", "images", "progress"],
         help="run one part of the suite",
     )
     only = parser.parse_args().only
     results = Results()
     load_at_start = os.getloadavg()[0]
     workdir = Path(tempfile.mkdtemp(prefix="canvas-bench-"))
+    # Results as heavy as a real generator's (~2.4 MB PNG): 10 KB drawings hid what images cost.
+    os.environ[PHOTO_WEIGHT_ENV] = "1"
+    if only in (None, "derivatives", "images"):
+        print("derivatives' CPU ...", flush=True)
+        for row in derivative_rows():
+            results.add(row["metric"], row["value"], row["target"], row["verdict"], row["note"])
+        if only == "derivatives":
+            return report(results, load_at_start)
+    if only in (None, "progress"):
+        progress_suite(workdir, results, pct)
+        if only == "progress":
+            return report(results, load_at_start)
     kie = FakeProviderServer("kie_server", workdir / "kie.log", KIE_KEY, ("--hmac-key", KIE_HMAC))
     kie.start()
     # No recordInfo lag: a callback is confirmed with recordInfo, and the bench measures the push, not that lag.
@@ -626,6 +751,8 @@ def main() -> None:
             socket_suite(app, kie, workdir, results)
         if only in (None, "browser"):
             browser_suite(app, kie, results)
+        if only in (None, "images"):
+            images_suite(app, kie, results)
         if only == "confirmations":
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -648,6 +775,11 @@ def main() -> None:
     finally:
         app.stop()
         kie.stop()
+    report(results, load_at_start)
+
+
+def report(results: Results, load_at_start: float) -> None:
+    """The table, printed and written to bench/results.json with the machine and its load."""
     load = f"load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     python = f"Python {platform.python_version()}"
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {python}, {platform.platform()}; {load}"

@@ -4,7 +4,7 @@ The database writes the events itself: triggers (migration 0001) bump the projec
 sequence and insert the `ChangeEvent` in the transaction of the row change, so an
 event exists if and only if the change committed, whoever wrote it. After commit,
 writers in this process `publish` the project's new sequence number; on PostgreSQL
-the trigger's NOTIFY reaches every process too (`core.pg_listen`). Subscribers
+the trigger's NOTIFY reaches every process too (`core.realtime.pg_listen`). Subscribers
 (the Reflex bridge) read the events from the database, so a missed or doubled
 notification costs latency, never data.
 """
@@ -29,6 +29,8 @@ class Notice:
     #: The account whose membership of the project changed (0 for any other change):
     #: its tabs elsewhere must learn it too (their project list, the end of their access).
     member: int = 0
+    #: The project's member list changed (a membership, or an invitation, which names no account).
+    roster: bool = False
 
 
 def changes_since(session: Session, project_id: int, after_seq: int) -> list[ChangeEvent]:
@@ -47,6 +49,9 @@ class ChangeNotifier:
     def __init__(self) -> None:
         self._queues: set[asyncio.Queue[Notice]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Called at once, in the publishing thread, with the account whose membership changed:
+        #: what a process remembers of that account's access (`MediaPasses`) ends with it.
+        self.on_member: list[Callable[[int], None]] = []
 
     @contextmanager
     def subscribe(self) -> Iterator[asyncio.Queue[Notice]]:
@@ -63,9 +68,11 @@ class ChangeNotifier:
         """Whether anything (the bridge to the tabs) is subscribed."""
         return bool(self._queues)
 
-    def publish(self, project_id: int, seq: int, member: int = 0) -> None:
+    def publish(self, project_id: int, seq: int, member: int = 0, *, roster: bool = False) -> None:
         """Callable from any thread; a no-op when nobody listens."""
-        loop, notice = self._loop, Notice(project_id, seq, member)
+        for forget in self.on_member if member else ():
+            forget(member)
+        loop, notice = self._loop, Notice(project_id, seq, member, roster or bool(member))
         if loop is None or loop.is_closed():
             return
         for queue in list(self._queues):
@@ -78,10 +85,12 @@ class Transaction:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.published: dict[int, int] = {}
-        #: (project, account) whose membership changed, with the sequence of that change.
+        #: (project, account) whose membership changed, with the sequence of that change;
+        #: account 0 when only the member list did (an invitation).
         self.members: dict[tuple[int, int], int] = {}
         #: Work for once the transaction committed (e.g. submitting the jobs it queued).
         self.after_commit: list[Callable[[], None]] = []
+        self._locked: set[int] = set()
 
     def lock_project(self, project_id: int) -> None:
         """Take the project's row lock first, before any other row of the project.
@@ -90,12 +99,16 @@ class Transaction:
         had locked a job or a node before then could wait for it while holding what the
         lock's holder needs next, and PostgreSQL would abort one of them (a deadlock). One
         order for all: the project, then its nodes (id order), then its jobs. SQLite's
-        `BEGIN IMMEDIATE` already serialises writers; the row lock is PostgreSQL's.
+        `BEGIN IMMEDIATE` already serialises writers; the row lock is PostgreSQL's. Held until
+        the transaction ends, so it is taken once.
         """
+        if project_id in self._locked:
+            return
+        self._locked.add(project_id)
         query = select(Project.id).where(col(Project.id) == project_id).with_for_update()
         self.session.connection().execute(query)
 
-    def changed(self, project_id: int, *, member: int = 0) -> int:
+    def changed(self, project_id: int, *, member: int = 0, roster: bool = False) -> int:
         """Flush the change (its trigger writes the event) and return the project's sequence.
 
         The trigger knows what changed; the project is published to this process's
@@ -105,7 +118,7 @@ class Transaction:
         query = select(Project.last_seq).where(col(Project.id) == project_id)
         seq = int(self.session.connection().execute(query).scalar_one())
         self.published[project_id] = seq
-        if member:
+        if member or roster:
             self.members[(project_id, member)] = seq
         return seq
 
@@ -127,6 +140,6 @@ class ChangeWriter:
         for project_id, seq in tx.published.items():
             self.notifier.publish(project_id, seq)
         for (project_id, member), seq in tx.members.items():
-            self.notifier.publish(project_id, seq, member)
+            self.notifier.publish(project_id, seq, member, roster=True)
         for callback in tx.after_commit:
             callback()

@@ -8,12 +8,18 @@ Everything else (storage, ordering, fan-out to tabs) is the app's job.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from starlette.routing import BaseRoute
+
+
+def utcnow() -> datetime:
+    """The one clock of rows and tasks: aware UTC."""
+    return datetime.now(UTC)
 
 
 class JobStatus(StrEnum):
@@ -60,6 +66,8 @@ class ModelInfo:
     max_input_images: int = 0
     #: Why the model cannot run here (e.g. a missing API key); empty when it can.
     disabled_reason: str = ""
+    #: It draws from a seed the caller may choose (the node's `Seed` field is offered).
+    takes_seed: bool = False
 
     @property
     def fallback_aspect_ratio(self) -> str:
@@ -75,6 +83,8 @@ class SubmitRequest:
     aspect_ratio: str
     callback_url: str
     input_image_urls: tuple[str, ...] = ()
+    #: For a model that `takes_seed`: the seed to draw from.
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,23 @@ class TaskRef:
     task_id: str
     #: Whatever else the provider needs to find the task again (e.g. Fal's status URL).
     handle: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    """How far an unfinished task is, as far as its provider says: live detail, never stored."""
+
+    #: Its place in the provider's queue, 1 for next (None: not queued there, or not said).
+    queue_position: int | None = None
+    #: 0-100 (None: the provider reports no fraction).
+    percent: float | None = None
+    #: The sampler's latest intermediate image (JPEG, WebP or PNG bytes); the app shrinks it.
+    preview: bytes | None = None
+
+
+#: How a provider that learns of progress by itself (a render it runs, a websocket it reads)
+#: reports it: `(job id, the task's status, what it knows)`. Called in the event loop.
+ProgressSink = Callable[[str, JobStatus, TaskProgress], None]
 
 
 @dataclass(frozen=True)
@@ -98,6 +125,8 @@ class TaskUpdate:
     verified: bool = True
     #: Live detail for the queue row, e.g. "position 3 in queue" or the last log line.
     progress: str = ""
+    #: The same, structured (queue position, percent) where the provider reports it.
+    live: TaskProgress | None = None
     #: For a signed webhook, its signature: the same delivery seen twice is a replay.
     delivery_id: str = ""
     #: True when the callback's signature does not vouch for what it reports (KIE.ai signs only
@@ -169,16 +198,32 @@ def require_reachable_inputs(provider_label: str, public_url: bool) -> None:
         )
 
 
+#: The app's own bound on a task at a provider that documents no longest run (the fallback
+#: poll gave up after this before providers declared theirs): image models finish in seconds
+#: to minutes, so a task still unfinished after it is taken as lost.
+UNDOCUMENTED_MAX_RUN_S = 15 * 60.0
+
+
 @runtime_checkable
 class Provider(Protocol):
     """One image-generation backend. Adding a provider is one module implementing this."""
 
     name: str
+    #: How people know it ("KIE.ai"), in what the app tells them ("waiting for KIE.ai").
+    label: str
     models: Sequence[ModelInfo]
     #: Extra HTTP routes the provider serves inside the app (the local provider's outputs).
     routes: Sequence[BaseRoute]
     #: The documented rate limit on new tasks, or None when there is none to respect.
     submit_limit: SubmitLimit | None
+    #: Runs on this machine: its callbacks and input images use the app's own loopback address
+    #: (`Settings.own_url`), which holds when the public URL's tunnel is down.
+    runs_here: bool
+    #: The longest a task may run there (the provider's documented timeout, or the app's own bound
+    #: where it documents none): polling gives up on a task after it, plus a margin.
+    max_run_s: float
+    #: Whether `cancel` stops a task at the provider; False where its API has no cancel.
+    can_cancel: bool
 
     async def submit(self, request: SubmitRequest) -> TaskRef:
         """Start a task and return how to find it again."""

@@ -39,11 +39,13 @@ RetryOn = type[Exception] | tuple[type[Exception], ...] | Callable[[Exception], 
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter: the n-th wait is `base_s * 2**(n-1)` plus up to
-    `base_s` at random, at most `cap_s`; `attempts=None` tries until it works."""
+    `base_s` at random, at most `cap_s`; `attempts=None` tries until it works, or for `for_s`."""
 
     attempts: int | None
     base_s: float
     cap_s: float = 30.0
+    #: Stop trying once this long has passed since the first try (None: attempts alone bound it).
+    for_s: float | None = None
 
     def attempts_on(self, on: RetryOn) -> AsyncIterable[stamina.Attempt]:
         """`async for attempt in policy.attempts_on(...): with attempt: ...`; the last failure propagates."""
@@ -57,20 +59,34 @@ class RetryPolicy:
         return stamina.retry_context(
             on=on,
             attempts=self.attempts,
-            timeout=None,  # attempts bound the work; a Retry-After may legitimately take minutes
+            timeout=self.for_s,  # a Retry-After may legitimately take minutes
             wait_initial=self.base_s,
             wait_max=self.cap_s,
             wait_jitter=self.base_s,
         )
 
-    def provider_wait(self, exc: Exception) -> bool | float:
-        """The `on` hook for provider calls: retry only what the provider says may work later,
-        and not before its `Retry-After` (plus jitter, since it tells every client the same)."""
+    def backoff_s(self, attempt: int) -> float:
+        """The wait after the `attempt`-th failed try, as stamina computes it for `attempts_on`."""
+        return min(self.cap_s, self.base_s * 2 ** (attempt - 1) + random.uniform(0, self.base_s))
+
+    def next_try_in(self, exc: Exception, attempt: int, failing_for_s: float) -> float | None:
+        """For work retried later rather than in a loop (a scheduled submission): the seconds
+        until the next try after the `attempt`-th failed one, or None to give up.
+
+        Only what the provider says may work later is tried again, and not before its
+        `Retry-After` (plus jitter, since it tells every client the same); never past `for_s`
+        after the first failure (`failing_for_s` ago).
+        """
         if not isinstance(exc, ProviderError) or not exc.retryable:
-            return False
-        if exc.retry_after_s is None:
-            return True
-        return exc.retry_after_s + random.uniform(0, self.base_s)
+            return None
+        wait_s = self.backoff_s(attempt)
+        if exc.retry_after_s is not None:
+            wait_s = exc.retry_after_s + random.uniform(0, self.base_s)
+        if self.for_s is not None and failing_for_s + wait_s > self.for_s:
+            return None
+        if self.attempts is not None and attempt >= self.attempts:
+            return None
+        return wait_s
 
 
 def is_deadlock(exc: Exception) -> bool:

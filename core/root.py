@@ -3,35 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 import redis.asyncio
 
-from core.access import Access, MediaLinks, load_or_create_secret
-from core.accounts import Accounts, UserView
-from core.canvas import Canvas
 from core.changes import ChangeNotifier, ChangeWriter
 from core.contract import ProviderRegistry
-from core.db import Database
-from core.delivery import ConfirmationInbox, DeliveryLedger
-from core.fetch import FetchPolicy
-from core.jobs import JobBook
-from core.media import MediaStore
-from core.notebook import Notebook
-from core.pg_listen import ChangeListener
-from core.pipeline import Pipeline
-from core.plan import RunPlan
-from core.polling import Poller, PollPolicy
-from core.presence import PresenceStore, presence_store
+from core.db import WORKER_ID, Database
+from core.jobs.async_book import AsyncJobBook
+from core.jobs.book import JobBook, place_of
+from core.jobs.pipeline import Pipeline
+from core.jobs.plan import RunPlan
+from core.jobs.polling import Poller, PollPolicy
+from core.jobs.progress import ProgressBoard
+from core.jobs.throttle import SubmitThrottle
+from core.jobs.webhooks import WebhookGate
+from core.media.fetch import FetchPolicy
+from core.media.previews import PreviewStore
+from core.media.store import MediaStore
+from core.notebook.canvas import Canvas
+from core.notebook.edits import Notebook
+from core.notebook.project_removal import ProjectRemoval
+from core.notebook.results import Results
+from core.notebook.undo import UndoBook
+from core.people.access import Access, MediaLinks, MediaPasses, load_or_create_secret
+from core.people.accounts import Accounts, UserView
+from core.people.invitations import Invitations, InviteTokens
+from core.people.sharing import Sharing
+from core.people.sign_in_limits import SignInLimiter
+from core.realtime.delivery import ConfirmationInbox, DeliveryLedger
+from core.realtime.pg_listen import ChangeListener
+from core.realtime.presence import PresenceStore, presence_store
+from core.realtime.progress_relay import ProgressRelay
 from core.retries import RetryPolicy
 from core.settings import Settings
-from core.sharing import Sharing
-from core.sign_in_limits import SignInLimiter
-from core.throttle import SubmitThrottle
-from core.webhooks import WebhookGate
 from providers.registry import build_registry
 
 
@@ -43,6 +52,8 @@ class Core:
     registry: ProviderRegistry
     canvas: Canvas
     jobs: JobBook
+    #: The same book from the event loop (each call in a thread): what async code uses.
+    async_jobs: AsyncJobBook
     media: MediaStore
     pipeline: Pipeline
     poller: Poller
@@ -56,13 +67,24 @@ class Core:
     delivery: DeliveryLedger
     inbox: ConfirmationInbox
     sharing: Sharing
+    invitations: Invitations
     #: Who has each project open (Redis when the app runs with it, else this process's memory).
     presence: PresenceStore
     #: The reactive notebook: node references, order, autorun; and the run plans.
     notebook: Notebook
     plan: RunPlan
+    #: Live progress of unfinished jobs, in memory (core/jobs/progress.py).
+    progress: ProgressBoard
+    #: Undo: a recorded edit taken back, for everyone on the project.
+    undo: UndoBook
+    #: Deleting a project (its owner), and its images no other project uses.
+    removal: ProjectRemoval
+    #: A result opened large: what made it, and the node's others.
+    results: Results
     #: On PostgreSQL: hears changes other processes commit; the web layer runs `listener.run()`.
     listener: ChangeListener | None = None
+    #: Who was recently allowed which image (`/media`), forgotten when their memberships change.
+    media_passes: MediaPasses = field(default_factory=MediaPasses)
 
     @classmethod
     def build(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> Core:
@@ -77,42 +99,58 @@ class Core:
         )
         # Every worker derives the same key, so a callback one worker asked for is verified by any.
         local_secret = hmac.new(secret, b"local provider callbacks", hashlib.sha256).hexdigest()
-        registry = build_registry(settings, http, db, local_secret)
+        previews = PreviewStore(settings.data_dir / "previews")
+        progress = ProgressBoard(previews, functools.partial(place_of, db.read_session))
+        registry = build_registry(settings, http, db, progress.report, local_secret)
         jobs = JobBook(writer, registry, stall_after_s=settings.stall_after_s)
+        async_jobs = AsyncJobBook(jobs)
         media = MediaStore(settings.media_dir)
-        access = Access(db.session)
+        access = Access(db.session, db.read_session)
         links = MediaLinks(secret)
         fetch = FetchPolicy(
             max_bytes=settings.max_image_bytes,
             timeout_s=settings.download_timeout_s,
             allow_hosts=settings.image_fetch_allow_hosts,
-            trusted_origins=(settings.base_url,),
+            # ComfyUI's results come from the server the operator named, often on loopback or the LAN.
+            trusted_origins=(settings.base_url, settings.own_url, *filter(None, [settings.comfyui_url])),
         )
         pipeline = Pipeline(
-            jobs,
+            async_jobs,
             registry,
             media,
             http,
             base_url=settings.base_url,
+            own_url=settings.own_url,
             fetch=fetch,
             throttle=SubmitThrottle(),
             links=links,
             lease_s=settings.work_lease_s,
             database_lost_within=db.lost_within,
-            retry=RetryPolicy(attempts=settings.submit_attempts, base_s=settings.retry_base_s),
+            retry=RetryPolicy(attempts=None, base_s=settings.retry_base_s, for_s=settings.submit_retry_for_s),
             first_poll_s=settings.poll_start_s,
+            progress=progress,
         )
-        poll = PollPolicy(start_s=settings.poll_start_s, cap_s=settings.poll_cap_s, timeout_s=settings.poll_timeout_s)
+        poll = PollPolicy(start_s=settings.poll_start_s, cap_s=settings.poll_cap_s)
         canvas = Canvas(
             writer,
             registry,
+            media,
             max_prompt_chars=settings.max_prompt_chars,
             max_project_name_chars=settings.max_project_name_chars,
         )
-        listener = ChangeListener(db.libpq_url, notifier) if db.is_postgres else None
+        listener = None
+        if db.is_postgres:
+            # Progress ticks cross to the other workers as NOTIFYs alone (no row per tick).
+            relay = ProgressRelay(db.engine, progress, WORKER_ID)
+            progress.relay = relay.send
+            listener = ChangeListener(db.libpq_url, notifier, on_progress=relay.receive)
         delivery = DeliveryLedger(writer)
         plan = RunPlan(writer, jobs)
         jobs.on_settled = plan.job_settled
+        plan.on_started = pipeline.submit_soon  # one submit route: a plan's jobs go where a Generate's go
+        media_passes = MediaPasses()
+        # Every membership change, this process's or (through LISTEN) another's, reaches the notifier.
+        notifier.on_member.append(media_passes.forget_user)
         return cls(
             settings,
             db,
@@ -120,22 +158,35 @@ class Core:
             registry,
             canvas,
             jobs,
+            async_jobs,
             media,
             pipeline,
-            Poller(jobs, registry, pipeline, poll),
-            WebhookGate(jobs, registry, pipeline),
+            Poller(async_jobs, registry, pipeline, poll),
+            WebhookGate(async_jobs, registry, pipeline),
             http,
-            Accounts(db.session),
+            Accounts(db.session, db.read_session),
             access,
             links,
             SignInLimiter(settings.sign_in_limit_per_account, settings.sign_in_limit_per_address, settings.redis_url),
             delivery,
             ConfirmationInbox(delivery),
-            Sharing(writer),
+            Sharing(
+                writer,
+                InviteTokens(secret),
+                invite_ttl_s=settings.invite_ttl_s,
+                add_limit_per_owner=settings.share_add_limit_per_owner,
+                limits_storage_url=settings.redis_url,
+            ),
+            Invitations(writer),
             presence_store(settings.redis_url, settings.presence_timeout_s),
             Notebook(writer, registry),
             plan,
+            progress,
+            UndoBook(writer),
+            ProjectRemoval(writer, media),
+            Results(writer),
             listener,
+            media_passes,
         )
 
     def viewer(self, session_token: str) -> UserView | None:
@@ -164,6 +215,7 @@ class Core:
         return checks
 
     async def aclose(self) -> None:
+        self.pipeline.forget_retries()
         await self.pipeline.drain()
         await self.http.aclose()
         await self.presence.aclose()

@@ -26,12 +26,14 @@ import configparser
 import contextlib
 import csv
 import ctypes
+import hashlib
 import io
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import xmlrpc.client
 from dataclasses import dataclass, field
@@ -134,6 +136,27 @@ class Cluster:
     bind_address: str = "127.0.0.1"
     supervisord: subprocess.Popen[bytes] | None = None
 
+    def __post_init__(self) -> None:
+        # The configs written here are read by programs that resolve a relative path their own way:
+        # HAProxy takes `stats socket "data/run/haproxy.sock"` for an address ("missing port
+        # specification") and never serves. `DATA_DIR=data`, the default, is relative.
+        self.log_dir = self.log_dir.resolve()
+        self.run_dir = self.run_dir.resolve()
+
+    @property
+    def socket_dir(self) -> Path:
+        """Where the Unix sockets live (supervisord's, HAProxy's admin one), one folder per run folder.
+
+        Not the run folder itself: a socket's path must fit in 108 bytes (`sun_path`), which an
+        absolute `data/run` under a deep checkout does not ("AF_UNIX path too long").
+        """
+        digest = hashlib.sha256(str(self.run_dir).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"canvas-{digest}"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.socket_dir / "supervisor.sock"
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -149,7 +172,7 @@ class Cluster:
             "PORT": str(self.port),
             "BIND_ADDRESS": self.bind_address,
             "STATS_PORT": str(self.stats_port),
-            "RUN_DIR": str(self.run_dir),
+            "SOCKET_DIR": str(self.socket_dir),
             "REFLEX_ENV_MODE": "prod",
             # The client's address is HAProxy's X-Forwarded-For (sign-in limits per address).
             "TRUSTED_PROXY_HOPS": "1",
@@ -178,11 +201,11 @@ class Cluster:
             "pidfile": str(self.run_dir / "supervisord.pid"),
             "childlogdir": str(self.log_dir),
         }
-        config["unix_http_server"] = {"file": str(self.run_dir / "supervisor.sock"), "chmod": "0700"}
+        config["unix_http_server"] = {"file": str(self.supervisor_socket), "chmod": "0700"}
         config["rpcinterface:supervisor"] = {
             "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"
         }
-        config["supervisorctl"] = {"serverurl": f"unix://{self.run_dir / 'supervisor.sock'}"}
+        config["supervisorctl"] = {"serverurl": f"unix://{self.supervisor_socket}"}
         for index, port in enumerate(self.worker_ports):
             config[f"program:{worker_name(index)}"] = {
                 "command": f"{sys.executable} -m granian --interface asgi --factory --host 127.0.0.1 --port {port} "
@@ -221,6 +244,7 @@ class Cluster:
 
     def write_configs(self) -> Path:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "haproxy.cfg").write_text(haproxy_config(self.worker_ports))
         path = self.run_dir / "supervisord.conf"
@@ -231,12 +255,18 @@ class Cluster:
     @property
     def supervisor(self) -> Any:
         """supervisord's XML-RPC interface (`supervisor.getAllProcessInfo()` and so on)."""
-        transport = SupervisorTransport(None, None, f"unix://{self.run_dir / 'supervisor.sock'}")
+        transport = SupervisorTransport(None, None, f"unix://{self.supervisor_socket}")
         return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
 
     def states(self) -> dict[str, str]:
         """Each program's supervisord state (RUNNING, STARTING, BACKOFF, FATAL, ...)."""
         return {info["name"]: info["statename"] for info in self.supervisor.getAllProcessInfo()}
+
+    def gave_up_on(self, name: str) -> bool:
+        try:
+            return self.states().get(name) == "FATAL"
+        except (OSError, xmlrpc.client.Fault):
+            return False  # its socket is not there yet
 
     def pid(self, name: str) -> int:
         return int(self.supervisor.getProcessInfo(name)["pid"])
@@ -264,7 +294,9 @@ class Cluster:
         # Not `wait_until_up`: its SIGKILL would orphan supervisord's programs; `stop` ends them all.
         deadline = time.monotonic() + START_TIMEOUT_S
         while not all_answer([f"{self.url}/readyz", self.url]):
-            if self.supervisord.poll() is not None or time.monotonic() > deadline:
+            # A config HAProxy refuses makes it exit at once, and supervisord gives up on it (FATAL):
+            # say so then, not after the whole start timeout.
+            if self.supervisord.poll() is not None or time.monotonic() > deadline or self.gave_up_on("haproxy"):
                 said = (self.log_dir / "haproxy.log").read_text()[-3000:]
                 raise RuntimeError(f"HAProxy did not serve:\n{said}\nworkers' readiness: {self.readiness()}")
             time.sleep(0.3)
@@ -291,11 +323,8 @@ class Cluster:
         while time.monotonic() < deadline:
             if self.supervisord.poll() is not None:
                 raise RuntimeError(f"supervisord exited:\n{(self.log_dir / 'supervisord.out').read_text()[-3000:]}")
-            try:
-                if self.states().get(worker_name(index)) == "FATAL":
-                    return False
-            except (OSError, xmlrpc.client.Fault):
-                pass  # its socket is not there yet
+            if self.gave_up_on(worker_name(index)):
+                return False
             if all_answer([url]):
                 return True
             time.sleep(0.3)

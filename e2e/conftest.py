@@ -8,9 +8,16 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, expect
+from xdist.scheduler import LoadScopeScheduling
 
 from e2e.helpers import open_canvas
 from e2e.server import AppServer, FakeProviderServer
+
+#: How long an `expect` waits by default. Playwright's 5 s is short for a chain that crosses the
+#: app (a key press -> the server -> a job -> every tab) while three test workers share CI's two
+#: cores: in a clean-clone run, tests that pass alone in a second timed out there. A passing
+#: check returns as soon as it holds; only a failing one waits this long.
+expect.set_options(timeout=15_000)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -22,6 +29,63 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+def work_unit_of(nodeid: str) -> str | None:
+    """What one xdist worker runs in one go, in file order; None for a unit test.
+
+    "scaled": the files named `*scaled.py`, which run the scaled setup, each loading both
+    cores, and share the worker's Redis database. Any other end-to-end file: itself, so its
+    module-scoped apps start once; a worker running any of them starts its own `app_server`.
+    """
+    path = nodeid.split("::", 1)[0]
+    if not path.startswith("e2e/"):
+        return None
+    return "scaled" if path.endswith("scaled.py") else path
+
+
+class SuiteScheduling(LoadScopeScheduling):
+    """`make test`'s xdist scheduling (`--dist loadgroup`): the unit tests first, one by one to
+    whichever worker is free, then the end-to-end work units (scaled first: see
+    `pytest_collection_modifyitems`). Unit tests never come after an
+    end-to-end test on a worker: Playwright's event loop, running from then on, would refuse
+    pytest-asyncio's. (xdist's own `xdist_group` marks do not reach its scheduler under
+    pytest 9.2, whose node ids are no longer the strings xdist appends the group to.)
+    """
+
+    def __init__(self, config: pytest.Config, log: object = None) -> None:
+        super().__init__(config, log)  # type: ignore[arg-type]
+        config.option.loadscopereorder = False  # collection order: tests/ before e2e/
+
+    def _split_scope(self, nodeid: str) -> str:
+        return work_unit_of(nodeid) or nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadScopeScheduling | None:
+    return SuiteScheduling(config, log) if config.getvalue("dist") == "loadgroup" else None
+
+
+#: Per-test deadlines of the end-to-end tests (pytest-timeout; the unit tests' default is in
+#: pyproject.toml). They include the fixtures' set-up: an app's first start builds the frontend.
+SCALED_TIMEOUT_S = 900
+BROWSER_TIMEOUT_S = 600
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        unit = work_unit_of(item.nodeid)
+        if unit and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(SCALED_TIMEOUT_S if unit == "scaled" else BROWSER_TIMEOUT_S))
+    if getattr(config.option, "loadgroup", False):
+        # An xdist worker of `make test`, whose scheduler takes the work units in this order: the
+        # longest unit, the scaled suites, first after the unit tests, so it does not start last;
+        # each file's tests together, so a module's cluster starts once.
+        def order(item: pytest.Item) -> tuple[int, str]:
+            unit = work_unit_of(item.nodeid)
+            return (0, "") if unit is None else (1 if unit == "scaled" else 2, item.nodeid.split("::", 1)[0])
+
+        items.sort(key=order)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,15 @@ def open_canvas(page: Page, url: str) -> None:
     expect(page.get_by_label("Project name")).not_to_have_value("", timeout=15_000)
 
 
+def open_check_realtime(page: Page) -> Locator:
+    """The `Check realtime` dialog, opened from the toolbar's `Diagnostics` menu."""
+    page.get_by_role("button", name="Diagnostics").click()
+    page.get_by_role("button", name="Check realtime").click()
+    dialog = page.get_by_role("dialog", name="Check realtime")
+    expect(dialog).to_be_visible()
+    return dialog
+
+
 def queue(page: Page) -> Locator:
     return page.get_by_role("region", name="Queue")
 
@@ -108,6 +117,10 @@ class SocketGate:
         #: Drop Generate events, as a socket whose worker just died does, without a word.
         self.losing = False
         self.blocked = False
+        #: Pass nothing either way and close nothing: a network gone without a word (a shut lid).
+        #: What was sent meanwhile waits, as in TCP's buffers, until `wake`.
+        self.silent = False
+        self._asleep: list[tuple[WebSocketRoute, str | bytes]] = []
         self.held: list[str | bytes] = []
         self.lost: list[str | bytes] = []
         #: What reached the server from the page.
@@ -123,6 +136,9 @@ class SocketGate:
         self._routes.append((ws, server))
 
         def from_page(message: str | bytes) -> None:
+            if self.silent:
+                self._asleep.append((server, message))
+                return
             generate = isinstance(message, str) and ".generate" in message
             if generate and self.holding:
                 self.held.append(message)
@@ -132,8 +148,19 @@ class SocketGate:
                 self.sent.append(message)
                 server.send(message)
 
+        def from_server(message: str | bytes) -> None:
+            if self.silent:
+                self._asleep.append((ws, message))
+            else:
+                ws.send(message)
+
         ws.on_message(from_page)
-        server.on_message(ws.send)
+        server.on_message(from_server)
+
+    @property
+    def connections(self) -> int:
+        """How many times the page connected (1 + its reconnects)."""
+        return len(self._routes)
 
     def generates_sent(self) -> int:
         return sum(1 for message in self.sent if isinstance(message, str) and ".generate" in message)
@@ -144,6 +171,13 @@ class SocketGate:
         for message in self.held:
             server.send(message)
         self.held.clear()
+
+    def wake(self) -> None:
+        """End the silence: what waited goes through, in order."""
+        self.silent = False
+        for to, message in self._asleep:
+            to.send(message)
+        self._asleep.clear()
 
     def cut(self) -> None:
         """Drop the connection and refuse reconnects until `restore`."""

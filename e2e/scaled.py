@@ -73,15 +73,16 @@ class FaultRig:
     def _rows(self, sql: str, *params: object) -> list[tuple]:
         return rows_of(self.dsn, sql, *params)
 
+    def count(self, sql: str, *params: object) -> int:
+        """The one number a `SELECT count(*) ...` answers."""
+        return int(self._rows(sql, *params)[0][0])
+
     def truth(self, project_id: int) -> dict[str, str] | None:
         """Each job of the project and its status; None while the database does not answer."""
         try:
             return {job_id: status.lower() for job_id, status in self._rows(JOBS_OF, project_id)}
         except psycopg.Error:
             return None
-
-    def requested(self, request_ids: list[str]) -> set[str]:
-        return requested_of(self.dsn, request_ids)
 
     def doubled(self, project_id: int) -> int:
         """Jobs submitted twice to the provider, completed twice, or given two results."""
@@ -118,24 +119,10 @@ class FaultRig:
         await asyncio.gather(*(tab.open(timeout_s=60) for tab in tabs))
         return tabs
 
-    async def click(self, tab: SocketTab, project: Project, request_id: str, timeout_s: float = 60) -> None:
-        """Generate from `tab`, sent again while its job does not exist (a dropped socket lost it)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if tab.connected:
-                with contextlib.suppress(Exception):  # the socket dropped between the check and the send
-                    await tab.send(GENERATE, node_id=project.node_id, client_request_id=request_id)
-            resend_at = time.monotonic() + CLICK_RESEND_S
-            while time.monotonic() < resend_at:
-                if request_id in await asyncio.to_thread(self.requested, [request_id]):
-                    return
-                await asyncio.sleep(0.2)
-        raise AssertionError(f"click {request_id} made no job in {timeout_s}s")
-
     async def clicks(self, tabs: list[SocketTab], project: Project, count: int, label: str) -> list[str]:
         """`count` clicks spread over the tabs, all at once; their request ids."""
         ids = [f"{label}-{i}-{uuid.uuid4().hex[:6]}" for i in range(count)]
-        await asyncio.gather(*(self.click(tabs[i % len(tabs)], project, rid) for i, rid in enumerate(ids)))
+        await click_all(tabs, self.dsn, project.node_id, ids)
         return ids
 
     async def converge(self, tabs: list[SocketTab], project: Project, jobs: int, timeout_s: float = 120) -> float:
@@ -186,6 +173,32 @@ def requested_of(dsn: str, request_ids: list[str]) -> set[str]:
         return {row[0] for row in rows_of(dsn, REQUESTED, request_ids)}
     except psycopg.Error:
         return set()
+
+
+async def click_all(
+    tabs: list[SocketTab], dsn: str, node_id: int, request_ids: list[str], timeout_s: float = 60
+) -> None:
+    """Generate once per request id, from the tabs in turn, all at once; until each made its job.
+
+    A click whose job is not there `CLICK_RESEND_S` later is sent again, as a page resends an
+    event a dropped socket lost (the id makes creation idempotent); a tab without a socket at
+    that moment sends at the next round.
+    """
+    tab_of = {request_id: tabs[i % len(tabs)] for i, request_id in enumerate(request_ids)}
+    deadline = time.monotonic() + timeout_s
+    missing = list(request_ids)
+    while missing:
+        for request_id in missing:
+            if tab_of[request_id].connected:
+                with contextlib.suppress(Exception):  # the socket dropped between the check and the send
+                    await tab_of[request_id].send(GENERATE, node_id=node_id, client_request_id=request_id)
+        resend_at = min(time.monotonic() + CLICK_RESEND_S, deadline)
+        while missing and time.monotonic() < resend_at:
+            await asyncio.sleep(0.2)
+            made = await asyncio.to_thread(requested_of, dsn, missing)
+            missing = [r for r in missing if r not in made]
+        if missing and time.monotonic() >= deadline:
+            raise AssertionError(f"clicks made no job in {timeout_s}s: {missing}")
 
 
 def figures_table(figures: list[Figures]) -> str:

@@ -17,12 +17,13 @@ from pathlib import Path
 import httpx
 from sqlmodel import select
 
-from core.accounts import Accounts
-from core.canvas import Canvas
 from core.changes import ChangeNotifier, ChangeWriter
 from core.contract import NodeKind, TaskRef
 from core.db import Database
-from core.jobs import JobBook
+from core.jobs.book import JobBook
+from core.media.store import MediaStore
+from core.notebook.canvas import Canvas
+from core.people.accounts import Accounts
 from core.settings import Settings
 from e2e.server import AppServer
 from models.tables import JobStep
@@ -43,6 +44,10 @@ class Project:
     pending: list[tuple[str, str, str]]  # job id, callback token, provider task id
 
 
+def _no_calls(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"the seeder called a provider: {request.method} {request.url}")
+
+
 class Seeder:
     """Makes projects and jobs in the app's database and completes them through its webhook."""
 
@@ -53,15 +58,20 @@ class Seeder:
         self.url, self.hmac, self.model = url, kie_hmac, model
         self.db = Database(settings.db_url)
         writer = ChangeWriter(self.db.session, ChangeNotifier(), self.db.read_session)
-        registry = build_registry(settings, httpx.AsyncClient(), self.db)
+        # Its providers only name the models: the seeder never calls one. Their client refuses
+        # to, so it opens no connection pool that would need closing (an async close, which the
+        # seeder's sync callers could not await).
+        http = httpx.AsyncClient(transport=httpx.MockTransport(_no_calls))
+        registry = build_registry(settings, http, self.db, lambda *_: None)  # it renders nothing: no progress
         self.canvas = Canvas(
             writer,
             registry,
+            MediaStore(settings.media_dir),
             max_prompt_chars=settings.max_prompt_chars,
             max_project_name_chars=settings.max_project_name_chars,
         )
         self.book = JobBook(writer, registry)
-        self.owner = Accounts(self.db.session).local_user()
+        self.owner = Accounts(self.db.session, self.db.read_session).local_user()
 
     def project(self, name: str, finished_jobs: int, pending_jobs: int) -> Project:
         project = self.canvas.create_project(self.owner.id, name)

@@ -2,39 +2,75 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal
-import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 import redis
 
 from deploy.cluster import Cluster, stop_process, wait_until_up
+from tests.isolation import free_port
 from tests.postgres import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@contextmanager
+def root_workdir_lock() -> Iterator[None]:
+    """Held while an app builds the checkout's own `.web`, and while a copy of it is made.
+
+    With parallel workers (`make test`), one worker's app may be rebuilding `.web` as another
+    copies it: the copy would be half of a build.
+    """
+    path = ROOT / ".tools" / "reflex-web.lock"
+    path.parent.mkdir(exist_ok=True)
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+_root_workdir_claim: list[IO[str]] = []
+
+
+def claim_root_workdir() -> bool:
+    """Whether this process's apps may use the checkout's own `.web` (one test process's may:
+    the first to ask; it keeps the claim until it exits). Others' apps use copies."""
+    if not _root_workdir_claim:
+        claim = (ROOT / ".tools" / "reflex-web.owner").open("a")
+        try:
+            fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            claim.close()
+            return False
+        _root_workdir_claim.append(claim)
+    return True
 
 
 def own_reflex_workdirs(directory: Path) -> dict[str, str]:
-    """Reflex's `.web` and `.states` under `directory`, for an app started beside the session's one.
+    """Reflex's `.web` and `.states` under `directory`, for an app started beside another one.
 
     Every start rebuilds the frontend and wipes the states, which would pull them from
     under a running server. The copy reuses the installed frontend packages.
     """
+    with root_workdir_lock():
+        return _copied_workdirs(directory)
+
+
+def _copied_workdirs(directory: Path) -> dict[str, str]:
     web = directory / "web"
     if not web.exists() and (ROOT / ".web").is_dir():
         shutil.copytree(ROOT / ".web", web, symlinks=True)
@@ -94,7 +130,8 @@ class AppServer:
     data_dir: Path
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
-    #: A second app running beside the session's one needs its own `.web` and `.states`.
+    #: A second app running beside the session's one needs its own `.web` and `.states`;
+    #: without, an app uses the checkout's, or a copy when another test process holds those.
     private_workdirs: bool = False
     process: subprocess.Popen[bytes] | None = None
 
@@ -117,14 +154,19 @@ class AppServer:
             **self.env,
         }
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if self.private_workdirs:
-            env |= own_reflex_workdirs(self.data_dir)
-        log = self.log_path.open("ab")
+        with root_workdir_lock():
+            if not self.private_workdirs and claim_root_workdir():
+                self._run(env)  # builds the checkout's `.web`: nobody copies it meanwhile
+                return
+            env |= _copied_workdirs(self.data_dir)
+        self._run(env)
+
+    def _run(self, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
             ["bash", "-c", "source scripts/env.sh && exec reflex run --env prod --single-port"],
             cwd=ROOT,
             env=env,
-            stdout=log,
+            stdout=self.log_path.open("ab"),
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -157,6 +199,24 @@ class AppServer:
     def log_events_of(self, job_id: str | None) -> list[dict]:
         """What `grep <job id>` over the logs finds (every line when `job_id` is None)."""
         return [e for e in self.log_lines() if job_id is None or e.get("job_id") == job_id]
+
+    def jobs_by_request(self, project_id: int) -> dict[str, int]:
+        """How many jobs each client request id made in the project ("None": a job no click made)."""
+        with sqlite3.connect(f"file:{self.data_dir / 'app.db'}?mode=ro", uri=True) as connection:
+            rows = connection.execute(
+                "SELECT client_request_id, count(*) FROM job WHERE project_id = ? GROUP BY client_request_id",
+                (project_id,),
+            )
+            return {str(request_id): int(n) for request_id, n in rows}
+
+    def job_statuses(self, project_id: int) -> dict[str, tuple[str, str]]:
+        """Each job of the project by id, newest first (as the Queue orders them): its status and error."""
+        with sqlite3.connect(f"file:{self.data_dir / 'app.db'}?mode=ro", uri=True) as connection:
+            rows = connection.execute(
+                "SELECT id, status, error FROM job WHERE project_id = ? ORDER BY created_at DESC, id",
+                (project_id,),
+            )
+            return {str(job_id): (str(status).lower(), str(error or "")) for job_id, status, error in rows}
 
 
 @contextmanager

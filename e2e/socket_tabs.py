@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import socketio
 
+from rxapp.realtime.bridge import FILLED_DEFAULTS
+
 EVENT_NAMESPACE = "/_event"
 T = TypeVar("T")
 BACKEND_EVENT_PREFIX = "reflex___state____state."
@@ -74,7 +76,7 @@ class SocketTab:
             reconnection=self.reconnect, reconnection_delay=0.5, reconnection_delay_max=2
         )
         self._count_frames(client)
-        for name in ("canvas.snapshot", "canvas.change"):
+        for name in ("canvas.snapshot", "canvas.change", "canvas.progress"):
             client.on(name, self._recorder(name), namespace=EVENT_NAMESPACE)
         client.on("event", self._on_update, namespace=EVENT_NAMESPACE)
         headers = {"Origin": self.base_url}
@@ -124,6 +126,7 @@ class SocketTab:
             elif item.event == "canvas.change":
                 for kind, held in (("jobs", jobs), ("nodes", nodes)):
                     for row in item.message.get(kind, []):
+                        row = {**FILLED_DEFAULTS[kind], **row}  # as the page does (room_store.js)
                         if row["id"] not in held or row["version"] >= held[row["id"]]["version"]:
                             held[row["id"]] = row
         queue = sorted(jobs.values(), key=lambda j: (j["created_at"], j["id"]), reverse=True)

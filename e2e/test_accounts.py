@@ -22,6 +22,17 @@ def sign_up(page: Page, base_url: str, email: str, password: str = "a long passw
     expect(page.get_by_test_id("signed-in-as")).to_have_text(email)
 
 
+def test_the_toolbars_sign_in_opens_the_sign_in_page(browser: Browser, app_server: AppServer) -> None:
+    """It was routed inside the page, which has no `/login` route: "404: Page not found"."""
+    page = browser.new_context().new_page()
+    open_canvas(page, app_server.url)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/login(\?.*)?$"))
+    expect(page.get_by_label("Password")).to_be_visible()
+    expect(page.get_by_text("404")).to_have_count(0)
+    page.context.close()
+
+
 def test_a_second_user_sees_nothing_of_the_first(browser: Browser, app_server: AppServer) -> None:
     secret = f"alice's secret lighthouse {uuid.uuid4().hex[:8]}"
     alice = browser.new_context().new_page()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from e2e.helpers import SocketGate, add_text_node, job_rows, nodes, open_canvas
+from e2e.helpers import SocketGate, add_text_node, job_rows, nodes, open_canvas, open_check_realtime, queue
 from e2e.server import AppServer, free_port
 
 SOCKET_PROBE = """async (url) => await new Promise((done) => {
@@ -33,10 +33,7 @@ def _new_project(page: Page, app_url: str) -> str:
 
 
 def _run_check(page: Page) -> None:
-    page.get_by_role("button", name="Check realtime").click()
-    dialog = page.get_by_role("dialog", name="Check realtime")
-    expect(dialog).to_be_visible()
-    dialog.get_by_role("button", name="Run check").click()
+    open_check_realtime(page).get_by_role("button", name="Run check").click()
 
 
 def test_a_late_tab_is_named_told_to_resync_and_counted_once_it_caught_up(
@@ -54,6 +51,7 @@ def test_a_late_tab_is_named_told_to_resync_and_counted_once_it_caught_up(
     nodes(a).get_by_role("button", name="Generate").click()
     expect(job_rows(a).first).to_have_attribute("data-status", "completed", timeout=20_000)
     job_rows(a).first.get_by_role("button", name="Timeline").click()
+    queue(a).get_by_role("button", name="Details").click()  # deliveries are internal steps
     steps = a.get_by_test_id("timeline-step")
     late = steps.filter(has_text="seen by 1 of 2 tabs")
     expect(late.first).to_be_visible(timeout=15_000)

@@ -56,7 +56,10 @@ def test_sigkill_with_jobs_in_flight_loses_nothing_and_doubles_nothing(
 ) -> None:
     # KIE.ai documents only a few callback tries; this test is about our side applying a
     # delivery that arrives after a crash exactly once, so the fake keeps trying for ~3 minutes.
-    fake_kie.configure(delay_s=8.0, delivery_pauses_s=[2.0] * 90)
+    # Each task takes 30 s: longer than the clicks take on a loaded machine, so none finishes (and
+    # is delivered) before the crash; with 8 s, the first did in a clean-clone run and the wait
+    # for a refused callback of every task could never end.
+    fake_kie.configure(delay_s=30.0, delivery_pauses_s=[2.0] * 90)
     prompt = f"crash test {uuid.uuid4().hex[:8]}"
     context = browser.new_context()
     page = context.new_page()
@@ -77,9 +80,10 @@ def test_sigkill_with_jobs_in_flight_loses_nothing_and_doubles_nothing(
     def refused_deliveries() -> set[str]:
         return {c["taskId"] for c in fake_kie.state("tasks")["callbacks"] if "error" in c and c["taskId"] in task_ids}
 
-    # Every task finishes while the app is down; the provider keeps retrying its callback.
+    # Every task finishes while the app is down; the provider keeps retrying its callback. The
+    # fake renders real-weight photos: on a loaded CI machine five took more than a minute.
     wait_until(
-        refused_deliveries, lambda refused: refused == task_ids, what="a refused callback for every task", timeout_s=60
+        refused_deliveries, lambda refused: refused == task_ids, what="a refused callback for every task", timeout_s=180
     )
     strict_server.start()
 
@@ -91,7 +95,9 @@ def test_sigkill_with_jobs_in_flight_loses_nothing_and_doubles_nothing(
     completions = counts(db, per_job.format(table="jobstep", where="WHERE step = 'status.completed'"))
     assert len(results) == JOBS and set(results.values()) == {1}  # one stored result per job, never two
     assert len(completions) == JOBS and set(completions.values()) == {1}  # each job completed exactly once
-    delivered = {c["taskId"] for c in fake_kie.state("tasks")["callbacks"] if c.get("status") == 200}
+    # The session's fake may deliver other tests' late callbacks meanwhile: only this test's count.
+    callbacks = fake_kie.state("tasks")["callbacks"]
+    delivered = {c["taskId"] for c in callbacks if c.get("status") == 200 and c["taskId"] in task_ids}
     assert delivered == task_ids  # the retried deliveries, not a poll, brought the results in
 
     # The signed-in session survived the crash too: the page shows every result.

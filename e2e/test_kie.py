@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from playwright.sync_api import Browser, expect
 
 from e2e.helpers import RESULT_ALT, job_rows, model_node, nodes, open_canvas, set_prompt, two_tabs
 from e2e.server import AppServer, FakeProviderServer
+from tests.wait import wait_until
 
 DONE = 30_000
 
@@ -107,3 +109,33 @@ def test_job_running_while_the_backend_restarts_still_completes(
     completions = [e for e in app_server.log_events("job.updated", job_id) if e["status"] == "completed"]
     assert len(completions) == 1
     assert any(e["status"] == "completed" for e in app_server.log_events("poll.answered", job_id))
+
+
+def test_an_outage_shows_when_the_next_try_comes_counting_down_and_cancel_ends_the_wait(
+    browser: Browser, project_url: str, fake_kie: FakeProviderServer
+) -> None:
+    fake_kie.configure(error_code=500, retry_after_s=40)  # down, and asking to be tried again in 40 s
+    a, b = two_tabs(browser, project_url)
+    model_node(a, "a kite in an outage", "google/nano-banana").get_by_role("button", name="Generate").click()
+    waiting = re.compile(r"^waiting for KIE\.ai, next try in (\d+) s$")
+    for page in (a, b):
+        row = job_rows(page).first
+        expect(row.get_by_test_id("job-waiting")).to_have_text(waiting, timeout=DONE)
+        expect(row).to_have_attribute("data-status", "queued")
+        expect(nodes(page).first.get_by_test_id("node-waiting")).to_have_text(waiting)
+
+    def seconds_left() -> int:
+        text = job_rows(b).first.get_by_test_id("job-waiting").inner_text()
+        match = waiting.match(text)
+        assert match, text
+        return int(match.group(1))
+
+    first = seconds_left()
+    assert 30 <= first <= 41
+    # The row came once; the browser counts down to its absolute time by itself.
+    wait_until(seconds_left, lambda left: left < first, what="the countdown to move", timeout_s=5)
+    job_rows(a).first.get_by_role("button", name="Cancel").click()
+    for page in (a, b):
+        expect(job_rows(page).first).to_have_attribute("data-status", "cancelled")
+        expect(page.get_by_test_id("job-waiting")).to_have_count(0)
+        expect(page.get_by_test_id("node-waiting")).to_have_count(0)

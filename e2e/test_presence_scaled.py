@@ -13,14 +13,14 @@ from deploy.cluster import Cluster
 from e2e.helpers import open_canvas
 from e2e.server import AppServer, scaled_cluster
 from e2e.test_sharing import GONE_MS, Person, presence, share
+from tests.isolation import redis_db
 
 WORKERS = 3
-REDIS_DB = 12  # this suite's own Redis database, flushed before and after
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with scaled_cluster(Path(tmp_path_factory.mktemp("presence")), WORKERS, REDIS_DB, {"AUTH_REQUIRED": "true"}) as c:
+    with scaled_cluster(Path(tmp_path_factory.mktemp("presence")), WORKERS, redis_db(), {"AUTH_REQUIRED": "true"}) as c:
         yield c
 
 

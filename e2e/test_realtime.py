@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from e2e.helpers import (
     RESULT_ALT,
@@ -150,24 +150,61 @@ def test_tab_that_lost_its_connection_catches_up(browser: Browser, project_url: 
     expect(job_rows(b).first).to_have_attribute("data-status", "completed")
 
 
-def test_a_generate_lost_with_its_socket_is_sent_again_after_the_reconnect(browser: Browser, project_url: str) -> None:
-    """Measured in the scaled suite: a click sent just as its worker was SIGKILLed made no job."""
+def lose_a_generate(browser: Browser, project_url: str, prompt: str) -> tuple[Page, SocketGate]:
+    """A tab whose Generate click the websocket lost without a word: optimistic row, no job."""
     page = browser.new_context().new_page()
     gate = SocketGate(page)
     open_canvas(page, project_url)
-    add_text_node(page, "a click into a dying socket")
+    add_text_node(page, prompt)
     gate.losing = True
     nodes(page).get_by_role("button", name="Generate").click()
     expect(queue(page).locator("[data-optimistic=true]")).to_be_visible()
     wait_until(lambda: len(gate.lost), what="the Generate event lost")
     expect(job_rows(page)).to_have_count(0)
-
     gate.losing = False
+    return page, gate
+
+
+def test_a_generate_lost_with_its_socket_is_sent_again_after_the_reconnect(browser: Browser, project_url: str) -> None:
+    """Measured in the scaled suite: a click sent just as its worker was SIGKILLed made no job."""
+    page, gate = lose_a_generate(browser, project_url, "a click into a dying socket")
     gate.cut()
     gate.restore()  # the tab reconnects, as it would to another worker
     expect(job_rows(page)).to_have_count(1, timeout=60_000)
     expect(job_rows(page).first).to_have_attribute("data-status", "completed", timeout=20_000)
-    assert gate.generates_sent() == 1  # sent again once, and one job for it
+    # Sent again (by the reconnect, or by the timer if it came first), and one job for it.
+    assert gate.generates_sent() >= 1
+
+
+def test_a_generate_lost_on_a_live_socket_is_sent_again(browser: Browser, project_url: str) -> None:
+    """A click lost with no reconnect to send it again (a loss nothing reports, or a handler
+    that failed): an unanswered Generate is sent again after a few seconds."""
+    page, gate = lose_a_generate(browser, project_url, "a click lost without a word")
+    expect(job_rows(page)).to_have_count(1, timeout=30_000)
+    expect(job_rows(page).first).to_have_attribute("data-status", "completed", timeout=20_000)
+    assert gate.connections == 1  # sent again on the same socket, not by a reconnect
+
+
+def test_generate_stays_under_the_pointer_while_someone_leaves_its_prompt(browser: Browser, project_url: str) -> None:
+    """Measured in the stress test (e2e/test_stress.py): a press on Generate just as another
+    tab left that prompt was released on the card, since the "In this prompt" line above the
+    button went away in between; the page saw no click and made no job."""
+    a, b = two_tabs(browser, project_url)
+    add_text_node(a, "pressed as the other tab leaves")
+    other, mine = nodes(a).first.get_by_label("Prompt"), nodes(b).first
+    other.focus()
+    expect(mine.get_by_test_id("typing-here")).to_be_visible()
+    generate = mine.get_by_role("button", name="Generate")
+    generate.scroll_into_view_if_needed()
+    pressed_at = generate.bounding_box()
+    assert pressed_at is not None
+    b.mouse.move(pressed_at["x"] + pressed_at["width"] / 2, pressed_at["y"] + pressed_at["height"] / 2)
+    b.mouse.down()
+    other.blur()
+    expect(mine.get_by_test_id("typing-here")).to_have_count(0)
+    assert generate.bounding_box() == pressed_at, "the button moved from under the pointer"
+    b.mouse.up()
+    expect(job_rows(b)).to_have_count(1)
 
 
 @pytest.mark.usefixtures("fresh_fakes")

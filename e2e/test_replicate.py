@@ -7,6 +7,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from e2e.helpers import RESULT_ALT, add_edit_node, job_rows, model_node, nodes, two_tabs
 from e2e.server import AppServer, FakeProviderServer
+from tests.wait import wait_until
 
 DONE = 30_000
 TEXT, EDIT = "replicate/google/nano-banana", "replicate/google/nano-banana/edit"
@@ -44,6 +45,32 @@ def test_text_to_image_and_edit_complete_in_both_tabs_by_webhook(
     assert "/media/" in edit["input"]["image_input"][0]
     assert edit["input"]["output_format"] == "png"
     assert {d["status"] for d in state["deliveries"] if d["prediction_id"] == edit["id"]} == {200}
+
+
+def test_a_202_on_create_and_a_delivery_sent_twice_complete_the_job_once(
+    browser: Browser, project_url: str, fake_replicate: FakeProviderServer, app_server: AppServer
+) -> None:
+    """Replicate documents 202 for a create (it failed the job while the prediction ran on), and resends
+    a webhook on any 4xx: the identical second delivery must get a 2xx and change nothing."""
+    fake_replicate.configure(create_status=202, duplicate_deliveries=True)
+    a, b = two_tabs(browser, project_url)
+    model_node(a, "a kite over dunes", TEXT).get_by_role("button", name="Generate").click()
+    for page in (a, b):
+        expect(job_rows(page).first).to_have_attribute("data-status", "completed", timeout=DONE)
+        expect(nodes(page).first.get_by_alt_text(RESULT_ALT)).to_have_count(1)
+    job_id = str(job_rows(a).first.get_attribute("data-job-id"))
+    ours = next(
+        p["id"]
+        for p in fake_replicate.state("predictions")["predictions"]
+        if p["input"]["prompt"] == "a kite over dunes"
+    )
+
+    def deliveries() -> list[dict]:
+        return [d for d in fake_replicate.state("predictions")["deliveries"] if d["prediction_id"] == ours]
+
+    sent = wait_until(deliveries, lambda found: any(d.get("duplicate") for d in found), what="the duplicate delivery")
+    assert [d.get("status") for d in sent] == [200, 200]
+    assert len(app_server.log_events("image.stored", job_id)) == 1
 
 
 def test_text_to_image_and_edit_complete_by_polling_alone(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.cluster import ROOT
+from deploy.cluster import ROOT, Cluster
 from e2e.private_services import PrivateRedis
-from e2e.server import free_port, own_reflex_workdirs
+from e2e.server import free_port, own_reflex_workdirs, root_workdir_lock
 from tests.postgres import fresh_database
 from tests.wait import wait_until
 
@@ -76,6 +77,21 @@ def alive(pid: int) -> bool:
         return False
 
 
+def make_run_scaled(checkout: Path, env: dict[str, str], port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+    """`make run-scaled` in `checkout`, in a process group of its own, its output in `log`.
+
+    `-o setup`: the machine is set up already (a test must not reinstall the shared venv).
+    """
+    return subprocess.Popen(
+        ["make", "-o", "setup", "run-scaled", f"PORT={port}", f"WORKERS={workers}"],
+        cwd=checkout,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 @pytest.fixture
 def services() -> Iterator[tuple[str, str]]:
     redis_server = PrivateRedis()
@@ -105,15 +121,7 @@ def test_a_sigterm_to_make_run_scaled_stops_every_process_and_frees_every_port(
         "DATA_DIR": str(tmp_path / "data"),
         **own_reflex_workdirs(tmp_path),
     }
-    # `-o setup`: the machine is set up already (the test must not reinstall the shared venv).
-    make = subprocess.Popen(
-        ["make", "-o", "setup", "run-scaled", f"PORT={port}", f"WORKERS={WORKERS}"],
-        cwd=ROOT,
-        env=env,
-        stdout=(tmp_path / "make.log").open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    make = make_run_scaled(ROOT, env, port, WORKERS, tmp_path / "make.log")
     try:
         wait_until(
             lambda: make.poll() is None and ready(port),
@@ -152,3 +160,53 @@ def test_a_sigterm_to_make_run_scaled_stops_every_process_and_frees_every_port(
         for pid in descendants(make.pid) | {make.pid}:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def fresh_clone(into: Path) -> Path:
+    """The tracked files as they are in the working tree (a clone of what is being tested), with this
+    machine's set-up (`.venv`, `.tools`) linked in and no `data/`: what a newcomer has after `make setup`.
+    The compiled frontend is copied when there is one, only to save its packages' install."""
+    clone = into / "clone"
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, check=True, capture_output=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, clone / name)
+    for tool in (".venv", ".tools"):
+        (clone / tool).symlink_to(ROOT / tool)
+    with root_workdir_lock():  # not while another worker's app rebuilds it (`make test` runs in parallel)
+        if (ROOT / ".web").is_dir():
+            shutil.copytree(ROOT / ".web", clone / ".web", symlinks=True)
+    assert not (clone / "data").exists()
+    return clone
+
+
+def test_make_run_scaled_serves_from_a_fresh_clone_with_the_default_data_dir(
+    tmp_path: Path, services: tuple[str, str]
+) -> None:
+    """With `DATA_DIR` unset (`data`, relative), HAProxy got a relative admin socket path, read it as an
+    address and never served: "HAProxy did not serve". The other tests here set an absolute `DATA_DIR`."""
+    database_url, redis_url = services
+    clone = fresh_clone(tmp_path)
+    port = port_block(3)  # HAProxy, one worker, the stats page
+    env = {key: value for key, value in os.environ.items() if key not in ("DATA_DIR", "VIRTUAL_ENV")}
+    env.update(DATABASE_URL=database_url, REFLEX_REDIS_URL=redis_url)
+    make = make_run_scaled(clone, env, port, 1, tmp_path / "make.log")
+    try:
+        log = tmp_path / "make.log"
+        wait_until(
+            lambda: make.poll() is not None or "Running: open" in log.read_text(),
+            what=f"make run-scaled to say it is running, or to give up (see {log})",
+            timeout_s=300,
+        )
+        assert make.poll() is None, log.read_text()[-3000:]
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+        # The default data directory, in the clone; its sockets in a short folder of their own.
+        assert (clone / "data" / "run" / "haproxy.cfg").is_file()
+        cluster = Cluster(port=port, worker_ports=[], stats_port=0, log_dir=clone, run_dir=clone / "data" / "run")
+        assert (cluster.socket_dir / "haproxy.sock").is_socket()
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGTERM)
+        make.wait(timeout=30)

@@ -14,7 +14,16 @@ import pytest
 from playwright.sync_api import Browser, BrowserType, Locator, Page, WebSocketRoute, expect
 
 from e2e.conftest import CHROMIUM, CHROMIUM_ARGS
-from e2e.helpers import EVENT_SOCKET, RESULT_ALT, add_text_node, job_rows, nodes, open_canvas, set_prompt
+from e2e.helpers import (
+    EVENT_SOCKET,
+    RESULT_ALT,
+    add_text_node,
+    job_rows,
+    nodes,
+    open_canvas,
+    open_check_realtime,
+    set_prompt,
+)
 from e2e.server import AppServer
 from e2e.socket_tabs import handler_name
 from e2e.test_accounts import sign_up
@@ -23,7 +32,7 @@ from tests.wait import wait_until
 DONE = 30_000
 #: Presence follows a closed tab or a killed browser within this long.
 GONE_MS = 5_000
-#: Socket.io events that carry a project's content (rxapp/bridge.py).
+#: Socket.io events that carry a project's content (rxapp/realtime/bridge.py).
 PROJECT_FRAMES = ("canvas.change", "canvas.snapshot", "canvas.presence", "canvas.members")
 VIEW_ONLY = "You can view this project but not change it"
 #: A socket.io EVENT packet the page sends: Engine.IO message, namespace, then the JSON array.
@@ -104,8 +113,12 @@ def team(browser: Browser, shared_server: AppServer) -> Iterator[tuple[Person, P
     for member, role in ((editor, "editor"), (viewer, "viewer")):
         # The project menu learned it at once, without a reload.
         expect(member.projects()).to_have_count(2)
-        expect(member.projects().nth(1)).to_contain_text(f"(shared, {role})")
+        expect(member.projects().nth(1)).to_contain_text(f"(shared, {role}) · {owner.email}")  # and whose
         open_canvas(member.page, owner.page.url)
+    # A diagnostic is not for viewers: no Diagnostics menu (and no Check realtime) on a viewer's page.
+    expect(viewer.page.get_by_role("button", name="Diagnostics")).to_have_count(0)
+    open_check_realtime(editor.page)
+    editor.page.keyboard.press("Escape")
     yield owner, editor, viewer
     for person in (owner, editor, viewer):
         person.context.close()
@@ -212,6 +225,55 @@ def test_a_killed_browser_leaves_presence_within_seconds(
     leader = wait_until(lambda: browser_process(marker), lambda pid: pid > 0, what="the doomed browser's process")
     os.killpg(os.getpgid(leader), signal.SIGKILL)  # the browser and its helpers, no goodbye
     expect(presence(owner.page).filter(has_text=viewer.email)).to_contain_text("1 tab", timeout=GONE_MS)
+
+
+def test_an_invited_stranger_signs_up_through_the_link_and_sees_the_project_live(
+    browser: Browser, shared_server: AppServer
+) -> None:
+    owner = Person(browser, shared_server, "owner")
+    owner.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=shared_server.url)
+    stranger = f"newcomer-{uuid.uuid4().hex[:8]}@example.com"
+    owner.page.get_by_role("button", name="Share").click()
+    dialog = owner.page.get_by_role("dialog")
+    dialog.get_by_label("Email").fill(stranger)
+    dialog.get_by_label("Role", exact=True).select_option("editor")
+    dialog.get_by_role("button", name="Add", exact=True).click()
+    # The same sentence an existing account gets (tests/test_invitations.py): no account is told apart.
+    expect(owner.page.get_by_text(f"Invited {stranger} as editor")).to_be_visible()
+    row = dialog.locator(f"[data-testid=member][data-email='{stranger}']")
+    expect(row).to_have_attribute("data-state", "invited")
+    expect(row).to_have_attribute("data-role", "editor")
+    field = row.get_by_label(f"Invitation link for {stranger}", exact=True)
+    expect(field).to_have_value(re.compile(rf"^{re.escape(shared_server.url)}/invite/[\w-]{{43}}$"))
+    row.get_by_role("button", name=f"Copy link for {stranger}").click()
+    link = wait_until(
+        lambda: owner.page.evaluate("navigator.clipboard.readText()"), bool, what="the copied invitation link"
+    )
+    assert link == field.input_value()
+
+    # A new person opens the link signed out, signs up, and lands in the project, live.
+    context = browser.new_context()
+    newcomer = context.new_page()
+    newcomer.goto(link)
+    newcomer.wait_for_url(re.compile(r".*/signup\?next=%2Finvite%2F"))
+    expect(newcomer.get_by_text("You are invited to a shared project")).to_be_visible()
+    newcomer.get_by_label("Email").fill(stranger)
+    newcomer.get_by_label("Password").fill("a long password")
+    newcomer.get_by_role("button", name="Create an account").click()
+    newcomer.wait_for_url(owner.page.url)
+    expect(newcomer.get_by_label("Project name")).to_have_value(owner.page.get_by_label("Project name").input_value())
+    expect(row).to_have_attribute("data-state", "member")  # the owner's open dialog follows
+    expect(row.get_by_label(f"Access of {stranger}")).to_have_value("editor")
+    owner.page.keyboard.press("Escape")
+    add_text_node(owner.page, f"for the newcomer {uuid.uuid4().hex[:6]}")
+    expect(nodes(newcomer)).to_have_count(1)
+    expect(newcomer.get_by_role("button", name="Add text-to-image node")).to_be_enabled()  # an editor
+
+    # The link worked once: opened again, even by its user, it says so and changes nothing.
+    newcomer.goto(link)
+    expect(newcomer.get_by_role("alert")).to_contain_text("no longer valid")
+    context.close()
+    owner.context.close()
 
 
 def browser_process(marker: str) -> int:

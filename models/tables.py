@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from core.contract import JobStatus, NodeKind
+from core.contract import JobStatus, NodeKind, utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["utcnow"]  # the tables' clock, declared once in the contract (providers use it too)
 
 
 class User(SQLModel, table=True):
@@ -70,7 +68,7 @@ class Node(SQLModel, table=True):
     aspect_ratio: str = "1:1"
     #: URLs (app-relative `/media/...`) of the fixed images (uploads) an edit node works on.
     input_images: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    #: Nodes whose current result an edit node works on, followed live (see core/notebook.py).
+    #: Nodes whose current result an edit node works on, followed live (see core/notebook/edits.py).
     input_nodes: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     #: Current result, denormalised so rendering a canvas is one query.
     image_path: str | None = None
@@ -78,10 +76,17 @@ class Node(SQLModel, table=True):
     #: No foreign key: job and node already point at each other the other way.
     result_job_id: str | None = None
     #: Why the node is not up to date ("Stale: #1 has a new result", "Waiting for #1"), or "".
-    #: Written by core/staleness.py in the transaction of whatever changed it.
+    #: Written by core/notebook/staleness.py in the transaction of whatever changed it.
     freshness: str = ""
     #: Place on the canvas; nodes are shown by position, then id.
     position: int = 0
+    #: How many jobs one Generate makes (`Images`, 1-4): shown together, the first current.
+    batch_size: int = 1
+    #: The `Seed` its jobs use, as typed ("" : a random one per job), for models that take one.
+    seed: str = ""
+    #: Its newest result, current or not (a batch's others): a tab puts it on top of the history
+    #: it holds, as change messages carry no history.
+    latest_result: str | None = None
     error: str | None = None
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow)
@@ -118,6 +123,14 @@ class Job(SQLModel, table=True):
     provider_handle: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     #: Live detail from the provider ("position 3 in queue"); empty when there is none.
     progress: str = ""
+    #: A queued job whose provider failed in a way that may pass (down, 429, 5xx) waits for its
+    #: next submit try until `retry_at`; `waiting_reason` says for whom ("waiting for KIE.ai").
+    #: Tabs count down to `retry_at` themselves; any worker submits it once it is due.
+    retry_at: datetime | None = None
+    waiting_reason: str = ""
+    #: Failed submit tries so far, and when the first failed: tries stop `SUBMIT_RETRY_FOR_S` after it.
+    submit_failures: int = 0
+    failing_since: datetime | None = None
     #: How many timeline steps the job has; a tab showing the timeline reloads when it grows.
     #: Not itself in the change feed: an `announced` step is (see `JobStep`).
     steps: int = 0
@@ -127,6 +140,10 @@ class Job(SQLModel, table=True):
     #: tab replace its optimistic row with the real one.
     client_request_id: str | None = Field(default=None, index=True, unique=True)
     retry_of: str | None = None
+    #: The seed the model drew with (None: the model takes none); shown with the result, reusable.
+    seed: int | None = None
+    #: The first job of the Generate that made this one (a batch of `Images`); None for that first.
+    batch_of: str | None = None
     #: A realtime self-test's job: it runs the real chain but is in no queue and no node history.
     synthetic: bool = False
     #: Fallback polling schedule; not part of the change feed (tabs need not see it).
@@ -237,7 +254,7 @@ class Membership(SQLModel, table=True):
     """Someone the owner shared a project with, and what they may do there.
 
     The owner is not a row here (`Project.owner_id`); a row's role is `editor` or `viewer`
-    (see `core.access.Role`). Its changes are in the project's change feed (migration 0003).
+    (see `core.people.access.Role`). Its changes are in the project's change feed (migration 0003).
     """
 
     project_id: int = Field(primary_key=True, foreign_key="project.id")
@@ -246,8 +263,49 @@ class Membership(SQLModel, table=True):
     added_at: datetime = Field(default_factory=utcnow)
 
 
+class Invitation(SQLModel, table=True):
+    """Someone the owner shared a project with by email, until they open their link (`core.people.invitations`).
+
+    The link's token is not stored: it is derived from `nonce` and the app's secret, so the
+    owner can be shown it again, and only its hash is kept for the lookup; a copy of the
+    database lets nobody in. Its changes are in the project's change feed (migration 0005).
+    """
+
+    __table_args__ = (UniqueConstraint("project_id", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(foreign_key="project.id", index=True)
+    email: str = Field(max_length=254)
+    role: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, unique=True, index=True)
+    nonce: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
 class ProjectMedia(SQLModel, table=True):
     """An image used in a project (a result, or an edit node's input): its members may see it."""
 
     name: str = Field(primary_key=True, max_length=80)
     project_id: int = Field(primary_key=True, foreign_key="project.id", index=True)
+
+
+class UndoStep(SQLModel, table=True):
+    """An edit someone may undo (core/notebook/undo.py): what it changed, as it was before.
+
+    Written in the edit's own transaction; undoing it is one more transaction, whose node
+    changes reach every tab through the change feed like any edit. Tabs never read it.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(index=True)
+    #: Whose edit: Undo (the button, Ctrl/Cmd+Z) takes back the user's own last one.
+    user_id: int
+    #: `core.notebook.undo_log.UndoKind`
+    kind: str = Field(max_length=16)
+    node_id: int
+    #: What to put back (for a deleted node: its row, its history, the jobs it had).
+    before: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+    #: The project's sequence number once undone (the change that undid it); None until then.
+    undone_seq: int | None = None

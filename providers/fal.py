@@ -28,12 +28,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from starlette.routing import BaseRoute
 
 from core.contract import (
+    UNDOCUMENTED_MAX_RUN_S,
     JobStatus,
     ModelInfo,
     NodeKind,
     ProviderError,
     SubmitLimit,
     SubmitRequest,
+    TaskProgress,
     TaskRef,
     TaskUpdate,
     WebhookRejected,
@@ -41,6 +43,7 @@ from core.contract import (
     require_reachable_inputs,
 )
 from core.retries import parse_retry_after
+from providers.log_progress import percent_from_logs
 
 TEXT_MODEL = "fal-ai/nano-banana"
 EDIT_MODEL = "fal-ai/nano-banana/edit"
@@ -88,7 +91,13 @@ def _result_update(request_id: str, output: Any, *, verified: bool = True) -> Ta
 
 class FalProvider:
     name = "fal"
+    label = "Fal.ai"
+    runs_here = False
     routes: Sequence[BaseRoute] = ()
+    #: Fal.ai bounds only the wait before a runner starts (`X-Fal-Request-Timeout`, off by default),
+    #: not the run; its queue cancels a task (`PUT .../requests/{id}/cancel`), started or not.
+    max_run_s = UNDOCUMENTED_MAX_RUN_S
+    can_cancel = True
     #: Fal.ai queues what it cannot start yet, so there is no cap to keep here.
     submit_limit: SubmitLimit | None = None
 
@@ -149,13 +158,18 @@ class FalProvider:
         body = self._body(response)
         status = body.get("status")
         if status == "IN_QUEUE":
+            # 0 is next: the app counts places from 1.
             position = body.get("queue_position")
-            progress = f"position {position + 1} in queue" if isinstance(position, int) else "in queue"
-            return TaskUpdate(task.task_id, JobStatus.SUBMITTED, progress=progress)
+            if isinstance(position, int) and position >= 0:
+                place = position + 1
+                live = TaskProgress(queue_position=place)
+                return TaskUpdate(task.task_id, JobStatus.SUBMITTED, progress=f"position {place} in queue", live=live)
+            return TaskUpdate(task.task_id, JobStatus.SUBMITTED, progress="in queue")
         if status == "IN_PROGRESS":
-            logs = body.get("logs") or []
-            last = logs[-1].get("message", "") if logs and isinstance(logs[-1], dict) else ""
-            return TaskUpdate(task.task_id, JobStatus.RUNNING, progress=str(last)[:200])
+            logs = [str(e.get("message", "")) for e in body.get("logs") or [] if isinstance(e, dict)]
+            last = logs[-1] if logs else ""
+            live = TaskProgress(percent=percent_from_logs(logs))
+            return TaskUpdate(task.task_id, JobStatus.RUNNING, progress=last[:200], live=live)
         if status != "COMPLETED":
             raise ProviderError(f"Fal.ai sent an unknown status {status!r}", retryable=True)
         if body.get("error"):

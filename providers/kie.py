@@ -25,6 +25,7 @@ import httpx
 from starlette.routing import BaseRoute
 
 from core.contract import (
+    UNDOCUMENTED_MAX_RUN_S,
     JobStatus,
     ModelInfo,
     NodeKind,
@@ -132,7 +133,12 @@ def parse_record(data: Mapping[str, Any], *, verified: bool = True) -> TaskUpdat
 
 class KieProvider:
     name = "kie"
+    label = "KIE.ai"
+    runs_here = False
     routes: Sequence[BaseRoute] = ()
+    #: KIE.ai documents neither a longest run nor a way to cancel a task.
+    max_run_s = UNDOCUMENTED_MAX_RUN_S
+    can_cancel = False
 
     def __init__(
         self,

@@ -2,7 +2,10 @@
 
 `submit` returns a task id at once; the work runs in the background with a
 realistic delay; the result is published at a URL and announced by a signed HTTP
-callback to the app's webhook route, exactly like KIE.ai or Fal.ai would.
+callback to the app's webhook route, exactly like KIE.ai or Fal.ai would. While it
+runs it reports, as a real sampler does, each step's percent and a small preview (noise
+clearing into the picture) to the app's progress board, in this process: a preview per
+step is no callback's business.
 A prompt containing `[fail]` fails on purpose (tests and demos of the error path).
 
 The tasks live in the database (`LocalTask`), not in this process: with several
@@ -17,6 +20,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 import uuid
@@ -37,19 +41,21 @@ from core.contract import (
     JobStatus,
     ModelInfo,
     NodeKind,
+    ProgressSink,
     ProviderError,
     SubmitLimit,
     SubmitRequest,
+    TaskProgress,
     TaskRef,
     TaskUpdate,
     WebhookRejected,
     require_fresh_timestamp,
+    utcnow,
 )
 from core.db import WORKER_ID, Database
 from core.logs import get_logger, log_step
 from core.retries import RetryPolicy
-from models.tables import utcnow
-from providers.local_render import render_edit, render_text_to_image
+from providers.local_render import SamplerPreviews, photo_weight, render_edit, render_text_to_image
 from providers.local_tasks import LocalTask
 
 log = get_logger("providers.local")
@@ -63,6 +69,12 @@ LEASE_MARGIN_S = 10.0
 UNFINISHED = (JobStatus.SUBMITTED.value, JobStatus.RUNNING.value)
 #: Callbacks are delivered again when the app is unreachable or answers 5xx, like real providers do.
 CALLBACK_RETRIES = RetryPolicy(attempts=5, base_s=0.5, cap_s=8.0)
+#: A task waits this share of its delay before it starts, and runs the rest.
+WAITING_SHARE = 0.25
+#: The sampler's steps over the run, each reported with its percent and preview: at least this
+#: many, and at least 4 a second (what the progress board pushes at most) over a long run.
+MIN_STEPS = 12
+STEPS_PER_S = 4
 
 
 def sign(secret: str, task_id: str, timestamp: str) -> str:
@@ -71,26 +83,39 @@ def sign(secret: str, task_id: str, timestamp: str) -> str:
 
 class LocalProvider:
     name = "local"
+    label = "the local provider"
+    can_cancel = True
     models: Sequence[ModelInfo] = (
-        ModelInfo(id="local/sketch", provider="local", kind=NodeKind.TEXT_TO_IMAGE),
-        ModelInfo(id="local/sketch-edit", provider="local", kind=NodeKind.IMAGE_EDIT, max_input_images=4),
+        ModelInfo(id="local/sketch", provider="local", kind=NodeKind.TEXT_TO_IMAGE, takes_seed=True),
+        ModelInfo(
+            id="local/sketch-edit", provider="local", kind=NodeKind.IMAGE_EDIT, max_input_images=4, takes_seed=True
+        ),
     )
-    #: Renders on this machine: nothing to ration.
+    #: Renders on this machine: nothing to ration, and it reaches the app at its own address.
     submit_limit: SubmitLimit | None = None
+    runs_here = True
 
     def __init__(
         self,
         *,
         db: Database,
-        base_url: str,
+        own_url: str,
         http: httpx.AsyncClient,
         delay_s: float = 2.0,
         secret: str | None = None,
+        photo_weight: bool = False,
+        progress: ProgressSink | None = None,
     ) -> None:
         self.db = db
-        self.base_url = base_url
+        #: Hears each step of the renders running in this process (None: nobody listens).
+        self.progress = progress
+        #: Where its results are published: the app's own loopback address (`Settings.own_url`).
+        self.own_url = own_url
         self.http = http
         self.delay_s = delay_s
+        self.photo_weight = photo_weight
+        #: A render, and another one after its worker died (taken over when its lease ran out).
+        self.max_run_s = 2 * (delay_s + LEASE_MARGIN_S)
         self.secret = secret or secrets.token_hex(32)
         self._work: dict[str, asyncio.Task[None]] = {}
         self.routes: Sequence[BaseRoute] = (Route(OUTPUTS_ROUTE + "/{name}", self._serve_output),)
@@ -154,18 +179,20 @@ class LocalProvider:
 
     async def _run(self, task_id: str, request: SubmitRequest) -> None:
         try:
-            await asyncio.sleep(self.delay_s / 2)
+            await asyncio.sleep(self.delay_s * WAITING_SHARE)
             if not await asyncio.to_thread(self._mark_running, task_id):
                 return  # cancelled meanwhile, or another worker took it over
             await self._report(request, TaskUpdate(task_id, JobStatus.RUNNING))
-            await asyncio.sleep(self.delay_s / 2)
             image = None
             if FAIL_FLAG in request.prompt.lower():
+                await asyncio.sleep(self.delay_s * (1 - WAITING_SHARE))
                 refusal = f"The local provider refused the prompt: it contains {FAIL_FLAG}"
                 update = TaskUpdate(task_id, JobStatus.FAILED, error=refusal)
             else:
+                # Drawn first, so each step's preview clears towards the picture the result will be.
                 image = await self._render(request)
-                url = f"{self.base_url}{OUTPUTS_ROUTE}/{task_id}.png?sig={self._output_signature(task_id)}"
+                await self._steps(request.job_id, image)
+                url = f"{self.own_url}{OUTPUTS_ROUTE}/{task_id}.png?sig={self._output_signature(task_id)}"
                 update = TaskUpdate(task_id, JobStatus.COMPLETED, (url,))
         except asyncio.CancelledError:
             return
@@ -177,15 +204,31 @@ class LocalProvider:
         if await asyncio.to_thread(self._finish, update, image):
             await self._report(request, update)
 
+    async def _steps(self, job_id: str, image: bytes) -> None:
+        """The run's time in steps, each reporting its percent and preview."""
+        run_s = self.delay_s * (1 - WAITING_SHARE)
+        steps = max(MIN_STEPS, math.ceil(run_s * STEPS_PER_S))
+        previews = await asyncio.to_thread(SamplerPreviews, image) if self.progress is not None else None
+        for step in range(1, steps + 1):
+            await asyncio.sleep(run_s / steps)
+            if self.progress is not None and previews is not None:
+                preview = await asyncio.to_thread(previews.at, step / steps)
+                self.progress(job_id, JobStatus.RUNNING, TaskProgress(percent=100 * step / steps, preview=preview))
+
     async def _render(self, request: SubmitRequest) -> bytes:
-        if not request.input_image_urls:
-            return await asyncio.to_thread(render_text_to_image, request.prompt, request.aspect_ratio)
         inputs = []
         for url in request.input_image_urls:
             response = await self.http.get(url)
             response.raise_for_status()
             inputs.append(response.content)
-        return await asyncio.to_thread(render_edit, request.prompt, request.aspect_ratio, inputs)
+        return await asyncio.to_thread(self._draw, request.prompt, request.aspect_ratio, inputs, request.seed or 0)
+
+    def _draw(self, prompt: str, aspect_ratio: str, inputs: list[bytes], seed: int = 0) -> bytes:
+        if inputs:
+            image = render_edit(prompt, aspect_ratio, inputs, seed)
+        else:
+            image = render_text_to_image(prompt, aspect_ratio, seed)
+        return photo_weight(image, prompt) if self.photo_weight else image
 
     async def _report(self, request: SubmitRequest, update: TaskUpdate) -> None:
         """Deliver the callback, retrying like real providers do."""

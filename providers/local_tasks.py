@@ -8,8 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, LargeBinary
 from sqlmodel import Field, SQLModel
 
-from core.contract import JobStatus
-from models.tables import utcnow
+from core.contract import JobStatus, utcnow
 
 
 class LocalTask(SQLModel, table=True):

@@ -31,12 +31,14 @@ from core.contract import (
     ProviderError,
     SubmitLimit,
     SubmitRequest,
+    TaskProgress,
     TaskRef,
     TaskUpdate,
     WebhookRejected,
     require_reachable_inputs,
 )
 from core.retries import parse_retry_after
+from providers.log_progress import percent_from_logs
 
 REPLICATE_MODEL = "google/nano-banana"
 TEXT_MODEL = "replicate/google/nano-banana"
@@ -45,6 +47,9 @@ ASPECT_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9"
 #: An edit may keep its input's shape.
 MATCH_INPUT = "match_input_image"
 MAX_INPUT_IMAGES = 10
+#: A prediction in the answer: 200 (a read), 201 Created, or 202 Accepted, which Replicate documents
+#: for a create too (the prediction runs, and is billed, either way).
+ANSWERED = (200, 201, 202)
 #: Documented: 600 prediction creations per minute per account.
 TASKS_PER_WINDOW, WINDOW_S = 600, 60
 #: How soon a failed signature check may refetch the secret (it may have been rotated).
@@ -106,13 +111,21 @@ def prediction_update(prediction: Any) -> TaskUpdate:
             return TaskUpdate(task_id, JobStatus.FAILED, error="Replicate reported success without an output image")
         return TaskUpdate(task_id, status, urls)
     logs = prediction.get("logs")
-    last = logs.strip().splitlines()[-1][:200] if isinstance(logs, str) and logs.strip() else ""
-    return TaskUpdate(task_id, status, progress=last or ("starting" if status == JobStatus.SUBMITTED else ""))
+    lines = logs.strip().splitlines() if isinstance(logs, str) else []
+    last = lines[-1].rsplit("\r", 1)[-1][:200] if lines else ""
+    progress = last or ("starting" if status == JobStatus.SUBMITTED else "")
+    return TaskUpdate(task_id, status, progress=progress, live=TaskProgress(percent=percent_from_logs(lines)))
 
 
 class ReplicateProvider:
     name = "replicate"
+    label = "Replicate"
+    runs_here = False
     routes: Sequence[BaseRoute] = ()
+    #: "Predictions time out after running for 30 minutes" (Replicate's prediction lifecycle docs);
+    #: `POST /v1/predictions/{id}/cancel` stops one.
+    max_run_s = 30 * 60.0
+    can_cancel = True
 
     def __init__(
         self,
@@ -233,9 +246,9 @@ class ReplicateProvider:
             body = response.json()
         except ValueError:
             body = None
-        if response.status_code not in (200, 201) or not isinstance(body, dict):
+        if response.status_code not in ANSWERED or not isinstance(body, dict):
             raise replicate_error(
-                response.status_code if response.status_code not in (200, 201) else 502,
+                response.status_code if response.status_code not in ANSWERED else 502,
                 body,
                 parse_retry_after(response.headers.get("retry-after")),
             )

@@ -16,11 +16,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from core.errors import NotFound
+from core.media.previews import MEDIA_TYPE, URL_PREFIX
+from core.media.store import original_name
+from core.realtime.selftest import FAILED, RealtimeCheck
 from core.root import Core
-from core.selftest import FAILED, RealtimeCheck
 from models.tables import utcnow
-from rxapp.auth import auth_routes, request_viewer
-from rxapp.confirmations import MAX_BODY_BYTES, BadReport, parse_reports
+from rxapp.auth import SESSION_COOKIE, auth_routes, request_viewer
+from rxapp.realtime.confirmations import MAX_BODY_BYTES, BadReport, parse_reports
 
 MAX_WEBHOOK_BYTES = 1024 * 1024
 
@@ -51,16 +53,53 @@ def build_api(core: Core) -> Starlette:
         return JSONResponse({"result": outcome.message}, status_code=outcome.status_code)
 
     async def media(request: Request) -> Response:
-        """An image for its owners, or for a provider holding a signed link; 404 for anyone else."""
+        """An image or one of its copies, for its owners or a provider holding a signed link; 404 for anyone else.
+
+        A copy (`<name>.w256.webp`) is decided as its original: a stranger gets the same 404.
+        Names are content hashes, so a response never changes: `immutable`, the name as ETag
+        (304 on revalidation), `private` because who may see it is decided per user.
+        """
         name = request.path_params["name"]
-        path = core.media.file_for(name)
-        if path is None:
+        original = original_name(name)
+        if original is None:
             return Response("not found", status_code=404)
         if not core.links.verify(name, request.url.query):
+            token = request.cookies.get(SESSION_COOKIE, "")
+            if not core.media_passes.admits(token, original):
+                viewer = await request_viewer(core, request)
+                if viewer is None or not await asyncio.to_thread(core.access.may_see_media, viewer.id, original):
+                    return Response("not found", status_code=404)
+                core.media_passes.remember(token, original, viewer.id)
+        headers = {"Cache-Control": "private, max-age=31536000, immutable", "ETag": f'"{name}"'}
+        if headers["ETag"] in request.headers.get("if-none-match", ""):
+            return Response(status_code=304, headers=headers)
+        path = await asyncio.to_thread(core.media.file_for, name)  # may make a missing copy: CPU
+        if path is None:
+            return Response("not found", status_code=404)
+        return FileResponse(path, headers=headers)
+
+    async def preview(request: Request) -> Response:
+        """A running job's latest preview, for the members of its project; 404 for anyone else.
+
+        The project's yes is remembered like an image's (`MediaPasses`, forgotten when the
+        viewer's memberships change): every tab fetches each new preview, up to 4 a second.
+        """
+        project_id, job_id = request.path_params["project_id"], request.path_params["job_id"]
+        token, grant = request.cookies.get(SESSION_COOKIE, ""), f"{URL_PREFIX}/{project_id}"
+        if not core.media_passes.admits(token, grant):
             viewer = await request_viewer(core, request)
-            if viewer is None or not await asyncio.to_thread(core.access.may_see_media, viewer.id, name):
+            try:
+                if viewer is None:
+                    raise NotFound("sign in first")
+                await asyncio.to_thread(core.access.project, viewer.id, project_id)
+            except NotFound:
                 return Response("not found", status_code=404)
-        return FileResponse(path, headers={"Cache-Control": "private, max-age=31536000, immutable"})
+            core.media_passes.remember(token, grant, viewer.id)
+        data = await asyncio.to_thread(core.progress.previews.read, project_id, job_id)
+        if data is None:
+            return Response("not found", status_code=404)
+        # Each new preview has a new URL (its version): a cached one is never stale for long.
+        return Response(data, media_type=MEDIA_TYPE, headers={"Cache-Control": "private, max-age=300"})
 
     allowed_origins = set(core.settings.allowed_origins)
 
@@ -117,6 +156,7 @@ def build_api(core: Core) -> Starlette:
         routes=[
             Route("/api/webhooks/{provider}/{job_id}/{token}", webhook, methods=["POST"]),
             Route("/media/{name}", media),
+            Route(URL_PREFIX + "/{project_id:int}/{job_id}.jpg", preview),
             Route("/api/feed/seen", feed_seen, methods=["POST"]),
             Route("/api/check/realtime", check_realtime, methods=["POST"]),
             Route("/healthz", healthz),

@@ -17,10 +17,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from core.accounts import SESSION_DAYS, AuthError, UserView
+from core.errors import InvalidInput
+from core.logs import get_logger, log_step
+from core.people.accounts import SESSION_DAYS, AuthError, UserView
+from core.people.invitations import INVITE_PREFIX, InviteUnusable
 from core.root import Core
 
 SESSION_COOKIE = "canvas_session"
+_INVITED = "You are invited to a shared project: create an account, or sign in, to join it."
+log = get_logger("auth")
 
 
 def session_token(cookie_header: str) -> str:
@@ -53,7 +58,7 @@ def _same_origin(request: Request) -> bool:
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
-_PAGE = """<!doctype html>
+_SHELL = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · Canvas</title>
 <style>
@@ -66,11 +71,16 @@ input {{ width: 100%; box-sizing: border-box; padding: 0.5rem; border: 1px solid
 button {{ margin-top: 1.2rem; width: 100%; padding: 0.6rem; border: 0; border-radius: 6px; background: #6e56cf;
   color: white; font-size: 1rem; cursor: pointer; }}
 p.error {{ color: #b42318; background: #fef3f2; padding: 0.5rem; border-radius: 6px; }}
+p.notice {{ background: #f0eefc; padding: 0.5rem; border-radius: 6px; }}
 p.switch {{ font-size: 0.9rem; text-align: center; }}
 </style></head>
 <body><main>
 <h1>{title}</h1>
-{error}
+{body}
+</main></body></html>
+"""
+
+_FORM = """{notice}{error}
 <form method="post" action="{action}">
 <input type="hidden" name="next" value="{next}">
 <label for="email">Email</label>
@@ -81,8 +91,11 @@ p.switch {{ font-size: 0.9rem; text-align: center; }}
 <button type="submit">{title}</button>
 </form>
 <p class="switch"><a href="{other_href}">{other_label}</a></p>
-</main></body></html>
 """
+#: An invitation's token is in these pages' URLs (`?next=/invite/...`): no Referer leaves
+#: the site with it. Not `no-referrer`: that makes the browser send `Origin: null` with the
+#: form, which `_same_origin` refuses.
+_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
 
 
 def client_address(request: Request, trusted_proxy_hops: int) -> str:
@@ -101,8 +114,11 @@ def _page(
     *, signup: bool, next_path: str, error: str = "", email: str = "", status: int = 200, retry_after_s: int = 0
 ) -> HTMLResponse:
     query = urlencode({"next": next_path})
-    html = _PAGE.format(
-        title="Create an account" if signup else "Sign in",
+    title = "Create an account" if signup else "Sign in"
+    invited = next_path.startswith(INVITE_PREFIX)
+    body = _FORM.format(
+        title=title,
+        notice=f'<p class="notice">{_INVITED}</p>' if invited else "",
         action=f"/signup?{query}" if signup else f"/login?{query}",
         error=f'<p class="error" role="alert">{escape(error)}</p>' if error else "",
         next=escape(next_path),
@@ -112,10 +128,17 @@ def _page(
         other_href=f"/login?{query}" if signup else f"/signup?{query}",
         other_label="I already have an account" if signup else "Create an account",
     )
-    headers = {"Cache-Control": "no-store"}
+    html = _SHELL.format(title=title, body=body)
+    headers = dict(_HEADERS)
     if retry_after_s:
         headers["Retry-After"] = str(retry_after_s)
     return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def _notice_page(title: str, message: str, status: int) -> HTMLResponse:
+    """A page that only says something: an invitation link that cannot be used, and why."""
+    body = f'<p role="alert">{escape(message)}</p>\n<p class="switch"><a href="/">Go to your projects</a></p>'
+    return HTMLResponse(_SHELL.format(title=escape(title), body=body), status_code=status, headers=_HEADERS)
 
 
 def auth_routes(core: Core) -> list[Route]:
@@ -172,7 +195,27 @@ def auth_routes(core: Core) -> list[Route]:
         response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=secure)
         return response
 
+    async def invite(request: Request) -> Response:
+        """An invitation link: accepted by a signed-in account (never the shared local user);
+        a signed-out visitor signs up or in first and comes back here. A link scanner
+        opening it signed out uses nothing up."""
+        token = request.path_params["token"]
+        user = await asyncio.to_thread(core.accounts.user_for, request.cookies.get(SESSION_COOKIE, ""))
+        try:
+            if user is None:
+                await asyncio.to_thread(core.invitations.check, token)
+                return RedirectResponse(f"/signup?{urlencode({'next': INVITE_PREFIX + token})}", status_code=303)
+            project_id = await asyncio.to_thread(core.invitations.accept, token, user)
+        except InviteUnusable as exc:
+            log_step(log, "invite.unusable", reason=str(exc))
+            return _notice_page("Invitation not valid", f"{exc} Ask the project's owner for a new link.", 410)
+        except InvalidInput as exc:
+            return _notice_page("Invitation not used", str(exc), 409)
+        log_step(log, "invite.accepted", project_id=project_id, user_id=user.id)
+        return RedirectResponse(f"/p/{project_id}", status_code=303)
+
     return [
+        Route(INVITE_PREFIX + "{token}", invite, methods=["GET"]),
         Route("/login", login, methods=["GET", "POST"]),
         Route("/signup", signup, methods=["GET", "POST"]),
         Route("/auth/logout", logout, methods=["POST"]),

@@ -10,8 +10,10 @@ import httpx
 import pytest
 import respx
 
+from core.contract import NodeKind
 from core.root import Core
 from core.settings import Settings
+from providers.kie import TEXT_MODEL
 from providers.local_render import render_text_to_image
 
 KIE = "https://kie.test"
@@ -58,3 +60,19 @@ async def kie_core(kie_settings: Settings, kie_api: respx.MockRouter) -> AsyncIt
     core = Core.build(kie_settings)
     yield core
     await core.aclose()
+
+
+@pytest.fixture
+def kie_node(kie_core: Core) -> int:
+    """A text-to-image node on KIE.ai's model, with a prompt."""
+    project = kie_core.canvas.ensure_default_project(kie_core.accounts.local_user().id)
+    node = kie_core.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
+    kie_core.canvas.update_node(node.id, prompt="a fox", model=TEXT_MODEL)
+    return node.id
+
+
+async def submitted(core: Core, node_id: int) -> str:
+    """Generate on the node and let its first submission end (submitted, waiting or failed)."""
+    view = await core.pipeline.generate(node_id)
+    await core.pipeline.drain()
+    return view.id

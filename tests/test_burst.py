@@ -63,8 +63,8 @@ async def test_burst_of_mixed_callbacks_completes_each_job_once(kie_core: Core, 
             return outcome.status_code
 
     codes = await asyncio.gather(*(deliver(job, state) for job, state in deliveries))
-    # 409: a delivery identical to one already applied (same signature and body) is a replay.
-    assert set(codes) <= {200, 409} and codes.count(200) >= JOBS
+    # A delivery identical to one already applied (a replay) gets 200 too, and changes nothing.
+    assert set(codes) == {200}
     finished = [kie_core.jobs.get(job_id) for job_id, _, _ in jobs]
     by_status = {s: sum(j.status == s for j in finished) for s in JobStatus}
     # A "fail" that overtook its job's "success" wins honestly; nothing is lost, nothing doubles.

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from core.delivery import LATE_AFTER_S, TAB_GONE_S, ConfirmationInbox, TabReport, browser_name
+from core.realtime.delivery import LATE_AFTER_S, TAB_GONE_S, ConfirmationInbox, TabReport, browser_name
 from core.root import Core
 from models.tables import FeedChange, utcnow
-from rxapp.confirmations import BadReport, parse_reports
+from rxapp.realtime.confirmations import BadReport, parse_reports
 
 CHROME = "Chrome 131"
 

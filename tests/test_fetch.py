@@ -8,9 +8,9 @@ import httpx
 import pytest
 import respx
 
-from core import fetch as fetch_module
-from core.fetch import FetchPolicy, fetch_image, is_public_address
-from core.media import ImageRejected
+from core.media import fetch as fetch_module
+from core.media.fetch import FetchPolicy, fetch_image, is_public_address
+from core.media.store import ImageRejected
 from core.retries import RetryPolicy
 from providers.local_render import render_text_to_image
 

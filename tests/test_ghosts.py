@@ -12,9 +12,10 @@ from reflex.event import Event
 from reflex.state import StateUpdate
 from reflex.utils.token_manager import RedisTokenManager, SocketRecord
 
-from rxapp.ghosts import WorkerHeartbeat, heartbeat_key
+from rxapp.realtime.ghosts import WorkerHeartbeat, heartbeat_key
+from tests.isolation import redis_url
 
-URL = "redis://127.0.0.1:6379/12"  # this file's own database, flushed before and after
+URL = redis_url()  # this worker's own database, flushed before and after
 PREFIX = RedisTokenManager._token_socket_record_prefix
 REOPEN = Event(name="reopen")
 

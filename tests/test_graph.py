@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.graph import CycleError, ancestors, descendants, topological_order, would_cycle
-from core.staleness import BLOCKED, RUNNING, WAITING, NodeFacts, ResultFacts, StepFacts, judge
+from core.notebook.graph import CycleError, ancestors, descendants, topological_order, would_cycle
+from core.notebook.staleness import BLOCKED, RUNNING, WAITING, NodeFacts, ResultFacts, StepFacts, judge
 
 CHAIN = {1: [], 2: [1], 3: [2]}
 

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlmodel import select
 
 from core.contract import JobStatus, NodeKind, TaskRef, TaskUpdate
 from core.errors import InvalidInput
-from core.media import MEDIA_PREFIX
+from core.media.store import MEDIA_PREFIX, original_name
 from core.root import Core
 from core.settings import Settings
 from models.tables import ChangeEvent
 from providers.local import LocalProvider
 from providers.local_render import render_text_to_image
+from rxapp.api import build_api
+from tests.conftest import LateBoundASGI
 from tests.wait import job_reaches
 
 
@@ -30,7 +34,7 @@ async def test_generate_completes_through_webhook_and_stores_image(core: Core, n
     assert stored is not None and stored.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     node = next(n for n in core.canvas.snapshot(job.project_id).nodes if n.id == node_id)
     assert node.image_url == job.image_path
-    assert node.history == [job.image_path]
+    assert [e.url for e in node.history] == [job.image_path]
 
 
 async def test_failing_prompt_fails_job_and_node(core: Core, node_id: int) -> None:
@@ -180,7 +184,7 @@ def test_an_older_job_finishing_late_does_not_replace_the_newer_result(core: Cor
     assert core.jobs.complete(older.id, "/media/old.png")
     node = next(n for n in core.canvas.snapshot(core.jobs.get(older.id).project_id).nodes if n.id == node_id)
     assert node.image_url == "/media/new.png"
-    assert sorted(node.history) == ["/media/new.png", "/media/old.png"]
+    assert sorted(e.url for e in node.history) == ["/media/new.png", "/media/old.png"]
     core.jobs.fail(core.jobs.create(node_id).id, "newest failed")
     node = next(n for n in core.canvas.snapshot(core.jobs.get(older.id).project_id).nodes if n.id == node_id)
     assert (node.image_url, node.error) == ("/media/new.png", "newest failed")
@@ -203,7 +207,9 @@ async def test_the_same_image_stored_concurrently_is_stored_once(core: Core) -> 
         urls = await asyncio.gather(*(asyncio.to_thread(core.media.save, image) for _ in range(32)))
         assert len(set(urls)) == 1
         names.add(urls[0].removeprefix(MEDIA_PREFIX))
-    assert sorted(p.name for p in core.media.root.iterdir()) == sorted(names)
+    stored = sorted(p.name for p in core.media.root.iterdir())
+    assert [name for name in stored if original_name(name) == name] == sorted(names)
+    assert not [name for name in stored if name.endswith(".part")]  # each copy written once, whole
 
 
 def test_a_ratio_the_model_cannot_draw_is_refused_and_changes_nothing(core: Core, node_id: int) -> None:
@@ -239,3 +245,109 @@ async def test_prompt_and_name_limits_come_from_settings(settings: Settings, pro
         assert small.canvas.update_node(node_id, prompt="ten chars!").prompt == "ten chars!"
     finally:
         await small.aclose()
+
+
+class TunnelDown(httpx.AsyncBaseTransport):
+    """This machine's view when `PUBLIC_BASE_URL` names a tunnel that is down: only loopback answers."""
+
+    def __init__(self) -> None:
+        self.app = LateBoundASGI()
+        self.asgi = httpx.ASGITransport(app=self.app)
+        self.refused: list[str] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host != "127.0.0.1":
+            self.refused.append(str(request.url))
+            raise httpx.ConnectError("the tunnel is down", request=request)
+        return await self.asgi.handle_async_request(request)
+
+
+async def test_local_jobs_finish_while_the_public_url_is_unreachable(tmp_path: Path, database_url: str) -> None:
+    """The local provider published its results, and sent its callbacks, at `PUBLIC_BASE_URL`: with the
+    tunnel down, the download failed until the poll gave up. The app's own work stays on loopback."""
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        public_base_url="https://abc-123.tunnel.example",
+        local_delay_s=0.05,
+    )
+    transport = TunnelDown()
+    core = Core.build(settings, transport=transport)
+    transport.app.app = build_api(core)
+    try:
+        project_id = core.canvas.ensure_default_project(core.accounts.local_user().id).id
+        source = core.canvas.add_node(project_id, NodeKind.TEXT_TO_IMAGE)
+        core.canvas.update_node(source.id, prompt="a red fox in snow")
+        first = await core.pipeline.generate(source.id)
+        await job_reaches(core, first.id, JobStatus.COMPLETED, JobStatus.FAILED)
+        edit = core.canvas.add_node(project_id, NodeKind.IMAGE_EDIT)
+        core.canvas.update_node(edit.id, prompt="at night")
+        core.notebook.add_input_node(edit.id, source.id)
+        second = await core.pipeline.generate(edit.id)  # its input image is read from the app too
+        await job_reaches(core, second.id, JobStatus.COMPLETED, JobStatus.FAILED)
+        assert [core.jobs.get(first.id).error, core.jobs.get(second.id).error] == [None, None]
+        assert transport.refused == []
+        # Webhook URLs for providers on the internet still name the public URL.
+        kie_job = core.jobs.get(first.id).model_copy(update={"provider": "kie"})
+        assert core.pipeline.callback_url(kie_job).startswith("https://abc-123.tunnel.example/api/webhooks/kie/")
+    finally:
+        await core.aclose()
+
+
+def test_node_and_job_rows_carry_their_results_thumbhash_in_snapshots_and_changes(core: Core, node_id: int) -> None:
+    """So every tab paints a placeholder of the right shape in the frame the row arrives."""
+    project_id = core.access.node(core.accounts.local_user().id, node_id)
+    seq = core.canvas.snapshot(project_id).seq
+    url = core.media.save(render_text_to_image("a wide harbour", "16:9"))
+    job = core.jobs.create(node_id)
+    core.jobs.mark_submitted(job.id, TaskRef("t"))
+    core.jobs.complete(job.id, url)
+    info = core.media.info(url)
+    assert info is not None and (info.width, info.height) == (512, 288) and info.thumbhash
+    (changed,) = core.canvas.changes(project_id, seq).nodes
+    (shown,) = core.canvas.snapshot(project_id).nodes
+    for row in (changed, shown):
+        assert (row.image_url, row.image_width, row.image_height, row.image_hash) == (url, 512, 288, info.thumbhash)
+    # The history strip's too: a snapshot has each entry's; a tab extending its own takes the
+    # current result's (`latest_result` names only a newest result that is not the current one).
+    assert (changed.latest_result, changed.latest_result_hash) == ("", "")
+    assert [(e.url, e.thumbhash) for e in shown.history] == [(url, info.thumbhash)]
+    # The queue row too, for its thumbnail's placeholder.
+    (changed_job,) = core.canvas.changes(project_id, seq).jobs
+    (shown_job,) = core.canvas.snapshot(project_id).jobs
+    for job_row in (changed_job, shown_job):
+        assert (job_row.image_url, job_row.image_hash) == (url, info.thumbhash)
+
+
+def test_a_node_with_two_new_results_between_two_reads_comes_with_its_history(core: Core, node_id: int) -> None:
+    """A change row names only the node's newest results, and a tab puts them on top of the history
+    it holds; when two completions of one node fall between a tab's reads, the earlier result would
+    never reach it (a batch of 3 showed 2 in a loaded tab). Such a row carries the history itself."""
+    project_id = core.access.node(core.accounts.local_user().id, node_id)
+    seq = core.canvas.snapshot(project_id).seq
+    jobs = [core.jobs.create(node_id) for _ in range(3)]
+    for i, job in enumerate(jobs):
+        core.jobs.complete(job.id, f"/media/{i}.png")
+    (changed,) = core.canvas.changes(project_id, seq).nodes
+    assert sorted(e.url for e in changed.history) == ["/media/0.png", "/media/1.png", "/media/2.png"]
+    # One change since the last read: the row names its result and the tab extends its own.
+    seq = core.canvas.snapshot(project_id).seq
+    core.jobs.complete(core.jobs.create(node_id).id, "/media/3.png")
+    (changed,) = core.canvas.changes(project_id, seq).nodes
+    assert changed.history == []
+
+
+def test_a_running_callback_before_the_submission_is_written_keeps_the_task(core: Core, node_id: int) -> None:
+    """A fast provider said `running` before the worker wrote the submit's answer: the submission
+    was dropped, the job had no task to poll and the worker cancelled the task (1 job in 230
+    stayed `running` for good in a CI run). Now the job stays running with its task."""
+    job = core.jobs.create(node_id)
+    assert core.jobs.mark_running(job.id)
+    assert core.jobs.mark_submitted(job.id, TaskRef("task-fast"))  # True: the worker does not cancel it
+    stored = core.jobs.get(job.id)
+    assert (stored.status, stored.provider_task_id) == (JobStatus.RUNNING, "task-fast")
+    assert stored.next_poll_at is None or stored.submitted_at is not None
+    assert core.jobs.complete(job.id, "/media/fast.png")
+    cancelled = core.jobs.create(node_id)
+    assert core.jobs.cancel(cancelled.id)
+    assert not core.jobs.mark_submitted(cancelled.id, TaskRef("task-late"))  # its worker stops that task

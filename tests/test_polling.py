@@ -10,27 +10,14 @@ import httpx
 import pytest
 import respx
 
-from core import fetch as fetch_module
 from core.contract import JobStatus, NodeKind, ProviderError, TaskRef
+from core.media import fetch as fetch_module
 from core.retries import RetryPolicy
 from core.root import Core
 from providers.kie import TEXT_MODEL
 from providers.local_render import render_text_to_image
-from tests.kie_mock import CREATE, IMAGE_URL, RECORD, ok, record
-
-
-@pytest.fixture
-def kie_node(kie_core: Core) -> int:
-    project = kie_core.canvas.ensure_default_project(kie_core.accounts.local_user().id)
-    node = kie_core.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
-    kie_core.canvas.update_node(node.id, prompt="a fox", model=TEXT_MODEL)
-    return node.id
-
-
-async def submitted(core: Core, node_id: int) -> str:
-    view = await core.pipeline.generate(node_id)
-    await core.pipeline.drain()
-    return view.id
+from tests.kie_mock import CREATE, IMAGE_URL, RECORD, ok, record, submitted
+from tests.wait import job_reaches
 
 
 async def test_polling_completes_a_job_whose_webhook_never_came(
@@ -59,8 +46,8 @@ async def test_retryable_submit_errors_are_retried(kie_core: Core, kie_node: int
         ]
     )
     job_id = await submitted(kie_core, kie_node)
+    await job_reaches(kie_core, job_id, JobStatus.SUBMITTED)  # each try scheduled after the last
     assert route.call_count == 4
-    assert kie_core.jobs.get(job_id).status == JobStatus.SUBMITTED
 
 
 async def test_fatal_submit_error_fails_at_once_with_a_readable_message(
@@ -77,19 +64,12 @@ async def test_fatal_submit_error_fails_at_once_with_a_readable_message(
 
 async def test_provider_down_fails_after_the_retries(kie_core: Core, kie_node: int, kie_api: respx.MockRouter) -> None:
     route = kie_api.post(CREATE).mock(side_effect=httpx.ConnectError("refused"))
+    kie_core.pipeline.retry = replace(kie_core.pipeline.retry, for_s=0.2)
     job_id = await submitted(kie_core, kie_node)
-    job = kie_core.jobs.get(job_id)
-    assert route.call_count == kie_core.settings.submit_attempts
-    assert job.status == JobStatus.FAILED and "unreachable" in (job.error or "")
-
-
-async def test_poll_gives_up_after_the_timeout(kie_core: Core, kie_node: int, kie_api: respx.MockRouter) -> None:
-    kie_api.post(CREATE).mock(return_value=ok({"taskId": "t1"}))
-    job_id = await submitted(kie_core, kie_node)
-    kie_core.poller.policy = replace(kie_core.poller.policy, timeout_s=-1)
-    await kie_core.poller.poll_due()
-    job = kie_core.jobs.get(job_id)
-    assert job.status == JobStatus.FAILED and "timeout" in (job.error or "")
+    job = await job_reaches(kie_core, job_id, JobStatus.FAILED)
+    assert route.call_count > 1
+    assert "unreachable" in (job.error or "") and "still failing after trying for" in (job.error or "")
+    assert job.retry_at is None and job.waiting_reason == ""
 
 
 async def test_unsigned_callback_is_confirmed_with_record_info(

@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from core.presence import MemoryPresence, PersonView, PresenceStore, RedisPresence, TabPresence, people
+from core.realtime.presence import MemoryPresence, PersonView, PresenceStore, RedisPresence, TabPresence, people
+from tests.isolation import redis_url
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = redis_url()
 
 
 class Clock:

@@ -1,7 +1,7 @@
 """The Reflex internals the room broadcast relies on: a Reflex upgrade that moves one fails here.
 
-rxapp/bridge.py puts a tab's socket in a socket.io room by the sid Reflex gives the
-state, and emits through the app's namespace; components/room_store.py writes the
+rxapp/realtime/bridge.py puts a tab's socket in a socket.io room by the sid Reflex gives the
+state, and emits through the app's namespace; realtime/room_store.py writes the
 ClientStateVars through Reflex's global `refs` and listens on the page's
 socket.io-client socket; e2e/socket_tabs.py speaks the page's boot protocol.
 """
@@ -53,7 +53,7 @@ def test_a_states_session_id_is_its_sockets_sid() -> None:
 
 
 def test_client_state_vars_live_in_refs_under_the_names_the_room_store_writes() -> None:
-    from rxapp.components.room_store import _slot
+    from rxapp.realtime.room_store import _slot
 
     var = ClientStateVar.create("pinProbe", default=[])
     slot = _slot(var)

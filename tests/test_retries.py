@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -11,7 +10,6 @@ import psycopg
 import pytest
 import respx
 from sqlalchemy.exc import OperationalError
-from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from core.contract import ProviderError, SubmitRequest
 from core.retries import (
@@ -55,56 +53,32 @@ def test_retry_after_reads_seconds_or_an_http_date_and_is_capped(header: str | N
     assert parse_retry_after(header, now=NOW) == seconds
 
 
-@pytest.fixture
-def waits() -> Iterator[list[float]]:
-    """The waits stamina schedules, as it computed them (jitter included)."""
-    scheduled: list[float] = []
-
-    def record(details: RetryDetails) -> None:
-        scheduled.append(details.wait_for)
-
-    set_on_retry_hooks([record])
-    yield scheduled
-    set_on_retry_hooks(())
+#: The submit policy's shape: 1 s doubling to at most 30 s, for ten minutes after the first failure.
+SUBMIT = RetryPolicy(attempts=None, base_s=1.0, cap_s=30.0, for_s=600.0)
+BUSY = ProviderError("busy", retryable=True)
 
 
-async def fail_then_succeed(policy: RetryPolicy, errors: list[Exception]) -> int:
-    """Run one retried call that raises `errors` in turn; returns how many attempts it took."""
-    pending = list(errors)
-    tries = 0
-    async for attempt in policy.attempts_on(policy.provider_wait):
-        with attempt:
-            tries += 1
-            if pending:
-                raise pending.pop(0)
-    return tries
-
-
-async def test_backoff_doubles_with_random_jitter_on_top(waits: list[float]) -> None:
-    policy = RetryPolicy(attempts=3, base_s=0.01)
-    for _ in range(6):
-        assert await fail_then_succeed(policy, [ProviderError("busy", retryable=True)] * 2) == 3
-    firsts, seconds = waits[0::2], waits[1::2]
-    assert all(0.01 <= w <= 0.02 for w in firsts) and all(0.02 <= w <= 0.03 for w in seconds)
+def test_backoff_doubles_up_to_its_cap_with_random_jitter_on_top() -> None:
+    firsts = [SUBMIT.next_try_in(BUSY, 1, 0.0) for _ in range(20)]
+    seconds = [SUBMIT.next_try_in(BUSY, 2, 1.0) for _ in range(20)]
+    assert all(w is not None and 1.0 <= w <= 2.0 for w in firsts)
+    assert all(w is not None and 2.0 <= w <= 3.0 for w in seconds)
     assert len(set(firsts)) > 1 and len(set(seconds)) > 1  # not lockstep
+    assert SUBMIT.next_try_in(BUSY, 12, 60.0) == 30.0
 
 
-async def test_retry_after_is_the_least_wait_and_jittered_too(waits: list[float]) -> None:
-    policy = RetryPolicy(attempts=2, base_s=0.01)
-    for _ in range(4):
-        await fail_then_succeed(policy, [ProviderError("429", retryable=True, retry_after_s=0.05)])
-    assert all(0.05 <= w <= 0.06 for w in waits) and len(set(waits)) > 1
+def test_retry_after_is_the_least_wait_and_jittered_too() -> None:
+    waits = [SUBMIT.next_try_in(ProviderError("429", retryable=True, retry_after_s=42.0), 1, 0.0) for _ in range(8)]
+    assert all(w is not None and 42.0 <= w <= 43.0 for w in waits) and len(set(waits)) > 1
 
 
-async def test_a_refusal_is_not_retried_and_the_last_failure_propagates(waits: list[float]) -> None:
-    policy = RetryPolicy(attempts=3, base_s=0.01)
-    with pytest.raises(ProviderError, match="no credits"):
-        await fail_then_succeed(policy, [ProviderError("no credits", retryable=False)])
-    with pytest.raises(ProviderError, match="still down"):
-        await fail_then_succeed(policy, [ProviderError("still down", retryable=True)] * 3)
-    with pytest.raises(httpx.ConnectError):  # only ProviderErrors say whether a retry may help
-        await fail_then_succeed(policy, [httpx.ConnectError("refused")])
-    assert len(waits) == 2  # the two waits between the three tries of "still down"
+def test_a_refusal_is_not_retried_nor_anything_past_the_duration() -> None:
+    assert SUBMIT.next_try_in(ProviderError("no credits", retryable=False), 1, 0.0) is None
+    assert SUBMIT.next_try_in(httpx.ConnectError("refused"), 1, 0.0) is None  # only ProviderErrors say
+    assert SUBMIT.next_try_in(BUSY, 20, 590.0) is None  # its next try would come after the ten minutes
+    assert SUBMIT.next_try_in(BUSY, 20, 560.0) == 30.0
+    late = ProviderError("429", retryable=True, retry_after_s=300.0)
+    assert SUBMIT.next_try_in(late, 3, 400.0) is None
 
 
 def request(model: str) -> SubmitRequest:

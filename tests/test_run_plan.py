@@ -10,7 +10,6 @@ from sqlmodel import select
 
 from core.contract import JobStatus, NodeKind
 from core.errors import InvalidInput
-from core.plan import submit_planned
 from core.root import Core
 from core.settings import Settings
 from models.tables import Job, PlanStep
@@ -19,10 +18,9 @@ from tests.wait import eventually
 
 @pytest.fixture
 async def submitting(core: Core) -> AsyncIterator[None]:
-    """What the app's lifespan task does: submit the jobs plans queue."""
-    task = asyncio.create_task(submit_planned(core.plan, core.pipeline))
+    """The pipeline serves this test's loop, as the app's lifespan makes it serve the app's."""
+    core.pipeline.serve(asyncio.get_running_loop())
     yield
-    task.cancel()
 
 
 def chain(core: Core, project_id: int, *prompts: str) -> list[int]:
@@ -47,7 +45,7 @@ def jobs_of(core: Core, node_id: int) -> list[Job]:
         return list(session.exec(select(Job).where(Job.node_id == node_id).order_by(Job.created_at)))
 
 
-async def settled(core: Core, project_id: int, expected: dict[int, str], timeout_s: float = 10.0) -> None:
+async def settled(core: Core, project_id: int, expected: dict[int, str], timeout_s: float = 30.0) -> None:
     await eventually(
         lambda: labels(core, project_id), lambda got: got == expected, what=f"labels {expected}", timeout_s=timeout_s
     )

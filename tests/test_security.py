@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import time
@@ -18,10 +19,10 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlmodel import select
 
-from core.access import use_media
-from core.accounts import AuthError, token_hash
 from core.contract import JobStatus, NodeKind, TaskRef, TaskUpdate
 from core.errors import NotFound
+from core.people.access import use_media
+from core.people.accounts import AuthError, token_hash
 from core.root import Core
 from core.settings import Settings
 from models.tables import AuthSession, Node, Project
@@ -201,6 +202,40 @@ async def test_stored_images_are_served_to_their_owner_or_a_signed_link_only(cor
         assert (await alice_http.get("/media/" + "0" * 64 + ".png")).status_code == 404
 
 
+async def test_every_copy_of_an_image_answers_as_its_original(core: Core) -> None:
+    alice, alice_token = core.accounts.sign_up("alice@example.com", "long enough")
+    _, bob_token = core.accounts.sign_up("bob@example.com", "long enough")
+    url = core.media.save(PNG)
+    core.access.grant_media(alice.id, url)
+    copies = [url + ".w256.webp", url + ".w768.webp"]
+    async with _client(core, alice_token) as alice_http, _client(core, bob_token) as bob_http, _client(core) as anon:
+        for copy in copies:
+            mine = await alice_http.get(copy)
+            assert (mine.status_code, mine.headers["content-type"]) == (200, "image/webp")
+            assert mine.headers["cache-control"] == "private, max-age=31536000, immutable"
+            again = await alice_http.get(copy, headers={"If-None-Match": mine.headers["etag"]})
+            assert (again.status_code, again.content) == (304, b"")
+        for http in (bob_http, anon):  # a stranger: the same 404 for the original and every copy
+            for name in (url, *copies):
+                refused = await http.get(name, headers={"If-None-Match": f'"{name.removeprefix("/media/")}"'})
+                assert (refused.status_code, refused.text) == (404, "not found")
+        original = await alice_http.get(url)
+        assert hashlib.sha256(original.content).hexdigest() == url.removeprefix("/media/").split(".")[0]
+
+
+async def test_an_image_allowed_once_is_served_again_without_asking_the_database(core: Core, monkeypatch) -> None:
+    alice, alice_token = core.accounts.sign_up("alice@example.com", "long enough")
+    url = core.media.save(PNG)
+    core.access.grant_media(alice.id, url)
+    async with _client(core, alice_token) as http:
+        assert (await http.get(url)).status_code == 200
+        asked = []
+        monkeypatch.setattr(core.access, "may_see_media", lambda *a: asked.append(a) or False)
+        assert (await http.get(url + ".w256.webp")).status_code == 200  # the original's pass covers its copies
+        assert (await http.get(url)).status_code == 200
+        assert asked == []
+
+
 async def test_a_finished_job_grants_its_image_to_the_project_owner(core: Core, node_id: int) -> None:
     view = await core.pipeline.generate(node_id)
     job = await job_reaches(core, view.id, *TERMINAL)
@@ -210,19 +245,20 @@ async def test_a_finished_job_grants_its_image_to_the_project_owner(core: Core, 
 
 async def test_a_shared_projects_images_are_served_to_its_members_only(core: Core) -> None:
     owner, owner_token = core.accounts.sign_up("owner@example.com", "long enough")
-    _, member_token = core.accounts.sign_up("member@example.com", "long enough")
+    member, member_token = core.accounts.sign_up("member@example.com", "long enough")
     _, outsider_token = core.accounts.sign_up("outsider@example.com", "long enough")
     project = core.canvas.create_project(owner.id, "Shared")
     url = core.media.save(PNG)
     with core.db.session() as session:
         use_media(session, project.id, [url])  # a result made in the project
-    member = core.sharing.add(project.id, "member@example.com", "viewer")
+    core.sharing.add(project.id, "member@example.com", "viewer")  # an account: access at once
     async with _client(core, member_token) as member_http, _client(core, outsider_token) as outsider_http:
         assert (await member_http.get(url)).status_code == 200
         assert (await outsider_http.get(url)).status_code == 404
         async with _client(core, owner_token) as owner_http:
             assert (await owner_http.get(url)).status_code == 200
-        core.sharing.remove(project.id, member.user_id)
+        core.invitations.arrived(project.id, member)
+        core.sharing.remove(project.id, member.id)
         assert (await member_http.get(url)).status_code == 404  # access ends with the membership
 
 
@@ -387,7 +423,8 @@ async def test_a_hostile_webhook_gets_a_clear_4xx_and_changes_nothing(
     assert not any(core.settings.media_dir.iterdir())  # nothing was stored
 
 
-async def test_a_replayed_signed_delivery_is_refused(core: Core, node_id: int) -> None:
+async def test_a_replayed_signed_delivery_gets_200_and_changes_nothing(core: Core, node_id: int) -> None:
+    """A 409 made Replicate, Fal.ai and Standard Webhooks senders deliver it again and again."""
     job = core.jobs.create(node_id)
     core.jobs.mark_submitted(job.id, TaskRef("local-task-1"))
     url = f"/api/webhooks/local/{job.id}/{core.jobs.get(job.id).callback_token}"
@@ -397,10 +434,16 @@ async def test_a_replayed_signed_delivery_is_refused(core: Core, node_id: int) -
         assert (await http.post(url, content=running[0], headers=running[1])).status_code == 200
         assert (await http.post(url, content=completed[0], headers=completed[1])).status_code == 200
         done = _job_state(core, job.id)
+        stored = sorted(core.settings.media_dir.iterdir())
         for payload, headers in (running, completed):
             replay = await http.post(url, content=payload, headers=headers)
-            assert replay.status_code == 409 and "replay" in replay.json()["result"]
+            assert replay.status_code == 200 and "already applied" in replay.json()["result"]
+        # Another delivery for the finished job: 200, and its image is not even downloaded.
+        late = _signed(core, _completed(f"http://{HOSTILE}/other.png"))
+        answer = await http.post(url, content=late[0], headers=late[1])
+        assert answer.status_code == 200 and "already completed" in answer.json()["result"]
     assert _job_state(core, job.id) == done
+    assert sorted(core.settings.media_dir.iterdir()) == stored
     assert done[0] == JobStatus.COMPLETED
 
 

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from core.delivery import TabReport
+from core.realtime.delivery import TabReport
+from core.realtime.selftest import FAILED, OK, SKIPPED, Hop, RealtimeCheck
 from core.root import Core
-from core.selftest import FAILED, OK, SKIPPED, Hop, RealtimeCheck
 from models.tables import utcnow
+from tests.wait import eventually
 
 
 @pytest.fixture(autouse=True)
@@ -41,9 +42,8 @@ async def test_every_hop_passes_and_the_job_stays_out_of_the_queue(core: Core, p
         seen.append(hop)
 
     tab = asyncio.create_task(_tab(core, project_id, "tab-one"))
-    async with asyncio.timeout(5):  # the tab was open before the check started
-        while not core.delivery.tabs(project_id):
-            await asyncio.sleep(0.01)
+    # The tab was open before the check started.
+    await eventually(lambda: core.delivery.tabs(project_id), what="the tab to have reported")
     try:
         hops = await RealtimeCheck(core).run(project_id, shown)
     finally:

@@ -10,10 +10,11 @@ import httpx
 import pytest
 import redis
 
+from core.people.sign_in_limits import SignInLimiter
 from core.root import Core
 from core.settings import Settings
-from core.sign_in_limits import SignInLimiter
 from rxapp.api import build_api
+from tests.isolation import redis_url
 
 PASSWORD = "long enough"
 
@@ -66,7 +67,7 @@ async def test_an_address_gets_a_few_tries_over_all_accounts_and_cannot_pick_ano
 
 
 def test_with_redis_every_worker_counts_the_same_attempts() -> None:
-    url = "redis://127.0.0.1:6379/13"
+    url = redis_url()
     redis.Redis.from_url(url).ping()
     account = f"{uuid.uuid4().hex}@example.com"
     first, second = SignInLimiter("2/minute", "100/minute", url), SignInLimiter("2/minute", "100/minute", url)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from core import pipeline as pipeline_module
-from core.contract import JobStatus, NodeKind, ProviderError, SubmitRequest, TaskRef
+from core.contract import JobStatus, NodeKind, Provider, ProviderError, SubmitRequest, TaskRef
 from core.db import Database
+from core.jobs import pipeline as pipeline_module
 from core.retries import RetryPolicy
 from core.root import Core
 from core.settings import Settings
@@ -19,31 +20,53 @@ from models.tables import utcnow
 LEASE_S = 1.0
 
 
-async def test_a_submission_backing_off_holds_its_claim_past_the_lease(
+async def test_a_job_waiting_for_its_next_try_holds_no_worker_and_is_submitted_once_when_due(
     make_core, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(
-        data_dir=tmp_path, database_url=database_url, local_delay_s=0.05, work_lease_s=LEASE_S, retry_base_s=0.01
+        data_dir=tmp_path,
+        database_url=database_url,
+        local_delay_s=0.05,
+        work_lease_s=LEASE_S,
+        retry_base_s=60,  # the next try is half a minute away (the cap)
     )
     core: Core = make_core(settings)
-    job = core.jobs.get(queued_job(core))
-    provider = core.registry.get(job.provider)
-    submit = provider.submit
-    other_worker_took_it: list[bool] = []
+    other: Core = make_core(settings)  # a second worker on the same database
+    other.pipeline.worker_id = "another worker"
+    job_id = queued_job(core)
+    tries: list[str] = []
 
-    async def busy_once(request: SubmitRequest) -> TaskRef:
-        if not other_worker_took_it:
-            other_worker_took_it.append(False)
-            raise ProviderError("busy, try again", retryable=True)
-        # The next try, after the backoff: a worker looking past the first lease must find it held.
-        later = utcnow() + timedelta(seconds=LEASE_S * 1.5)
-        other_worker_took_it.append(core.jobs.claim(job.id, "another worker", later, LEASE_S))
-        return await submit(request)
+    def busy_once(provider: Provider) -> None:
+        submit = provider.submit
 
-    monkeypatch.setattr(provider, "submit", busy_once)
-    await core.pipeline.submit(job.id)
-    assert other_worker_took_it == [False, False]
-    assert core.jobs.get(job.id).provider_task_id
+        async def busy(request: SubmitRequest) -> TaskRef:
+            tries.append(request.job_id)
+            if len(tries) == 1:
+                raise ProviderError("busy, try again", retryable=True)
+            return await submit(request)
+
+        monkeypatch.setattr(provider, "submit", busy)
+
+    busy_once(core.registry.get("local"))
+    busy_once(other.registry.get("local"))
+    await core.pipeline.submit(job_id)
+    waiting = core.jobs.get(job_id)
+    assert waiting.status == JobStatus.QUEUED and waiting.claimed_by is None  # nobody asleep holding it
+    assert waiting.retry_at is not None and waiting.retry_at > utcnow() + timedelta(seconds=25)  # capped at 30 s
+    # Not due: every worker's sweep leaves it alone, past any lease.
+    for pipeline in (core.pipeline, other.pipeline):
+        await pipeline.resume_unfinished()
+        await pipeline.drain()
+    assert tries == [job_id]
+    # Due (as after a restart, whose timers are gone): both workers sweep at once, one submits.
+    core.pipeline.forget_retries()
+    assert core.jobs.wait_to_retry(job_id, utcnow() - timedelta(seconds=1), "the local provider", "busy")
+    await asyncio.gather(core.pipeline.resume_unfinished(), other.pipeline.resume_unfinished())
+    await asyncio.gather(core.pipeline.drain(), other.pipeline.drain())
+    assert tries == [job_id, job_id]
+    done = core.jobs.get(job_id)
+    assert done.status == JobStatus.SUBMITTED and done.provider_task_id
+    assert done.retry_at is None and done.waiting_reason == ""
 
 
 def queued_job(core: Core) -> str:
@@ -77,6 +100,9 @@ async def test_the_accepted_task_is_written_down_through_a_database_outage(
     monkeypatch.setattr(provider, "submit", counted)
     monkeypatch.setattr(core.jobs, "mark_submitted", database_restarting)
     monkeypatch.setattr(pipeline_module, "RECORD_RETRY", RetryPolicy(attempts=5, base_s=0.01, cap_s=0.01))
+    # The task stays submitted while the test looks (on a busy machine the fixture's 0.05 s
+    # render had it running before the retries were done).
+    monkeypatch.setattr(provider, "delay_s", 60)
     await core.pipeline.submit(job_id)
     job = core.jobs.get(job_id)
     assert (refused, submitted) == ([True, True], [job_id])

@@ -45,18 +45,34 @@ async def deliver(
     retries: RetrySchedule,
     log: list[dict[str, Any]],
     entry: dict[str, Any],
+    *,
+    duplicate: bool = False,
 ) -> None:
-    """POST `body` until an attempt gets a 2xx or the schedule runs out; one `log` line per attempt."""
+    """POST `body` until an attempt gets a 2xx or the schedule runs out; one `log` line per attempt.
+
+    `duplicate`: once delivered, send the identical request (same headers, same delivery id) once
+    more, as an at-least-once sender may (Fal.ai, Replicate, Standard Webhooks senders): it must get
+    a 2xx again, or the sender keeps retrying.
+    """
     for attempt, pause in enumerate((0.0, *retries.pauses_s), start=1):
         await asyncio.sleep(pause)
-        record: dict[str, Any] = {**entry, "attempt": attempt, "sent_at": time.time()}
-        try:
-            headers = {"content-type": "application/json", **sign(body)}
-            async with httpx.AsyncClient(timeout=retries.timeout_s) as http:
-                response = await http.post(url, content=body, headers=headers)
-            record["status"] = response.status_code
-        except httpx.HTTPError as exc:
-            record["error"] = type(exc).__name__
+        headers = {"content-type": "application/json", **sign(body)}
+        record = await _post(url, body, headers, retries.timeout_s, {**entry, "attempt": attempt})
         log.append(record)
         if 200 <= record.get("status", 0) < 300:
+            if duplicate:
+                log.append(await _post(url, body, headers, retries.timeout_s, {**entry, "duplicate": True}))
             return
+
+
+async def _post(
+    url: str, body: bytes, headers: dict[str, str], timeout_s: float, entry: dict[str, Any]
+) -> dict[str, Any]:
+    record: dict[str, Any] = {**entry, "sent_at": time.time()}
+    try:
+        async with httpx.AsyncClient(timeout=timeout_s) as http:
+            response = await http.post(url, content=body, headers=headers)
+        record["status"] = response.status_code
+    except httpx.HTTPError as exc:
+        record["error"] = type(exc).__name__
+    return record

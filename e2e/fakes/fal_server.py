@@ -3,8 +3,9 @@
 Run: `python -m e2e.fakes.fal_server --port N --api-key K`.
 Tests steer it through `POST /_fake/config` (time in queue, work time, callbacks,
 signing with a wrong key, failing generations) and read `/_fake/requests`.
-Its bodies are the documented ones (tests/providers/fixtures/fal): a failure is a
-COMPLETED status with `error` and `error_type`; webhooks are signed with code of its
+Its bodies are the documented ones (tests/providers/fixtures/fal): `queue_position`
+(0 is next) while IN_QUEUE, `logs` with a progress-bar line per sampler step while
+IN_PROGRESS, and a failure is a COMPLETED status with `error` and `error_type`; webhooks are signed with code of its
 own and retried 10 times over 2 hours, as Fal.ai documents.
 """
 
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from e2e.fakes.delivery import FAL_WEBHOOKS, deliver, schedule
 from e2e.fakes.render import render_result
+from e2e.fakes.sampler_logs import STEPS, bar_line
 from tests.providers.fixtures import load
 from tests.providers.harness_fal import jwk
 from tests.providers.signing import fal_headers
@@ -99,7 +101,11 @@ class FakeFal:
             return
         item.status = "IN_PROGRESS"
         item.logs.append({"message": "loading model", "timestamp": str(time.time())})
-        await asyncio.sleep(self.config.delay_s)
+        started = time.time()
+        for step in range(1, STEPS + 1):  # the sampler's progress bar, a line per step
+            await asyncio.sleep(self.config.delay_s / STEPS)
+            line = bar_line(step, elapsed_s=time.time() - started)
+            item.logs.append({"message": line, "timestamp": str(time.time())})
         item.logs.append({"message": "decoding image", "timestamp": str(time.time())})
         try:
             if self.config.fail_generation:

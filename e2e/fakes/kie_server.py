@@ -43,6 +43,8 @@ class Config:
     callback_delay_s: float = 0.0
     #: Every API call (create, recordInfo) answers this error code: the provider is down.
     error_code: int | None = None
+    #: Sent as `Retry-After` with that error: when the provider asks to be tried again.
+    retry_after_s: int | None = None
     fail_generation: bool = False
     #: For this long after creation recordInfo answers 422 "recordInfo is null", as KIE.ai can.
     record_lag_s: float = 0.5
@@ -74,7 +76,10 @@ class FakeKie:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return self.error(401, "Unauthorized")
         if self.config.error_code:
-            return self.error(self.config.error_code, "forced by the test")
+            forced = self.error(self.config.error_code, "forced by the test")
+            if self.config.retry_after_s is not None:
+                forced.headers["Retry-After"] = str(self.config.retry_after_s)
+            return forced
         if self.over_rate_limit():
             return self.error(429, "Rate limit exceeded: 20 new tasks per 10 seconds")
         try:

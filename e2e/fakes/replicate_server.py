@@ -1,7 +1,8 @@
 """A fake Replicate: a real HTTP server on loopback speaking the predictions API.
 
 Run: `python -m e2e.fakes.replicate_server --port N --api-key TOKEN`.
-Predictions are the documented objects (tests/providers/fixtures/replicate), webhooks are
+Predictions are the documented objects (tests/providers/fixtures/replicate), whose `logs`
+grow by a progress-bar line per sampler step while processing; webhooks are
 signed by the Standard Webhooks scheme with code of its own, using the secret it serves at
 `GET /v1/webhooks/default/secret`, and retried for about a minute as Replicate documents.
 Tests steer it through `POST /_fake/config` (work time, webhooks on/off, signing with
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from e2e.fakes.delivery import REPLICATE_WEBHOOKS, deliver, schedule
 from e2e.fakes.render import render_result
+from e2e.fakes.sampler_logs import STEPS, bar_line
 from tests.providers.fixtures import load
 from tests.providers.signing import standard_webhook_headers
 
@@ -46,6 +48,10 @@ class Config:
     fail_generation: bool = False
     #: Pauses between webhook retries; None: Replicate's documented minute of retries.
     delivery_pauses_s: list[float] | None = None
+    #: How a create is answered: 201 Created, or the documented 202 Accepted (same body).
+    create_status: int = 201
+    #: Send each delivered webhook once more, identical (an at-least-once sender's duplicate).
+    duplicate_deliveries: bool = False
 
 
 @dataclass
@@ -100,7 +106,7 @@ class FakeReplicate:
         task = asyncio.create_task(self.run(prediction_id))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-        return JSONResponse(prediction, status_code=201)
+        return JSONResponse(prediction, status_code=self.config.create_status)
 
     async def run(self, prediction_id: str) -> None:
         prediction = self.predictions[prediction_id]
@@ -108,9 +114,12 @@ class FakeReplicate:
         if prediction["status"] != "starting":
             return  # canceled
         prediction.update(status="processing", logs="Running prediction...\n")
-        await asyncio.sleep(self.config.delay_s * 2 / 3)
-        if prediction["status"] != "processing":
-            return
+        started = time.time()
+        for step in range(1, STEPS + 1):  # the sampler's progress bar, a line per step
+            await asyncio.sleep(self.config.delay_s * 2 / 3 / STEPS)
+            if prediction["status"] != "processing":
+                return  # canceled
+            prediction["logs"] += bar_line(step, elapsed_s=time.time() - started) + "\n"
         model_input = prediction["input"]
         try:
             if self.config.fail_generation:
@@ -140,6 +149,7 @@ class FakeReplicate:
             schedule(REPLICATE_WEBHOOKS, self.config.delivery_pauses_s),
             self.deliveries,
             {"prediction_id": prediction_id, "webhook_id": msg_id},
+            duplicate=self.config.duplicate_deliveries,
         )
 
     async def get(self, request: Request) -> Response:

@@ -7,8 +7,13 @@ from reflex.event import EventChain, passthrough_event_spec
 from reflex.vars import ObjectVar
 
 from core.contract import NodeKind
-from models.views import NodeView
-from rxapp.components.room_store import input_choices, node_by_id, nodes, overwritten, typing_in
+from models.views import HistoryEntry, NodeView
+from rxapp.components.batch_seed import batch_seed_controls
+from rxapp.components.images import copies, stored_image
+from rxapp.components.progress import node_progress, preview_else
+from rxapp.components.prompt_help import prompt_empty, prompt_help
+from rxapp.components.waiting import waiting_notice
+from rxapp.realtime.room_store import input_choices, node_by_id, nodes, overwritten, typing_in, waiting_job_of
 from rxapp.runtime import core
 from rxapp.states.pending import LAST_REQUEST_ID, add_pending
 from rxapp.states.presence import PresenceState
@@ -16,8 +21,14 @@ from rxapp.states.result_dialog import ResultDialog
 from rxapp.states.room import ProjectRoom
 from rxapp.states.upload import UploadState
 
+#: How wide a card draws its result (the card is at most 340 px, less its padding): the copy's choice.
+CARD_IMAGE_SIZES = "(max-width: 380px) calc(100vw - 64px), 316px"
+
+
 #: Each model's own aspect ratios, so the picker offers what the chosen model can draw.
-MODEL_RATIOS = rx.Var.create({m.id: list(m.aspect_ratios) for m in core.registry.all_models()})
+def _model_ratios() -> rx.Var:
+    """Each model's aspect ratios, for the page (read when the page is built, not on import)."""
+    return rx.Var.create({m.id: list(m.aspect_ratios) for m in core.registry.all_models()})
 
 
 def _model_options(kind: NodeKind) -> list[rx.Component]:
@@ -63,7 +74,10 @@ select.node-picker::picker(select) {
 def _choice(choice: rx.Var) -> rx.Component:
     """A node offered as an input: its thumbnail (when it has a result) and `#<id> · first words`."""
     return rx.el.option(
-        rx.cond(choice["image"], rx.el.img(src=choice["image"], alt="")),  # type: ignore[index]
+        rx.cond(
+            choice["image"],  # type: ignore[index]
+            rx.el.img(src=choice["image"], src_set=copies(choice["image"]), sizes="32px", alt=""),  # type: ignore[index]
+        ),
         choice["label"],  # type: ignore[index]
         value=choice["value"],  # type: ignore[index]
     )
@@ -76,7 +90,7 @@ def _input_node(node: ObjectVar[NodeView], source_id: rx.Var) -> rx.Component:
     return rx.box(
         rx.cond(
             image != "",
-            rx.image(src=image, alt="Input image", width="64px", height="64px", object_fit="cover"),
+            stored_image(image, alt="Input image", sizes="64px", width="64px", height="64px", object_fit="cover"),
             rx.center(
                 rx.text(rx.cond(source["id"], "no result yet", "deleted"), size="1"),
                 width="64px",
@@ -113,7 +127,7 @@ def _inputs(node: ObjectVar[NodeView]) -> rx.Component:
             rx.foreach(
                 node.input_images,
                 lambda url: rx.box(
-                    rx.image(src=url, alt="Input image", width="64px", height="64px", object_fit="cover"),
+                    stored_image(url, alt="Input image", sizes="64px", width="64px", height="64px", object_fit="cover"),
                     rx.icon_button(
                         "x",
                         size="1",
@@ -139,34 +153,95 @@ def _inputs(node: ObjectVar[NodeView]) -> rx.Component:
     )
 
 
-def _prompt_notice(node: ObjectVar[NodeView]) -> rx.Component:
-    """Last write wins, but not silently: who is in this prompt, and whether the text changed under you."""
+def _prompt_field(node: ObjectVar[NodeView]) -> rx.Component:
+    """The prompt, with who else is in it laid over its corner.
+
+    Over it, not under it: that line comes and goes whenever someone enters or leaves the
+    prompt, and in the flow it moved the Generate button below by a line. A click pressed on
+    the button just before was released on the card, and made no job.
+    """
     here = typing_in(node.id)
-    return rx.fragment(
-        rx.cond(
-            overwritten(node.id),
-            rx.callout(
-                "Someone else changed this prompt after you typed: the text above is theirs.",
-                icon="info",
-                color_scheme="amber",
-                size="1",
-                role="status",
-                data_testid="prompt-overwritten",
-            ),
+    return rx.box(
+        rx.text_area(
+            value=node.prompt,
+            on_change=lambda text: ProjectRoom.on_node("prompt", node.id, text),
+            aria_label="Prompt",
+            placeholder="Describe the image…",
+            max_length=core.settings.max_prompt_chars,
+            width="100%",
+            on_focus=PresenceState.typing_in(node.id),
+            on_blur=PresenceState.typing_in(0),
         ),
         rx.cond(
-            here != "", rx.text("In this prompt: ", here, size="1", color_scheme="gray", data_testid="typing-here")
+            here != "",
+            rx.text(
+                "In this prompt: ",
+                here,
+                size="1",
+                color_scheme="gray",
+                data_testid="typing-here",
+                position="absolute",
+                right="6px",
+                bottom="4px",
+                padding_x="4px",
+                border_radius="4px",
+                background_color="var(--color-panel-solid)",
+                pointer_events="none",
+            ),
+        ),
+        position="relative",
+        width="100%",
+    )
+
+
+def _prompt_notice(node: ObjectVar[NodeView]) -> rx.Component:
+    """Last write wins, but not silently: whether the text changed under you."""
+    return rx.cond(
+        overwritten(node.id),
+        rx.callout(
+            "Someone else changed this prompt after you typed: the text above is theirs.",
+            icon="info",
+            color_scheme="amber",
+            size="1",
+            role="status",
+            data_testid="prompt-overwritten",
         ),
     )
 
 
-def _open_result(node: ObjectVar[NodeView], url: rx.Var, *content: rx.Component, label: rx.Var | str) -> rx.Component:
+def _open_result(
+    node: ObjectVar[NodeView], url: rx.Var, *content: rx.Component, label: rx.Var | str, **props: object
+) -> rx.Component:
     """A result as a button that opens it large (`components/result_dialog.py`)."""
     return rx.el.button(
         *content,
+        **props,
         on_click=ResultDialog.show(node.id, url, node.prompt),
         title=label,
+        data_opens_result="true",  # closing the lightbox gives it the focus back (keyboard.py)
         style={"padding": "0", "border": "none", "background": "none", "cursor": "zoom-in", "display": "block"},
+    )
+
+
+def _history_entry(node: ObjectVar[NodeView], entry: ObjectVar[HistoryEntry]) -> rx.Component:
+    """One result in the history strip, its placeholder painted at once; the current one is marked."""
+    current = entry.url == node.image_url
+    return _open_result(
+        node,
+        entry.url,
+        stored_image(
+            entry.url,
+            alt="Earlier result",
+            sizes="40px",
+            thumbhash=entry.thumbhash,
+            width="40px",
+            height="40px",
+            object_fit="cover",
+            border=rx.cond(current, "2px solid var(--accent-9)", "2px solid transparent"),
+            border_radius="4px",
+        ),
+        label=rx.cond(current, "The current result", "Open this result large"),
+        aria_current=rx.cond(current, "true", "false"),
     )
 
 
@@ -207,6 +282,14 @@ def _drop_target(node: ObjectVar[NodeView]) -> dict[str, rx.Var]:
     return {"onDragOver": rx.Var(over), "onDrop": rx.Var(drop, _var_data=var_data)}
 
 
+def _is_end(node: ObjectVar[NodeView], index: str) -> rx.Var[bool]:
+    """Whether the node is the one at `index` (JS over the list `n`): the first cannot move up, the last down."""
+    return rx.Var(
+        f"((n) => n[{index}]?.id === {node.id})({nodes})",
+        _var_data=rx.vars.VarData.merge(nodes._get_all_var_data(), node._get_all_var_data()),
+    ).to(bool)
+
+
 def _header(node: ObjectVar[NodeView], is_edit: rx.Var[bool]) -> rx.Component:
     users = rx.Var(
         f"({nodes}).filter((n) => n.input_nodes.includes({node.id})).map((n) => '#' + n.id).join(', ')",
@@ -225,9 +308,17 @@ def _header(node: ObjectVar[NodeView], is_edit: rx.Var[bool]) -> rx.Component:
         rx.spacer(),
         *(
             rx.icon_button(
-                icon, size="1", variant="ghost", aria_label=label, on_click=ProjectRoom.on_node(action, node.id, "")
+                icon,
+                size="1",
+                variant="ghost",
+                aria_label=label,
+                on_click=ProjectRoom.on_node(action, node.id, ""),
+                disabled=at_end,
             )
-            for icon, label, action in (("arrow-up", "Move up", "move_up"), ("arrow-down", "Move down", "move_down"))
+            for icon, label, action, at_end in (
+                ("arrow-up", "Move up", "move_up", _is_end(node, "0")),
+                ("arrow-down", "Move down", "move_down", _is_end(node, "n.length - 1")),
+            )
         ),
         rx.cond(
             users == "",
@@ -259,21 +350,19 @@ def _header(node: ObjectVar[NodeView], is_edit: rx.Var[bool]) -> rx.Component:
     )
 
 
+def _waiting(node: ObjectVar[NodeView]) -> rx.Component:
+    """Its job's provider failed in a way that may pass: when the next try comes."""
+    job = waiting_job_of(node.id)
+    return waiting_notice(job["waiting_reason"], job["retry_at"], data_testid="node-waiting")
+
+
 def node_card(node: ObjectVar[NodeView]) -> rx.Component:
     is_edit = node.kind == NodeKind.IMAGE_EDIT.value
     return rx.card(
         rx.vstack(
             _header(node, is_edit),
-            rx.text_area(
-                value=node.prompt,
-                on_change=lambda text: ProjectRoom.on_node("prompt", node.id, text),
-                aria_label="Prompt",
-                placeholder="Describe the image…",
-                max_length=core.settings.max_prompt_chars,
-                width="100%",
-                on_focus=PresenceState.typing_in(node.id),
-                on_blur=PresenceState.typing_in(0),
-            ),
+            _prompt_field(node),
+            prompt_help(node),
             _prompt_notice(node),
             rx.hstack(
                 _select(
@@ -291,13 +380,15 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
                     node.aspect_ratio,
                     lambda ratio: ProjectRoom.on_node("aspect_ratio", node.id, ratio),
                     rx.foreach(
-                        MODEL_RATIOS.to(dict[str, list[str]])[node.model].to(list[str]),
+                        _model_ratios().to(dict[str, list[str]])[node.model].to(list[str]),
                         lambda ratio: rx.el.option(ratio, value=ratio),
                     ),
                 ),
                 rx.spacer(),
                 rx.button(
                     "Generate",
+                    # Why it would not run (an empty prompt), before the click says so.
+                    title=rx.cond(prompt_empty(node), "Write a prompt first", "Generate an image"),
                     on_click=[
                         add_pending(node.id, node.model),
                         ProjectRoom.generate(node.id, LAST_REQUEST_ID, rx.Var("Date.now()")),
@@ -306,54 +397,70 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
                 width="100%",
                 align="center",
             ),
+            batch_seed_controls(node),
             rx.cond(is_edit, _inputs(node)),
-            rx.cond(
-                node.freshness != "",
-                rx.text(
-                    node.freshness, size="2", weight="medium", color="var(--amber-11)", data_testid="node-freshness"
-                ),
+            # Its line is kept when empty, as are the result's box and the history's strip below: a card
+            # whose height changes as others work moves the cards after it, and a press on Generate
+            # released on another element makes no job (the stress suite lost clicks that way).
+            rx.text(
+                node.freshness,
+                size="2",
+                weight="medium",
+                color="var(--amber-11)",
+                min_height="1.5em",
+                data_testid=rx.cond(node.freshness != "", "node-freshness", "node-fresh"),
             ),
+            _waiting(node),
+            node_progress(node),
             rx.cond(
                 node.error != "",
                 rx.callout(node.error, icon="triangle-alert", color_scheme="red", size="1", data_testid="node-error"),
             ),
-            rx.cond(
+            preview_else(node)(
                 node.image_url != "",
                 _open_result(
                     node,
                     node.image_url,
-                    rx.image(
-                        src=node.image_url,
+                    stored_image(
+                        node.image_url,
                         alt="Result of node #" + node.id.to_string(),
+                        sizes=CARD_IMAGE_SIZES,
+                        pixels=(node.image_width, node.image_height),
+                        thumbhash=node.image_hash,
+                        display="block",
                         width="100%",
+                        height="auto",
                         border_radius="8px",
                         data_testid="node-result",
+                        # A stale node's image is dimmed: it no longer shows what the node says.
+                        opacity=rx.cond(node.freshness != "", "0.5", "1"),
+                        data_stale=rx.cond(node.freshness != "", "true", "false"),
                     ),
                     label="Open the result large",
                 ),
                 rx.center(
                     rx.text("No result yet", size="2"),
-                    height="120px",
+                    # The shape its result will have, so the result takes the place without moving anything.
+                    aspect_ratio=node.aspect_ratio.to(str).replace(":", " / "),
                     width="100%",
                     background="var(--gray-3)",
                     border_radius="8px",
                 ),
             ),
-            rx.cond(
-                node.history.length() > 1,
-                rx.hstack(
-                    rx.foreach(
-                        node.history,
-                        lambda url: _open_result(
-                            node,
-                            url,
-                            rx.image(src=url, alt="Earlier result", width="40px", height="40px", object_fit="cover"),
-                            label="Open this result large",
-                        ),
+            rx.box(
+                rx.cond(
+                    node.history.length() > 1,
+                    rx.hstack(
+                        rx.foreach(node.history, lambda entry: _history_entry(node, entry)),
+                        wrap="nowrap",
+                        data_testid="node-history",
                     ),
-                    wrap="wrap",
-                    data_testid="node-history",
                 ),
+                # One line that scrolls sideways, the same height with no, one or twenty results.
+                height="52px",
+                overflow_x="auto",
+                overflow_y="hidden",
+                width="100%",
             ),
             spacing="3",
             width="100%",

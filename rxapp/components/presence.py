@@ -5,8 +5,8 @@ from __future__ import annotations
 import reflex as rx
 from reflex.vars import ObjectVar
 
-from core.presence import PersonView
-from rxapp.components.room_store import present
+from core.realtime.presence import PersonView
+from rxapp.realtime.room_store import present
 
 
 def _person(person: ObjectVar[PersonView]) -> rx.Component:

@@ -6,8 +6,13 @@ import reflex as rx
 from reflex.vars import ObjectVar
 
 from models.views import JobView, StepView
-from rxapp.components.room_store import confirmed, jobs, may_edit, steps_of
+from rxapp.components.images import stored_image
+from rxapp.components.progress import job_progress, progress_of
+from rxapp.components.queue_panel import QUEUE_CSS, older_jobs_button, queue_controls, scroll_area, shown
+from rxapp.components.waiting import waiting_notice
+from rxapp.realtime.room_store import confirmed, jobs, may_edit, steps_of
 from rxapp.states.pending import pending_jobs
+from rxapp.states.result_dialog import ResultDialog
 from rxapp.states.room import ProjectRoom
 from rxapp.states.timeline import TimelineState
 
@@ -42,22 +47,26 @@ def _elapsed(job: ObjectVar[JobView]) -> rx.Component:
     )
 
 
+def _one_line(text: rx.Var, **props: object) -> rx.Component:
+    """Small grey text cut to one line with an ellipsis; hovering shows it whole."""
+    return rx.text(
+        text,
+        size="1",
+        color_scheme="gray",
+        title=text,
+        white_space="nowrap",
+        overflow="hidden",
+        text_overflow="ellipsis",
+        **props,
+    )
+
+
 def _step_line(step: ObjectVar[StepView]) -> rx.Component:
     return rx.hstack(
         rx.text("+", step.delta_ms, " ms", size="1", color_scheme="gray", width="80px", text_align="right"),
         rx.box(width="8px", height="8px", border_radius="50%", background="var(--accent-9)", flex_shrink="0"),
         rx.code(step.step, size="1"),
-        rx.text(
-            step.detail,
-            size="1",
-            color_scheme="gray",
-            title=step.detail,
-            min_width="0",
-            flex="1",
-            white_space="nowrap",
-            overflow="hidden",
-            text_overflow="ellipsis",
-        ),
+        _one_line(step.detail, min_width="0", flex="1"),
         rx.text(step.offset_ms, " ms", size="1", color_scheme="gray", flex_shrink="0"),
         align="center",
         width="100%",
@@ -74,7 +83,15 @@ def _timeline(job: ObjectVar[JobView]) -> rx.Component:
                     TimelineState.stalled, icon="clock", color_scheme="amber", size="1", data_testid="timeline-stalled"
                 ),
             ),
-            rx.vstack(rx.foreach(TimelineState.steps, _step_line), spacing="1", width="100%", max_width="540px"),
+            rx.vstack(rx.foreach(TimelineState.shown_steps, _step_line), spacing="1", width="100%", max_width="540px"),
+            rx.button(
+                "Details",
+                size="1",
+                variant="ghost",
+                on_click=TimelineState.toggle_details,
+                aria_pressed=rx.cond(TimelineState.details, "true", "false"),
+                title="Show the chain's internal steps too",
+            ),
             col_span=len(COLUMNS),
         ),
         data_testid="timeline",
@@ -109,20 +126,16 @@ def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component
     return rx.table.row(
         rx.table.cell(
             rx.hstack(
-                rx.cond(
-                    job.image_url != "",
-                    rx.image(
-                        src=job.image_url,
-                        alt="Thumbnail of the result of #" + job.node_id.to_string(),
-                        width="32px",
-                        height="32px",
-                        object_fit="cover",
-                        border_radius="4px",
-                        loading="lazy",
-                        data_testid="job-thumbnail",
+                rx.cond(job.image_url != "", _thumbnail(job)),
+                rx.box(
+                    rx.text("#", job.node_id),
+                    _one_line(job.prompt_words, max_width="160px", data_testid="job-prompt"),
+                    rx.cond(
+                        job.seed != "",
+                        rx.text("seed ", job.seed, size="1", color_scheme="gray", data_testid="job-seed"),
                     ),
+                    min_width="0",
                 ),
-                rx.text("#", job.node_id),
                 align="center",
                 spacing="2",
             )
@@ -131,9 +144,14 @@ def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component
         rx.table.cell(rx.code(job.model)),
         rx.table.cell(
             _status_badge(job.status),
+            job_progress(job),
+            # The provider's own words (a log line, a wait), unless the live row already says its
+            # place: "position 2 in queue" beside "position 2" said it twice.
             rx.cond(
-                job.progress != "", rx.text(job.progress, size="1", color_scheme="gray", data_testid="job-progress")
+                (job.progress != "") & ~progress_of(job.id)["position"].to(bool),
+                rx.text(job.progress, size="1", color_scheme="gray", data_testid="job-progress"),
             ),
+            waiting_notice(job.waiting_reason, job.retry_at, data_testid="job-waiting"),
             rx.cond(
                 job.retry_of != "",
                 rx.text(
@@ -178,6 +196,28 @@ def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component
     )
 
 
+def _thumbnail(job: ObjectVar[JobView]) -> rx.Component:
+    """The job's result, small; a click opens it large."""
+    return rx.el.button(
+        stored_image(
+            job.image_url,
+            alt="Thumbnail of the result of #" + job.node_id.to_string(),
+            sizes="32px",
+            thumbhash=job.image_hash,
+            width="32px",
+            height="32px",
+            object_fit="cover",
+            border_radius="4px",
+            loading="lazy",
+            data_testid="job-thumbnail",
+        ),
+        on_click=ResultDialog.show(job.node_id, job.image_url, job.prompt_words),
+        title="Open this result large",
+        data_opens_result="true",
+        style={"padding": "0", "border": "none", "background": "none", "cursor": "zoom-in", "display": "block"},
+    )
+
+
 def _optimistic_row(row: ObjectVar[dict[str, str]]) -> rx.Component:
     return rx.cond(
         confirmed(row["client_id"]),
@@ -199,8 +239,15 @@ def _optimistic_row(row: ObjectVar[dict[str, str]]) -> rx.Component:
 
 def queue_monitor() -> rx.Component:
     return rx.el.section(
-        rx.heading("Queue", size="4", id="queue-heading"),
-        rx.box(
+        rx.el.style(QUEUE_CSS),
+        rx.hstack(
+            rx.heading("Queue", size="4", id="queue-heading"),
+            rx.spacer(),
+            queue_controls(),
+            align="center",
+            wrap="wrap",
+        ),
+        scroll_area(
             rx.table.root(
                 rx.table.header(rx.table.row(*(rx.table.column_header_cell(h) for h in COLUMNS))),
                 rx.table.body(
@@ -209,13 +256,14 @@ def queue_monitor() -> rx.Component:
                 ),
                 size="1",
                 width="100%",
+                data_show=shown,
             ),
-            overflow_x="auto",
-            width="100%",
+            older_jobs_button(),
         ),
         rx.cond(jobs.length() == 0, rx.text("No jobs yet.", color_scheme="gray", size="2")),
         _timeline_refresher(),
         role="region",
         aria_labelledby="queue-heading",
         width="100%",
+        class_name="queue-panel",
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import reflex as rx
+from reflex.experimental.client_state import ClientStateVar
 from reflex.vars import ObjectVar
 
-from core.selftest import Hop
+from core.realtime.selftest import Hop
 from rxapp.states.realtime_check import RealtimeCheckState
 from rxapp.states.room import ProjectRoom
 
@@ -30,9 +31,42 @@ def _hop_row(hop: ObjectVar[Hop]) -> rx.Component:
     )
 
 
-def realtime_check() -> rx.Component:
+#: Whether the dialog is open: it is opened from the `Diagnostics` menu, which closes as the
+#: dialog takes the focus, so the dialog cannot live inside it.
+check_open = ClientStateVar.create("realtimeCheckOpen", default=False)
+
+
+def diagnostics_menu() -> rx.Component:
+    """`Diagnostics`: a small menu beside the toolbar's actions, holding `Check realtime`."""
+    return rx.fragment(
+        check_open,
+        rx.popover.root(
+            rx.popover.trigger(
+                rx.icon_button(rx.icon("activity"), variant="outline", aria_label="Diagnostics", title="Diagnostics")
+            ),
+            rx.popover.content(
+                rx.vstack(
+                    rx.text("Diagnostics", size="1", weight="bold", color_scheme="gray"),
+                    rx.popover.close(
+                        rx.button(
+                            rx.icon("activity"),
+                            "Check realtime",
+                            variant="soft",
+                            on_click=check_open.set_value(True),
+                            width="100%",
+                        )
+                    ),
+                    spacing="2",
+                ),
+                aria_label="Diagnostics",
+            ),
+        ),
+        _check_dialog(),
+    )
+
+
+def _check_dialog() -> rx.Component:
     return rx.dialog.root(
-        rx.dialog.trigger(rx.button(rx.icon("activity"), "Check realtime", variant="outline")),
         rx.dialog.content(
             rx.dialog.title("Check realtime"),
             rx.dialog.description(
@@ -68,4 +102,6 @@ def realtime_check() -> rx.Component:
             ),
             max_width="640px",
         ),
+        open=check_open.value.to(bool),
+        on_open_change=lambda opened: check_open.set_value(opened),
     )

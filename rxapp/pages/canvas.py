@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import reflex as rx
 
-from rxapp.components.delivery_reporter import delivery_reporter
+from rxapp.components.examples import empty_project
+from rxapp.components.keyboard import keyboard_shortcuts
+from rxapp.components.layout import LAYOUT_CSS
 from rxapp.components.node_card import PICKER_CSS, node_card
 from rxapp.components.presence import presence_list
 from rxapp.components.queue import queue_monitor
 from rxapp.components.result_dialog import result_dialog
-from rxapp.components.room_store import access_ended, may_edit, nodes, room_store
 from rxapp.components.toolbar import toolbar
+from rxapp.realtime.connection import connection_banner
+from rxapp.realtime.delivery_reporter import delivery_reporter
+from rxapp.realtime.room_store import access_ended, may_edit, nodes, room_store
 from rxapp.states.pending import pending_jobs
 from rxapp.states.upload import upload_zone
 
@@ -19,11 +23,14 @@ def canvas_page() -> rx.Component:
     return rx.box(
         room_store(),
         rx.el.style(PICKER_CSS),
+        rx.el.style(LAYOUT_CSS),
         pending_jobs,
         delivery_reporter(),
+        keyboard_shortcuts(),
         upload_zone(),
         result_dialog(),
         rx.el.header(toolbar()),
+        connection_banner(),
         rx.el.main(
             presence_list(),
             rx.cond(
@@ -44,7 +51,7 @@ def canvas_page() -> rx.Component:
                 rx.el.fieldset(
                     rx.flex(
                         rx.foreach(nodes, node_card),
-                        rx.cond(nodes.length() == 0, rx.text("Add a node to start.")),
+                        rx.cond(nodes.length() == 0, empty_project()),
                         wrap="wrap",
                         gap="4",
                         width="100%",

@@ -8,7 +8,7 @@ import reflex as rx
 
 from core.errors import NotFound
 from core.logs import get_logger, log_step
-from core.selftest import FAILED, Hop, RealtimeCheck
+from core.realtime.selftest import FAILED, Hop, RealtimeCheck
 from rxapp.runtime import core
 from rxapp.states.viewer import current_viewer
 

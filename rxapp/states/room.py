@@ -20,12 +20,12 @@ from typing import Any
 import reflex as rx
 from reflex.event import EventSpec
 
-from core.accounts import UserView
 from core.contract import NodeKind, ProviderError
 from core.errors import InvalidInput, NotAllowed, NotFound
 from core.logs import get_logger, log_step
+from core.people.accounts import UserView
+from core.people.sharing import SharedProjectView
 from core.retries import again_on_deadlock, again_on_deadlock_async
-from core.sharing import SharedProjectView
 from rxapp.runtime import bridge, core
 from rxapp.states.pending import pending_jobs
 from rxapp.states.viewer import ViewerState, current_viewer, to_login
@@ -39,38 +39,64 @@ class Action:
 
     `adds_image` when the value is an image the viewer must have been granted; `on_loop` for
     the pipeline's calls, coroutines that do their own I/O, where the canvas's block a thread.
+    `as_user`: the call takes the acting user too (`by`): who can undo it (core/notebook/undo.py), who deletes;
+    `answer` turns what the call returned into the tab's answer (a delete's toast with `Undo`).
     """
 
-    call: Callable[[Any, str], Any]
+    call: Callable[..., Any]
     adds_image: bool = False
     on_loop: bool = False
+    as_user: bool = False
+    answer: Callable[[Any], EventSpec | None] | None = None
+
+
+def _deleted(undo_step: int) -> EventSpec:
+    """A delete's toast: its `Undo` takes back that delete, whatever the user did since."""
+    undo = ProjectRoom.undo_edit(undo_step)  # type: ignore[operator]  # mypy reads the event, defined below, as its namespace
+    return rx.toast("Node deleted", action={"label": "Undo", "on_click": undo}, duration=8000)
 
 
 PROJECT_ACTIONS: dict[str, Action] = {
     "add_text_node": Action(lambda project_id, _: core.canvas.add_node(project_id, NodeKind.TEXT_TO_IMAGE)),
     "add_edit_node": Action(lambda project_id, _: core.canvas.add_node(project_id, NodeKind.IMAGE_EDIT)),
+    # An empty project's example: a text-to-image node with that prompt (whatever prompt is sent).
+    "add_example": Action(
+        lambda project_id, prompt: core.canvas.update_node(
+            core.canvas.add_node(project_id, NodeKind.TEXT_TO_IMAGE).id, prompt=prompt
+        )
+    ),
     "rename": Action(lambda project_id, name: core.canvas.rename_project(project_id, name)),
     "run_all_stale": Action(lambda project_id, _: core.plan.run_all_stale(project_id)),
     "autorun": Action(lambda project_id, on: core.plan.set_autorun(project_id, on == "on")),
 }
 NODE_ACTIONS: dict[str, Action] = {
-    "delete": Action(lambda node_id, _: core.canvas.delete_node(node_id)),
-    "prompt": Action(lambda node_id, prompt: core.canvas.update_node(node_id, prompt=prompt)),
+    "delete": Action(lambda node_id, _, by: core.canvas.delete_node(node_id, by=by), as_user=True, answer=_deleted),
+    "prompt": Action(lambda node_id, prompt, by: core.canvas.update_node(node_id, prompt=prompt, by=by), as_user=True),
     "model": Action(lambda node_id, model: core.canvas.update_node(node_id, model=model)),
     "aspect_ratio": Action(lambda node_id, ratio: core.canvas.update_node(node_id, aspect_ratio=ratio)),
+    "batch_size": Action(lambda node_id, count: core.canvas.update_node(node_id, batch_size=_count(count))),
+    "seed": Action(lambda node_id, seed: core.canvas.update_node(node_id, seed=seed)),
     "add_input": Action(lambda node_id, url: core.canvas.change_inputs(node_id, add=[url]), adds_image=True),
     "remove_input": Action(lambda node_id, url: core.canvas.change_inputs(node_id, remove=[url])),
     "add_input_node": Action(lambda node_id, source: core.notebook.add_input_node(node_id, _node_id(source))),
     "remove_input_node": Action(lambda node_id, source: core.notebook.remove_input_node(node_id, _node_id(source))),
-    "move_up": Action(lambda node_id, _: core.notebook.move(node_id, -1)),
-    "move_down": Action(lambda node_id, _: core.notebook.move(node_id, 1)),
-    "move_to": Action(lambda node_id, target: core.notebook.move_to(node_id, _node_id(target))),
-    "use_result": Action(lambda node_id, url: core.notebook.use_result(node_id, url)),
+    "move_up": Action(lambda node_id, _, by: core.notebook.move(node_id, -1, by=by), as_user=True),
+    "move_down": Action(lambda node_id, _, by: core.notebook.move(node_id, 1, by=by), as_user=True),
+    "move_to": Action(
+        lambda node_id, target, by: core.notebook.move_to(node_id, _node_id(target), by=by), as_user=True
+    ),
+    "use_result": Action(lambda node_id, url, by: core.notebook.use_result(node_id, url, by=by), as_user=True),
 }
 JOB_ACTIONS: dict[str, Action] = {
     "cancel": Action(lambda job_id, _: core.pipeline.cancel(job_id), on_loop=True),
     "retry": Action(lambda job_id, _: core.pipeline.retry_job(job_id), on_loop=True),
 }
+
+
+def _count(raw: str) -> int:
+    if not raw.isdigit():
+        raise InvalidInput("Images per Generate is a number")
+    return int(raw)
 
 
 def _node_id(raw: str) -> int:
@@ -111,8 +137,7 @@ class ProjectRoom(rx.State):
             return to_login()
         shown = await self.get_state(ViewerState)
         shown.email, shown.signed_in = viewer.email, not viewer.is_local
-        raw = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
-        project_id = int(raw) if raw.isdigit() else 0
+        project_id = self._project_in_url()
         if not project_id:
             default = await asyncio.to_thread(core.canvas.ensure_default_project, viewer.id)
             return rx.redirect(f"/p/{default.id}")
@@ -126,6 +151,31 @@ class ProjectRoom(rx.State):
         await self._join(viewer)
         self.projects = await asyncio.to_thread(core.sharing.projects_for, viewer.id)
         return pending_jobs.push([])
+
+    def _project_in_url(self) -> int:
+        """The project this page shows (`/p/<id>`), 0 on any other page."""
+        raw = self.router.url.path.rstrip("/").rsplit("/", 1)[-1]
+        return int(raw) if raw.isdigit() else 0
+
+    async def _reopen(self, viewer: UserView) -> bool:
+        """Give a state that lost its project the page's one back, as `open_project` would.
+
+        A tab whose worker was killed reconnects to another, which may hand it a new, empty
+        state before the page's on_load ran again there (Reflex takes the token, still linked
+        to the dead worker, for a duplicate: rxapp/realtime/ghosts.py). A Generate clicked then arrived
+        with no project and was refused, and the click was lost (the scaled suite's crash test).
+        """
+        project_id = self._project_in_url()
+        if not project_id:
+            return False
+        try:
+            await asyncio.to_thread(core.access.project, viewer.id, project_id)
+        except NotFound:
+            return False
+        self.project_id = project_id
+        log_step(log, "tab.reopened", project_id=project_id, user_id=viewer.id)
+        await self._join(viewer)
+        return True
 
     @rx.event
     async def resync(self):
@@ -164,6 +214,10 @@ class ProjectRoom(rx.State):
     @rx.event
     async def generate(self, node_id: int, client_request_id: str, clicked_at_ms: int = 0):
         clicked_at = datetime.fromtimestamp(clicked_at_ms / 1000, UTC) if clicked_at_ms else None
+        # The chain's first server-side link: a click that made no job is traced from here.
+        log_step(
+            log, "generate.received", project_id=self.project_id, node_id=node_id, client_request_id=client_request_id
+        )
         planned: list[bool] = []
 
         async def generate(node: int, _: str) -> None:
@@ -174,8 +228,22 @@ class ProjectRoom(rx.State):
         # The optimistic row of a refused Generate must not linger, nor that of a node that
         # waits for its ancestors first (its card says so; its job comes when they are done).
         if refused:
+            log_step(log, "generate.refused", project_id=self.project_id, client_request_id=client_request_id)
             return [refused, pending_jobs.push([]), *answered]
         return [pending_jobs.push([]), *answered] if any(planned) else answered
+
+    @rx.event
+    async def older_jobs(self, before_job_id: str):
+        """`Older jobs`: the page of jobs past the oldest this tab holds, to this tab alone."""
+        viewer = await current_viewer(self)
+        if viewer is None:
+            return to_login()
+        try:
+            await asyncio.to_thread(core.access.project, viewer.id, self.project_id)
+            await bridge.send_older_jobs(self.router.session.session_id, self.project_id, before_job_id)
+        except NotFound as exc:
+            return rx.toast.error(str(exc))
+        return None
 
     @rx.event
     async def set_autorun(self, on: bool):
@@ -194,22 +262,45 @@ class ProjectRoom(rx.State):
         viewer = await current_viewer(self)
         if viewer is None:
             return to_login()
+        if not self.project_id and not await self._reopen(viewer):
+            return rx.toast.error("This page shows no project you may change: reload it")
         image = value if action.adds_image else ""
+        args = (subject, value, viewer.id) if action.as_user else (subject, value)
         try:
             await asyncio.to_thread(
                 core.access.may_act, viewer.id, self.project_id, node_id=node_id, job_id=job_id, image_url=image
             )
             # A deadlock's victim rolled back whole: the click runs again instead of being lost.
             if action.on_loop:
-                await again_on_deadlock_async(action.call, subject, value)
+                result = await again_on_deadlock_async(action.call, *args)
             else:
-                await asyncio.to_thread(again_on_deadlock, action.call, subject, value)
+                result = await asyncio.to_thread(again_on_deadlock, action.call, *args)
         except NotAllowed as exc:
             log_step(log, "tab.not_allowed", project_id=self.project_id, user_id=viewer.id)
             return rx.toast.error(str(exc))
         except (InvalidInput, NotFound, ProviderError) as exc:
             return rx.toast.error(str(exc))
-        return None
+        return action.answer(result) if action.answer else None
+
+    @rx.event
+    async def undo_edit(self, undo_step: int = 0):
+        """`Undo` (toolbar, Ctrl/Cmd+Z, a delete's toast): take back this user's last edit, or that step."""
+        action = Action(
+            lambda project_id, _, by: core.undo.undo(project_id, by, int(undo_step)),
+            as_user=True,
+            answer=rx.toast.success,
+        )
+        return await self._act(action, self.project_id, "")
+
+    @rx.event
+    async def delete_project(self, typed_name: str):
+        """`Delete project` (owners), confirmed by typing its name; then to another project."""
+        action = Action(
+            lambda project_id, name, by: core.removal.delete(project_id, by, name),
+            as_user=True,
+            answer=lambda _: rx.redirect("/"),
+        )
+        return await self._act(action, self.project_id, typed_name)
 
     # projects ---------------------------------------------------------------
     @rx.event

@@ -19,11 +19,43 @@ from rxapp.states.viewer import current_viewer
 
 log = get_logger("timeline")
 
+#: The chain's own bookkeeping (fan-out, deliveries, tabs, duplicate callbacks, throttling):
+#: shown under `Details`. The rest (clicked, created, submitted, received, stored, its status)
+#: is what the user did and what became of it, shown by default.
+INTERNAL_STEPS = (
+    "change.",
+    "feed.",
+    "room.",
+    "tab.",
+    "webhook.confirmed",
+    "webhook.duplicate",
+    "webhook.unconfirmed",
+    "webhook.rejected",
+    "poll.answered",
+    "poll.failed",
+    "submit.throttled",
+    "provider.record_retried",
+    "provider.task_recorded",
+    "job.update_dropped",
+)
+
 
 class TimelineState(rx.State):
     expanded: str = ""
     steps: list[StepView] = []
     stalled: str = ""
+    #: Internal steps shown too (`Details`).
+    details: bool = False
+
+    @rx.var
+    def shown_steps(self) -> list[StepView]:
+        if self.details:
+            return self.steps
+        return [s for s in self.steps if not s.step.startswith(INTERNAL_STEPS)]
+
+    @rx.event
+    def toggle_details(self):
+        self.details = not self.details
 
     @rx.event
     async def toggle(self, job_id: str):
@@ -42,7 +74,7 @@ class TimelineState(rx.State):
             if viewer is None:
                 raise NotFound("signed out")
             await asyncio.to_thread(core.access.job, viewer.id, self.expanded)
-            timeline = await asyncio.to_thread(core.jobs.timeline, self.expanded)
+            timeline = await core.async_jobs.timeline(self.expanded)
         except NotFound:
             self.expanded, self.steps, self.stalled = "", [], ""
             return

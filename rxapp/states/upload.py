@@ -10,14 +10,23 @@ from __future__ import annotations
 import asyncio
 
 import reflex as rx
+from reflex.event import EventSpec
 
 from core.errors import InvalidInput, NotAllowed, NotFound
-from core.media import ImageRejected
+from core.media.store import ImageRejected
 from rxapp.runtime import core
 from rxapp.states.viewer import current_viewer, to_login
 
 UPLOAD_ID = "node-input-upload"
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: What the file chooser takes, and what an upload error says it takes.
+ACCEPTED = {"image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"], "image/webp": [".webp"]}
+ACCEPTED_TYPES = "PNG, JPEG or WebP images up to 10 MB"
+
+
+def upload_failed(name: str, why: str) -> EventSpec:
+    """An upload's error says it was the upload, and what it takes."""
+    return rx.toast.error(f"Upload of {name} failed: {why}. Accepted: {ACCEPTED_TYPES}.")
 
 
 class UploadState(rx.State):
@@ -42,12 +51,12 @@ class UploadState(rx.State):
         for upload in files:
             data = await upload.read()
             if len(data) > MAX_UPLOAD_BYTES:
-                return rx.toast.error(f"{upload.name} is larger than 10 MB")
+                return upload_failed(upload.name or "a file", "larger than 10 MB")
             try:
                 saved.append(await asyncio.to_thread(core.media.save, data))
                 await asyncio.to_thread(core.access.grant_media, viewer.id, saved[-1])
             except ImageRejected as exc:
-                return rx.toast.error(f"{upload.name}: {exc}")
+                return upload_failed(upload.name or "a file", str(exc))
         if not saved or not self.target_node:
             return None
         try:
@@ -56,13 +65,22 @@ class UploadState(rx.State):
             return rx.toast.error(str(exc))
         return None
 
+    @rx.event
+    def rejected(self, files: list[dict]):
+        """Files the chooser refused (a type it does not take, too many): said, not dropped silently."""
+        names = ", ".join(
+            str(f.get("file", {}).get("path") or f.get("file", {}).get("name") or "a file") for f in files
+        )
+        return upload_failed(names or "a file", "not an image the app takes, or more than 4 files")
+
 
 def upload_zone() -> rx.Component:
     return rx.upload.root(
         rx.box(),
         id=UPLOAD_ID,
-        accept={"image/png": [".png"], "image/jpeg": [".jpg", ".jpeg"], "image/webp": [".webp"]},
+        accept=ACCEPTED,
         max_files=4,
         on_drop=UploadState.receive(rx.upload_files(upload_id=UPLOAD_ID)),  # type: ignore[operator]  # an @rx.event handler: see pyproject
+        on_drop_rejected=UploadState.rejected,
         display="none",
     )

@@ -12,7 +12,7 @@ import asyncio
 import reflex as rx
 from reflex.event import EventSpec
 
-from core.accounts import UserView
+from core.people.accounts import UserView
 from rxapp.auth import session_token
 from rxapp.runtime import core
 

@@ -12,7 +12,7 @@ import pytest
 
 from core.changes import Notice
 from core.contract import NodeKind
-from core.pg_listen import APPLICATION_NAME, CHANNEL, ChangeListener
+from core.realtime.pg_listen import APPLICATION_NAME, CHANNEL, ChangeListener
 from core.root import Core
 from tests.pg.conftest import execute
 from tests.wait import eventually

@@ -36,7 +36,7 @@ async def callbacks() -> AsyncIterator[respx.Route]:
 
 def worker(db: Database, http: httpx.AsyncClient) -> LocalProvider:
     """One worker process's local provider (all of them share the secret and the database)."""
-    return LocalProvider(db=db, base_url="http://testapp", http=http, delay_s=0.02, secret="shared")
+    return LocalProvider(db=db, own_url="http://testapp", http=http, delay_s=0.02, secret="shared")
 
 
 async def until_finished(provider: LocalProvider, task: TaskRef) -> JobStatus:

@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from core.contract import NodeKind
 from core.root import Core
-from models.tables import Job
+from models.tables import Job, utcnow
 
 TABS = 4
 
@@ -53,7 +53,7 @@ def test_concurrent_run_all_stale_runs_each_node_once(any_core: Core) -> None:
     at_once(*[lambda: core.plan.run_all_stale(project.id)] * TABS)
     assert started_jobs(core) == {first.id: 1}
 
-    [job] = [j for j in core.jobs.queued_ids()]
+    [job] = [j for j in core.jobs.queued_ids(utcnow())]
     # The first node's result lands while more tabs press Run all stale.
     at_once(
         lambda: core.jobs.complete(job, "/media/lake.png"),

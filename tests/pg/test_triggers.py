@@ -17,7 +17,7 @@ def test_every_visible_change_is_one_event_in_order(any_core: Core) -> None:
     node = core.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
     core.canvas.update_node(node.id, prompt="a fox")
     job = core.jobs.create(node.id)
-    core.jobs.note(job.id, "poll.answered", "running")
+    core.jobs.record(job.id, "poll.answered", "running")
     core.jobs.mark_submitted(job.id, TaskRef("t1"))
     execute(core.db, "DELETE FROM jobstep WHERE job_id = :j", j=job.id)
     execute(core.db, "DELETE FROM job WHERE id = :j", j=job.id)
@@ -48,7 +48,7 @@ def test_changes_tabs_never_see_write_no_event(any_core: Core) -> None:
     core.jobs.schedule_poll(job.id, now + timedelta(seconds=5))
     assert core.jobs.claim(job.id, "worker-a", now, 60)
     core.jobs.release(job.id, "worker-a")
-    core.jobs.note(job.id, "feed.delivered", "seq 3 to 2 tabs", announce=False)
+    core.jobs.record(job.id, "feed.delivered", "seq 3 to 2 tabs", announce=False)
     execute(
         core.db,
         "UPDATE job SET poll_attempts = 7, next_poll_at = :t, claimed_by = 'x', lease_until = :t, "

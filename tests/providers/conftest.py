@@ -13,12 +13,13 @@ from core.root import Core
 from core.settings import Settings
 from providers.local_render import render_text_to_image
 from tests.providers.harness import CDN, Harness
+from tests.providers.harness_comfyui import ComfyUIHarness
 from tests.providers.harness_fal import FalHarness
 from tests.providers.harness_kie import KieHarness
 from tests.providers.harness_local import LocalHarness
 from tests.providers.harness_replicate import ReplicateHarness
 
-HARNESSES: list[type[Harness]] = [LocalHarness, KieHarness, FalHarness, ReplicateHarness]
+HARNESSES: list[type[Harness]] = [LocalHarness, KieHarness, FalHarness, ReplicateHarness, ComfyUIHarness]
 
 
 @pytest.fixture(params=HARNESSES, ids=lambda cls: cls.name)
@@ -39,7 +40,8 @@ async def conformance_core(tmp_path: Path, database_url: str, harness: Harness) 
     )
     with respx.mock(assert_all_called=False) as router:
         router.get(url__startswith=CDN).respond(200, content=render_text_to_image("result", "1:1"))
-        router.post(url__startswith="http://testapp/api/webhooks/").respond(200)  # the local worker's callbacks
+        # The local worker's callbacks, at the app's own address.
+        router.post(url__startswith=f"{settings.own_url}/api/webhooks/").respond(200)
         core = Core.build(settings)
         harness.install(router, core.registry.get(harness.name))
         yield core

@@ -52,6 +52,10 @@ class Harness(Protocol):
         """A callback as the provider would send it (`forged`: signed with the wrong key)."""
         ...
 
+    def cancelled(self, task: TaskRef) -> bool:
+        """Whether the provider's API was asked to stop `task` (never, where it has no cancel)."""
+        ...
+
     def make_next_job_fail(self) -> tuple[str, str]:
         """Arrange for the next job to fail; returns (prompt to use, expected words in the error)."""
         ...

@@ -42,6 +42,7 @@ class FalHarness:
     def __init__(self) -> None:
         self.key = Ed25519PrivateKey.generate()
         self.reported: dict[str, JobStatus] = {}
+        self.stopped: set[str] = set()
         self._ids = itertools.count(1)
 
     def settings(self) -> dict[str, Any]:
@@ -52,9 +53,14 @@ class FalHarness:
         self.create = router.post(f"{QUEUE}/{TEXT_MODEL}").mock(side_effect=self._create)
         router.get(url__regex=rf"{QUEUE}/fal-ai/nano-banana/requests/[^/]+/status").mock(side_effect=self._status)
         router.get(url__regex=rf"{QUEUE}/fal-ai/nano-banana/requests/[^/]+$").mock(side_effect=self._result)
-        router.put(url__regex=rf"{QUEUE}/fal-ai/nano-banana/requests/[^/]+/cancel").respond(
-            202, json={"status": "CANCELLATION_REQUESTED"}
-        )
+        router.put(url__regex=rf"{QUEUE}/fal-ai/nano-banana/requests/[^/]+/cancel").mock(side_effect=self._cancel)
+
+    def _cancel(self, request: httpx.Request) -> httpx.Response:
+        self.stopped.add(self._request_id(request))
+        return httpx.Response(202, json={"status": "CANCELLATION_REQUESTED"})
+
+    def cancelled(self, task: TaskRef) -> bool:
+        return task.task_id in self.stopped
 
     def _create(self, request: httpx.Request) -> httpx.Response:
         request_id = f"fal-{next(self._ids)}"

@@ -59,6 +59,9 @@ class KieHarness:
         self.create = router.post(f"{BASE}/api/v1/jobs/createTask").mock(side_effect=self._create)
         router.get(f"{BASE}/api/v1/jobs/recordInfo").mock(side_effect=self._record)
 
+    def cancelled(self, task: TaskRef) -> bool:
+        return False  # KIE.ai documents no cancel endpoint: there is nothing to ask
+
     def _create(self, request: httpx.Request) -> httpx.Response:
         task_id = f"kie-{next(self._ids)}"
         self.reported[task_id] = JobStatus.SUBMITTED

@@ -24,6 +24,17 @@ class LocalHarness:
     def install(self, router: respx.MockRouter, provider: Provider) -> None:
         assert isinstance(provider, LocalProvider)
         self.provider = provider
+        self.stopped: set[str] = set()
+        stop = provider.cancel
+
+        async def cancel(task: TaskRef) -> None:  # its "API" is in-process: note the call, then make it
+            self.stopped.add(task.task_id)
+            await stop(task)
+
+        provider.cancel = cancel  # type: ignore[method-assign]
+
+    def cancelled(self, task: TaskRef) -> bool:
+        return task.task_id in self.stopped
 
     def report(self, task: TaskRef, status: JobStatus) -> None:
         urls = (result_url(task),) if status == JobStatus.COMPLETED else ()

@@ -78,6 +78,9 @@ class ReplicateHarness:
         self.reported[task.task_id] = JobStatus.CANCELLED
         return httpx.Response(200, json=prediction(task, JobStatus.CANCELLED))
 
+    def cancelled(self, task: TaskRef) -> bool:
+        return self.reported.get(task.task_id) == JobStatus.CANCELLED
+
     def report(self, task: TaskRef, status: JobStatus) -> None:
         self.reported[task.task_id] = status
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from core.contract import JobStatus, TaskRef, WebhookRejected
@@ -98,8 +100,9 @@ async def test_duplicate_and_out_of_order_deliveries_are_no_ops(
     harness.report(task, JobStatus.COMPLETED)  # a provider calls back about the state its task is in
     completed = harness.webhook(task, JobStatus.COMPLETED)
     late_failure = harness.webhook(task, JobStatus.FAILED)
-    # The same signed delivery twice is a replay (409); a different late one is a harmless no-op.
-    for (headers, body), expected in ((completed, 200), (completed, 409), (late_failure, 200)):
+    # The same delivery twice, and a different late one, are harmless no-ops that the sender must
+    # not be told to send again (a 4xx makes Replicate and Fal.ai resend).
+    for (headers, body), expected in ((completed, 200), (completed, 200), (late_failure, 200)):
         outcome = await conformance_core.webhooks.receive(harness.name, job.id, job.callback_token, headers, body)
         assert outcome.status_code == expected, outcome.message
     done = conformance_core.jobs.get(job.id)
@@ -122,3 +125,24 @@ async def test_a_failure_reads_well_in_the_queue(harness: Harness, conformance_c
     assert job.status == JobStatus.FAILED
     assert expected in (job.error or "")
     assert conformance_core.canvas.snapshot(job.project_id).nodes[0].error == job.error
+
+
+async def test_a_task_past_its_providers_longest_run_is_given_up_and_cancelled_where_possible(
+    harness: Harness, conformance_core: Core, node_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = await submitted_job(conformance_core, node_id)
+    provider = conformance_core.registry.get(harness.name)
+    # The provider's longest run and the poll margin (`POLL_CAP_S`, 0 here) are over at once.
+    monkeypatch.setattr(provider, "max_run_s", 0.0)
+    monkeypatch.setattr(conformance_core.poller, "policy", replace(conformance_core.poller.policy, cap_s=0.0))
+    assert await conformance_core.poller.poll_due() == 1
+    given_up = conformance_core.jobs.get(job.id)
+    assert given_up.status == JobStatus.FAILED
+    assert f"No result from {provider.label} after" in (given_up.error or "")
+    assert "gave up waiting (timeout)" in (given_up.error or "")
+    assert harness.cancelled(task_of(job)) is provider.can_cancel
+    [step] = [s for s in conformance_core.jobs.timeline(job.id).steps if s.step == "poll.gave_up"]
+    if provider.can_cancel:
+        assert step.detail == f"cancelled at {provider.label}"
+    else:
+        assert step.detail == f"{provider.label} has no cancel; its result will be ignored"

@@ -13,6 +13,7 @@ from e2e.fakes import delivery
 from e2e.fakes.fal_server import FakeFal, QueuedRequest
 from e2e.fakes.kie_server import FakeKie
 from tests.providers.fixtures import load
+from tests.wait import eventually
 
 APP = "https://app.test/api/webhooks/x"
 
@@ -73,9 +74,11 @@ async def test_fal_fake_reports_a_failure_like_the_status_endpoint() -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app()), base_url="http://fake") as http:
         submitted = (await http.post("/fal-ai/nano-banana", json={"prompt": "x"}, headers=auth)).json()
         status_path = submitted["status_url"].removeprefix("http://fake")
-        async with asyncio.timeout(5):
-            while (status := (await http.get(status_path, headers=auth)).json())["status"] != "COMPLETED":
-                await asyncio.sleep(0.01)
+
+        async def status_now() -> dict:
+            return (await http.get(status_path, headers=auth)).json()
+
+        status = await eventually(status_now, lambda s: s["status"] == "COMPLETED", what="the request to complete")
     assert status["error"] and status["error_type"]
     assert set(status) <= set(load("fal", "status_completed_error"))
     assert set(submitted) == set(load("fal", "submit_response"))

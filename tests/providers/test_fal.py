@@ -9,7 +9,7 @@ import pytest
 import respx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from core.contract import JobStatus, ProviderError, SubmitRequest, TaskRef, WebhookRejected
+from core.contract import JobStatus, ProviderError, SubmitRequest, TaskProgress, TaskRef, WebhookRejected
 from core.settings import Settings
 from providers.fal import EDIT_MODEL, TEXT_MODEL, FalProvider
 from tests.providers.fixtures import load
@@ -157,12 +157,16 @@ async def test_queue_position_and_logs_become_progress(fal: FalProvider) -> None
         side_effect=[
             httpx.Response(202, json={"status": "IN_QUEUE", "queue_position": 2}),
             httpx.Response(202, json={"status": "IN_PROGRESS", "logs": [{"message": "a"}, {"message": "step 4/8"}]}),
+            httpx.Response(202, json={"status": "IN_PROGRESS", "logs": [{"message": " 45%|████▌     | 9/20"}]}),
         ]
     )
     first = await fal.query(TaskRef("r1", handle))
     second = await fal.query(TaskRef("r1", handle))
+    third = await fal.query(TaskRef("r1", handle))
     assert (first.status, first.progress) == (JobStatus.SUBMITTED, "position 3 in queue")
-    assert (second.status, second.progress) == (JobStatus.RUNNING, "step 4/8")
+    assert first.live == TaskProgress(queue_position=3)  # Fal counts from 0 (next), the app from 1
+    assert (second.status, second.progress, second.live) == (JobStatus.RUNNING, "step 4/8", TaskProgress())
+    assert third.live == TaskProgress(percent=45.0)
 
 
 def test_jwks_default_is_the_documented_host(monkeypatch: pytest.MonkeyPatch) -> None:

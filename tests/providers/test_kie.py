@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -17,6 +16,7 @@ from tests.kie_mock import CREATE, IMAGE_URL, RECORD
 from tests.providers.fixtures import load
 from tests.providers.harness import Clock
 from tests.providers.signing import kie_headers
+from tests.wait import eventually
 
 BASE = "https://kie.test"
 
@@ -240,9 +240,11 @@ async def test_a_burst_beyond_the_rate_limit_waits_in_queued_saying_why(
     node = kie_core.canvas.add_node(project.id, NodeKind.TEXT_TO_IMAGE)
     kie_core.canvas.update_node(node.id, prompt="a fox", model=TEXT_MODEL)
     views = [await kie_core.pipeline.generate(node.id) for _ in range(3)]
-    async with asyncio.timeout(10):
-        while not (waiting := [j for v in views if (j := kie_core.jobs.get(v.id)).progress]):
-            await asyncio.sleep(0.01)
+    waiting = await eventually(
+        lambda: [j for v in views if (j := kie_core.jobs.get(v.id)).progress],
+        what="a job to say it waits for the rate limit",
+        timeout_s=10,
+    )
     assert len(waiting) == 1 and create.call_count <= 2  # the third never reached KIE.ai
     assert waiting[0].status == JobStatus.QUEUED
     assert waiting[0].progress == "waiting: KIE.ai takes 2 new tasks per 3 s"

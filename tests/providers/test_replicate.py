@@ -8,8 +8,8 @@ import httpx
 import pytest
 import respx
 
-from core.contract import JobStatus, ProviderError, SubmitRequest, TaskRef, WebhookRejected
-from providers.replicate import EDIT_MODEL, TEXT_MODEL, ReplicateProvider
+from core.contract import JobStatus, ProviderError, SubmitRequest, TaskProgress, TaskRef, WebhookRejected
+from providers.replicate import EDIT_MODEL, TEXT_MODEL, ReplicateProvider, prediction_update
 from tests.providers.fixtures import load
 from tests.providers.harness import Clock
 from tests.providers.signing import standard_webhook_headers
@@ -56,6 +56,16 @@ async def test_submit_sends_the_documented_request(replicate: ReplicateProvider)
     assert task == TaskRef("gm3qorzdhgbfurvjtvhg6dckhu")
 
 
+@pytest.mark.parametrize("status", [201, 202])
+@respx.mock
+async def test_a_create_answered_201_or_the_documented_202_is_a_running_prediction(
+    replicate: ReplicateProvider, status: int
+) -> None:
+    """A 202 failed the job ("Replicate answered HTTP 202") while the prediction ran on, billed."""
+    respx.post(CREATE).respond(status, json={**load("replicate", "prediction_starting"), "id": "p-202"})
+    assert await replicate.submit(SubmitRequest("j", TEXT_MODEL, "a fox", "1:1", "https://app/cb")) == TaskRef("p-202")
+
+
 @respx.mock
 async def test_text_to_image_sends_no_images_and_keeps_the_ratio(replicate: ReplicateProvider) -> None:
     route = respx.post(CREATE).respond(201, json=load("replicate", "prediction_starting"))
@@ -67,24 +77,36 @@ async def test_text_to_image_sends_no_images_and_keeps_the_ratio(replicate: Repl
     }
 
 
+FLAGGED = (
+    "Replicate generation failed: E005: The input or output was flagged as sensitive. "
+    "Please try again with different inputs."
+)
+
+
 @pytest.mark.parametrize(
-    ("fixture", "status", "urls", "words"),
+    ("fixture", "status", "urls", "error", "progress"),
     [
-        ("prediction_starting", JobStatus.SUBMITTED, (), "starting"),
-        ("prediction_processing", JobStatus.RUNNING, (), "Generating image with Gemini 2.5 Flash Image"),
-        ("prediction_succeeded", JobStatus.COMPLETED, ("https://replicate.delivery/xezq/abc123/tmp7x1y2z3a.png",), ""),
-        ("prediction_failed", JobStatus.FAILED, (), "Replicate generation failed: E005: The input or output was"),
-        ("prediction_canceled", JobStatus.CANCELLED, (), ""),
+        ("prediction_starting", JobStatus.SUBMITTED, (), None, "starting"),
+        ("prediction_processing", JobStatus.RUNNING, (), None, "Generating image with Gemini 2.5 Flash Image"),
+        (
+            "prediction_succeeded",
+            JobStatus.COMPLETED,
+            ("https://replicate.delivery/xezq/abc123/tmp7x1y2z3a.png",),
+            None,
+            "",
+        ),
+        ("prediction_failed", JobStatus.FAILED, (), FLAGGED, ""),
+        ("prediction_canceled", JobStatus.CANCELLED, (), None, ""),
     ],
 )
 @respx.mock
 async def test_query_maps_documented_predictions(
-    replicate: ReplicateProvider, fixture: str, status: JobStatus, urls: tuple, words: str
+    replicate: ReplicateProvider, fixture: str, status: JobStatus, urls: tuple, error: str | None, progress: str
 ) -> None:
     respx.get(f"{BASE}/v1/predictions/p1").respond(json={**load("replicate", fixture), "id": "p1"})
     update = await replicate.query(TaskRef("p1"))
     assert (update.task_id, update.status, update.result_urls) == ("p1", status, urls)
-    assert words in (update.error or update.progress)
+    assert (update.error, update.progress) == (error, progress)
 
 
 @respx.mock
@@ -203,3 +225,12 @@ async def test_edit_without_public_url_says_why() -> None:
         replicate = ReplicateProvider(api_token="r8_k", base_url=BASE, http=http, public_url=False)
         with pytest.raises(ProviderError, match="PUBLIC_BASE_URL"):
             await replicate.submit(SubmitRequest("j", EDIT_MODEL, "x", "1:1", "https://app/cb", ("http://l/a.png",)))
+
+
+def test_a_progress_bar_in_the_logs_becomes_the_percent() -> None:
+    processing = load("replicate", "prediction_processing")
+    assert prediction_update(processing).live == TaskProgress()  # logs without a bar: no fraction
+    processing["logs"] += "  0%|          | 0/20 [00:00<?, ?it/s]\r 45%|████▌     | 9/20 [00:02<00:02,  4.50it/s]\n"
+    update = prediction_update(processing)
+    assert (update.status, update.live) == (JobStatus.RUNNING, TaskProgress(percent=45.0))
+    assert update.progress == " 45%|████▌     | 9/20 [00:02<00:02,  4.50it/s]"  # the bar's latest state

@@ -163,7 +163,7 @@ async def test_local_provider_accepts_a_hand_signed_callback_only(good: bool) ->
     headers = {"x-local-timestamp": stamp, "x-local-signature": digest if good else flip(digest)}
     body = json.dumps({"task_id": "task-1", "status": "running", "result_urls": [], "error": None}).encode()
     async with httpx.AsyncClient() as http:
-        local = LocalProvider(db=Database("sqlite://"), base_url="http://app", http=http, secret="local-secret")
+        local = LocalProvider(db=Database("sqlite://"), own_url="http://app", http=http, secret="local-secret")
         if not good:
             with pytest.raises(WebhookRejected):
                 await local.parse_webhook(headers, body)

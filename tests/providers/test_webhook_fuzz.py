@@ -69,7 +69,7 @@ def providers() -> Iterator[list[Provider]]:
     """Every parser, built once for all examples (a module fixture: hypothesis reruns the test, not it)."""
     http, db = httpx.AsyncClient(), Database("sqlite://")
     yield [
-        LocalProvider(db=db, base_url="http://app", http=http, secret="s3cret"),
+        LocalProvider(db=db, own_url="http://app", http=http, secret="s3cret"),
         KieProvider(api_key="k", base_url="https://kie.test", http=http, hmac_key="h"),
         KieProvider(api_key="k", base_url="https://kie.test", http=http),
         FalProvider(api_key="k", queue_url="https://fal.test", jwks_url=JWKS, http=http),
