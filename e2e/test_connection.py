@@ -26,6 +26,7 @@ def test_a_lost_socket_says_reconnecting_keeps_clicks_and_comes_back_exact(brows
     add_text_node(a, "a harbour at dawn")
     b = browser.new_context().new_page()
     open_canvas(b, project_url)
+    expect(nodes(b).first.get_by_label("Prompt")).to_have_value("a harbour at dawn")  # b types over what it sees
     expect(banner(a, "Reconnecting...")).to_have_count(0)
 
     gate.cut()

@@ -195,6 +195,9 @@ def test_presence_shows_who_is_here_and_who_types_where(team: tuple[Person, Pers
 
     # Two people in one prompt: the last write wins, and the other one is told.
     theirs = nodes(editor.page).first
+    # The editor types into what they see: the owner's text must have reached their tab, or
+    # it lands mid-typing (a select-all then replaced by it) and the two texts join.
+    expect(theirs.get_by_label("Prompt")).to_have_value("first words")
     set_prompt(theirs, "the editor's words")
     expect(nodes(owner.page).first.get_by_label("Prompt")).to_have_value("the editor's words")
     set_prompt(nodes(owner.page).first, "the owner's words")
