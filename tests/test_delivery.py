@@ -198,3 +198,17 @@ async def test_the_inbox_confirms_reports_arriving_together_in_one_batch_and_ans
     assert ledger.batches[-1] == ["d"]
     with pytest.raises(RuntimeError, match="database down"):
         await inbox.confirm([_report(1, "boom", 1, now)])
+
+
+def test_a_report_that_lands_after_its_project_was_deleted_counts_no_tab_anywhere(core: Core) -> None:
+    """A heartbeat checked for access just before the delete and written just after it (the inbox
+    holds reports for a moment) made a tab of a project that no longer exists; on SQLite the next
+    project took its id, and the tab counted there: `seen by 1 of 3 tabs` with two open."""
+    owner = core.accounts.local_user()
+    doomed = core.canvas.create_project(owner.id, "Doomed")
+    core.removal.delete(doomed.id, owner.id, "Doomed")
+    core.delivery.confirm([_report(doomed.id, "ghost", 3, utcnow())])
+    assert core.delivery.tabs(doomed.id) == []
+    fresh = core.canvas.create_project(owner.id, "Fresh")
+    assert fresh.id != doomed.id  # a deleted project's id is never given again (links, tabs, undo)
+    assert core.delivery.tabs(fresh.id) == []

@@ -32,7 +32,7 @@ from sqlmodel import col, select
 from core.changes import ChangeWriter, Transaction
 from core.jobs.book import write_step
 from core.logs import get_logger, log_step
-from models.tables import ChangeEvent, FeedChange, FeedSighting, FeedTab, Job, utcnow
+from models.tables import ChangeEvent, FeedChange, FeedSighting, FeedTab, Job, Project, utcnow
 
 log = get_logger("delivery")
 
@@ -106,6 +106,11 @@ class DeliveryLedger:
         if report.closed and (tab is None or tab.project_id != report.project_id):
             return False, False  # the goodbye of a tab we do not know there (it may arrive late)
         if tab is None or tab.project_id != report.project_id:
+            # The web layer checked access before the inbox held the report for a moment: the
+            # project may have been deleted since, and a tab of it would count wherever its id
+            # went next. Locked shared: a delete in flight finishes first (PostgreSQL).
+            if s.get(Project, report.project_id, with_for_update={"read": True}) is None:
+                return False, False
             # A tab id is the page's own random name; a tab that moved to another project starts afresh there.
             tab = tab or FeedTab(tab_id=report.tab_id, project_id=report.project_id)
             tab.project_id, tab.browser, tab.connected_at = report.project_id, report.browser[:120], now
