@@ -48,7 +48,12 @@ class WebhookDelivery(SQLModel, table=True):
     received_at: datetime = Field(default_factory=utcnow)
 
 
+#: SQLite hands a deleted row's id to the next row unless told not to (migration 0009 says why).
+IDS_NEVER_REUSED = {"sqlite_autoincrement": True}
+
+
 class Project(SQLModel, table=True):
+    __table_args__ = IDS_NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     owner_id: int = Field(foreign_key="user.id", index=True)
     name: str = Field(max_length=200)
@@ -60,6 +65,7 @@ class Project(SQLModel, table=True):
 
 
 class Node(SQLModel, table=True):
+    __table_args__ = IDS_NEVER_REUSED
     id: int | None = Field(default=None, primary_key=True)
     project_id: int = Field(foreign_key="project.id", index=True)
     kind: NodeKind

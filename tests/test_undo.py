@@ -88,3 +88,15 @@ def test_an_edit_of_a_deleted_node_waits_for_the_delete_to_be_undone(core: Core,
     core.canvas.delete_node(node.id)  # someone else's delete, or one not recorded
     with pytest.raises(NotFound, match="was deleted"):
         core.undo.undo(project_id, user)
+
+
+def test_a_node_added_after_a_delete_leaves_the_undo_of_that_delete_possible(core: Core, project_id: int) -> None:
+    """On SQLite the new node used to take the deleted one's id (the newest), and the undo said
+    "#5 is there already" about a node that was not it (migration 0009)."""
+    user = core.accounts.local_user().id
+    doomed = core.canvas.add_node(project_id, NodeKind.TEXT_TO_IMAGE)
+    step = core.canvas.delete_node(doomed.id, by=user)
+    newcomer = core.canvas.add_node(project_id, NodeKind.TEXT_TO_IMAGE)
+    assert newcomer.id != doomed.id
+    assert core.undo.undo(project_id, user, step) == f"Restored #{doomed.id}"
+    assert sorted(n.id for n in core.canvas.snapshot(project_id).nodes) == sorted([doomed.id, newcomer.id])

@@ -43,7 +43,7 @@ def test_migrations_upgrade_an_empty_database_to_the_tables(any_url: str) -> Non
     db.migrate()  # a second worker starting finds nothing to do
     assert set(inspect(db.engine).get_table_names()) == TABLES
     with db.engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0008"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == "0009"
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
     db.engine.dispose()
 
