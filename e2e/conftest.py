@@ -93,6 +93,27 @@ def browser_type_launch_args() -> dict:
     return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
+@pytest.fixture(autouse=True)
+def _close_the_tests_tabs(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every browser context a test (or its function fixtures) opened is closed when it ends.
+
+    Tests open contexts for their people and tabs and most never closed them: the browser is the
+    session's, so they stayed open to the end, each page rendering, reporting every second and
+    holding a socket to its app. Late in a clean-clone run 115 renderers were alive and the load
+    average was 27 on 2 cores, which slowed every later test and made the app's timings unlike
+    a real user's. No fixture wider than a test opens a context (so none is closed under one).
+    """
+    if "browser" not in request.fixturenames:
+        yield
+        return
+    browser: Browser = request.getfixturevalue("browser")
+    before = set(browser.contexts)
+    yield
+    for context in browser.contexts:
+        if context not in before:
+            context.close()
+
+
 KIE_HMAC_KEY = "e2e-kie-hmac"
 
 
