@@ -15,7 +15,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -147,6 +147,21 @@ class SocketTab:
                     await self._arrived.wait()
 
         return await asyncio.wait_for(first(), timeout_s)
+
+    async def wait_until(self, holds: Callable[[SocketTab], bool], timeout_s: float = 30.0) -> None:
+        """Until `holds(self)` is true of what the tab received, checked once per arrival.
+
+        For a check of the whole screen: `wait_for` asks its predicate of every message each
+        time one arrives, and a screen check there costs the square of the messages; with 20
+        tabs in one event loop that starved the sockets of CPU.
+        """
+
+        async def settled() -> None:
+            async with self._arrived:
+                while not holds(self):
+                    await self._arrived.wait()
+
+        await asyncio.wait_for(settled(), timeout_s)
 
     # receiving ----------------------------------------------------------------
     def _count_frames(self, client: socketio.AsyncClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +119,19 @@ def test_four_tabs_over_three_workers_see_every_job_and_survive_a_worker_crash(
     assert re.search(r"/p/\d+$", late.url)
 
 
+def _story(tab: SocketTab) -> str:
+    """What a tab holds and how it got there: its rows by status, and each message's span."""
+    queue, _images = tab.screen()
+    spans = [
+        f"snapshot@{item.message['seq']}"
+        if item.event == "canvas.snapshot"
+        else f"{item.message['base']}->{item.message['seq']}"
+        for item in tab.received
+        if item.event in ("canvas.snapshot", "canvas.change")
+    ]
+    return f"{len(queue)} rows {Counter(status for _, status in queue)}, connected={tab.connected}, messages {spans}"
+
+
 def test_twenty_tabs_over_three_workers_converge_after_fifty_jobs_each_change_once(cluster: Cluster) -> None:
     seeder = Seeder(cluster.url, Path(cluster.env["DATA_DIR"]), cluster.env["DATABASE_URL"], "local/sketch")
     project = seeder.project("twenty tabs", finished_jobs=0, pending_jobs=0)
@@ -135,15 +149,15 @@ def test_twenty_tabs_over_three_workers_converge_after_fifty_jobs_each_change_on
             # From tabs on every worker; a click lost with a cut socket is sent again (one job per id).
             await click_all(tabs, dsn, project.node_id, requests, timeout_s=DONE / 1000)
 
-            def settled(tab: SocketTab):
-                def check(_: object) -> bool:
-                    queue, _images = tab.screen()
-                    return len(queue) == jobs and all(status == "completed" for _, status in queue)
+            def settled(tab: SocketTab) -> bool:
+                queue, _images = tab.screen()
+                return len(queue) == jobs and all(status == "completed" for _, status in queue)
 
-                return check
-
-            for tab in tabs:
-                await tab.wait_for(settled(tab), timeout_s=DONE / 1000)
+            for number, tab in enumerate(tabs):
+                try:
+                    await tab.wait_until(settled, timeout_s=DONE / 1000)
+                except TimeoutError:
+                    raise AssertionError(f"tab {number} did not settle: {_story(tab)}") from None
         finally:
             await asyncio.gather(*(tab.close() for tab in tabs))
         return tabs
