@@ -98,7 +98,9 @@ async def test_a_text_to_image_job_reports_percent_and_previews_then_completes(c
     percents = [r.percent for r in rows if r.id == job.id and r.percent is not None]
     assert len(percents) >= 2 and percents == sorted(percents), rows
     assert any(r.preview_url for r in rows if r.id == job.id)
-    assert comfy_core.progress.rows(done.project_id) == []
+    # The job's progress row goes right after its terminal write, in the same apply: the status
+    # read above can come between the two (seen once in a clean-clone run, phase `storing`).
+    await eventually(lambda: comfy_core.progress.rows(done.project_id), lambda left: left == [], what="no row left")
 
 
 async def test_an_edit_uploads_its_input_and_runs_image_to_image(
