@@ -14,6 +14,8 @@ import itertools
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from core.logs import get_logger
 from core.root import Core
 
@@ -51,8 +53,17 @@ class Worker:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
-        self.core.pipeline.forget_retries()
-        await self.core.pipeline.drain()
+        pipeline = self.core.pipeline
+        pipeline.forget_retries()
+        await pipeline.drain()
+        # A poll cancelled mid-flight kept its claim; given back, the next start (or another
+        # worker) polls that job at once instead of after the lease (WORK_LEASE_S) runs out.
+        try:
+            released = await self.core.async_jobs.release_all(pipeline.worker_id)
+        except OperationalError:
+            log.warning("claims not released: the database is gone", extra={"step": "worker.stopped"})
+        else:
+            log.info("worker stopped", extra={"step": "worker.stopped", "released": released})
 
     def health(self) -> dict[str, str]:
         """Each loop: "ok" while it runs, else how it ended."""

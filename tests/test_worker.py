@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from core.contract import JobStatus
+from core.contract import JobStatus, utcnow
 from core.root import Core
 from core.worker import Worker
 from tests.wait import eventually, job_reaches
@@ -40,3 +40,18 @@ async def test_a_started_worker_submits_what_a_run_plan_queues(core: Core, proje
         await job_reaches(core, job[0].id, JobStatus.COMPLETED, timeout_s=20)
     finally:
         await worker.stop()
+
+
+async def test_a_stopping_worker_gives_back_the_claims_it_holds_and_only_its_own(
+    core: Core, project_id: int, node_id: int
+) -> None:
+    """A poll cancelled by the stop would otherwise hold its job until the lease ran out (60 s)."""
+    core.canvas.update_node(node_id, prompt="polled when the stop came")
+    mine, theirs = (core.jobs.create(node_id).id for _ in range(2))
+    worker = Worker(core)  # not started: no loop of its own takes these jobs meanwhile
+    now = utcnow()
+    assert core.jobs.claim(mine, core.pipeline.worker_id, now, 60)
+    assert core.jobs.claim(theirs, "another-process", now, 60)
+    await worker.stop()
+    assert (core.jobs.get(mine).claimed_by, core.jobs.get(mine).lease_until) == (None, None)
+    assert core.jobs.get(theirs).claimed_by == "another-process"

@@ -59,6 +59,9 @@ class AsyncJobBook:
     async def release(self, job_id: str, worker: str) -> None:
         await asyncio.to_thread(self.book.release, job_id, worker)
 
+    async def release_all(self, worker: str) -> int:
+        return await asyncio.to_thread(self.book.release_all, worker)
+
     async def claim_due_polls(self, worker: str, now: datetime, lease_s: float) -> list[Job]:
         return await asyncio.to_thread(self.book.claim_due_polls, worker, now, lease_s)
 

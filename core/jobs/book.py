@@ -261,6 +261,15 @@ class JobBook:
                 .values(claimed_by=None, lease_until=None)
             )
 
+    def release_all(self, worker: str) -> int:
+        """Give back every lease `worker` holds (its process stops), so the next worker need not
+        wait for them to run out; returns how many."""
+        with self.writer.transaction() as tx:
+            released = tx.session.connection().execute(
+                update(Job).where(col(Job.claimed_by) == worker).values(claimed_by=None, lease_until=None)
+            )
+            return int(released.rowcount)
+
     def record(self, job_id: str, step: str, detail: str = "", *, announce: bool = True, **log_fields: object) -> None:
         """One step of the chain outside a status change: a timeline line, and a log line once it is written.
 
