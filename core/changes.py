@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from core.db import SessionFactory
+from core.db import WRITES, SessionFactory
 from models.tables import ChangeEvent, Project
 
 
@@ -91,6 +91,8 @@ class Transaction:
         #: Work for once the transaction committed (e.g. submitting the jobs it queued).
         self.after_commit: list[Callable[[], None]] = []
         self._locked: set[int] = set()
+        #: project -> (the connection's `WRITES` count when its sequence was read, that sequence).
+        self._seqs: dict[int, tuple[int, int]] = {}
 
     def lock_project(self, project_id: int) -> None:
         """Take the project's row lock first, before any other row of the project.
@@ -115,8 +117,15 @@ class Transaction:
         subscribers after commit.
         """
         self.session.flush()
-        query = select(Project.last_seq).where(col(Project.id) == project_id)
-        seq = int(self.session.connection().execute(query).scalar_one())
+        connection = self.session.connection()
+        writes = connection.info.get(WRITES, 0)
+        known = self._seqs.get(project_id)
+        if known is not None and known[0] == writes:
+            seq = known[1]  # nothing was written since the last read: the sequence is where it was
+        else:
+            query = select(Project.last_seq).where(col(Project.id) == project_id)
+            seq = int(connection.execute(query).scalar_one())
+            self._seqs[project_id] = (writes, seq)
         self.published[project_id] = seq
         if member or roster:
             self.members[(project_id, member)] = seq

@@ -31,6 +31,10 @@ SessionFactory = Callable[[], AbstractContextManager[Session]]
 MIGRATIONS = Path(__file__).parent / "migrations"
 #: The execution option of `Database.read_session`'s connections.
 READS_ONLY = "canvas_reads_only"
+#: `Connection.info` key: how many statements other than a SELECT the connection has run. What
+#: changes a project's sequence is such a statement, so `Transaction.changed` reads the sequence
+#: again only when this moved (a SELECT never moves it; a BEGIN does, harmlessly).
+WRITES = "canvas_writes"
 #: This process's name in work claims (leases): host, pid, and a suffix because pids are reused.
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
@@ -51,13 +55,21 @@ def alembic_config(connection: Connection) -> Config:
     return config
 
 
+def _count_writes(connection: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+    if statement.lstrip()[:6].upper() != "SELECT":
+        connection.info[WRITES] = connection.info.get(WRITES, 0) + 1
+
+
 def make_engine(url: str) -> Engine:
     parsed = normalise_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True)
+        event.listen(engine, "before_cursor_execute", _count_writes)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(engine, "before_cursor_execute", _count_writes)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

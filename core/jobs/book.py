@@ -59,7 +59,7 @@ class JobBook:
         self.registry = registry
         self.stall_after_s = stall_after_s
         #: What follows a job's end in its own transaction: the run plan moves on (core/jobs/plan.py).
-        self.on_settled: Callable[[Transaction, Job], None] | None = None
+        self.on_settled: Callable[[Transaction, Job, dict[int, Node]], None] | None = None
 
     def create(
         self,
@@ -401,7 +401,7 @@ class JobBook:
             tx.session.add(job)
             if transition.settles and not job.synthetic:
                 if self.on_settled is not None:
-                    self.on_settled(tx, job)
+                    self.on_settled(tx, job, nodes)
                 # Once, after the node and the run plan changed: both decide every node's label.
                 write_labels(tx, job.project_id)
             seq = _publish(tx, job)  # last: one flush and one read of the sequence for all of it

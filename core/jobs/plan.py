@@ -105,20 +105,26 @@ class RunPlan:
             write_labels(tx, project_id)
 
     # what the jobs' ends do ---------------------------------------------------
-    def job_settled(self, tx: Transaction, job: Job) -> None:
+    def job_settled(self, tx: Transaction, job: Job, nodes: dict[int, Node]) -> None:
         """The plan moves on, in the transaction that ended `job` (`JobBook.on_settled`, never for a
-        synthetic job); the staleness labels are left to that transaction's end."""
-        step = tx.session.exec(select(PlanStep).where(PlanStep.job_id == job.id)).first()
+        synthetic job); the staleness labels are left to that transaction's end. `nodes`: the
+        project's nodes as that transaction locked them (`lock_nodes`).
+
+        Most jobs end with no plan in their project: one read of its steps says so, and nothing
+        else is read or written for them.
+        """
+        steps = list(tx.session.exec(select(PlanStep).where(PlanStep.project_id == job.project_id)))
+        step = next((s for s in steps if s.job_id == job.id), None)
         completed = job.status == JobStatus.COMPLETED
+        planned = 0
         if step is not None:
             tx.session.delete(step)
             tx.session.flush()
         if job.node_id is not None:
-            nodes = _nodes(tx, job.project_id)
             if not completed and step is not None:
                 outcome = "was cancelled" if job.status == JobStatus.CANCELLED else "failed"
                 self._block_downstream(tx, nodes, job.node_id, _blocked_by(job.node_id, outcome))
-            if completed:
+            if completed and any(s.status == BLOCKED for s in steps):
                 # A node that ran after all (a retry, say) is no longer blocked, and the steps it
                 # blocked wait again: the plan goes on where the failure stopped it.
                 tx.session.execute(
@@ -134,12 +140,13 @@ class RunPlan:
                         )
                         .values(status=WAITING, reason="")
                     )
-                project = tx.session.get(Project, job.project_id)
-                if project is not None and project.autorun:
-                    verdicts = write_labels(tx, job.project_id)
-                    below = descendants(_uses(nodes), job.node_id)
-                    self._plan(tx, nodes, [d for d in below if _runnable(verdicts, d)])
-        self._start_ready(tx, job.project_id)  # the labels are written by the caller, once (`JobBook._advance`)
+            project = tx.session.get(Project, job.project_id) if completed else None
+            if project is not None and project.autorun:
+                verdicts = write_labels(tx, job.project_id)
+                below = descendants(_uses(nodes), job.node_id)
+                planned = self._plan(tx, nodes, [d for d in below if _runnable(verdicts, d)])
+        if steps or planned:
+            self._start_ready(tx, job.project_id)  # the labels are written by the caller, once (`JobBook._advance`)
 
     def resume(self) -> None:
         """Start the steps that can start, in every project (at start, and now and then):
