@@ -25,10 +25,13 @@ _ROWS = room_progress.value
 _UNFINISHED = str([status.value for status in JobStatus if not status.is_terminal])
 
 
+def _var_data(*used: rx.Var) -> rx.vars.VarData | None:
+    return rx.vars.VarData.merge(*(var._get_all_var_data() for var in used))
+
+
 def _object(expression: str, *used: rx.Var) -> ObjectVar[dict[str, str]]:
     """A JS expression giving a row (`{}` when there is none), keeping what its inputs need."""
-    var_data = rx.vars.VarData.merge(*(var._get_all_var_data() for var in used))
-    return cast(ObjectVar[dict[str, str]], rx.Var(expression, _var_data=var_data).to(dict[str, str]))
+    return cast(ObjectVar[dict[str, str]], rx.Var(expression, _var_data=_var_data(*used)).to(dict[str, str]))
 
 
 def progress_of(job_id: rx.Var) -> ObjectVar[dict[str, str]]:
@@ -47,7 +50,7 @@ def unfinished_job_of(node_id: rx.Var) -> ObjectVar[dict[str, str]]:
 
 def _bar(row: ObjectVar[dict[str, str]], label: rx.Var | str, **props: object) -> rx.Component:
     # Radix sets aria-valuenow from `value` only when it is a number: null leaves it indeterminate.
-    percent: rx.Var[int] = rx.Var(f"({row}.percent ?? null)", _var_data=row._get_all_var_data())
+    percent: rx.Var[int] = rx.Var(f"({row}?.percent ?? null)", _var_data=row._get_all_var_data())
     return rx.progress(value=percent, max=100, aria_label=label, size="1", **props)
 
 
@@ -60,9 +63,15 @@ def _preview(row: ObjectVar[dict[str, str]], alt: rx.Var | str, **props: object)
     return rx.image(src=row["preview_url"], alt=alt, **props)
 
 
-def job_progress(job: ObjectVar[JobView]) -> rx.Component:
-    """The queue row's: bar, queue position and a thumbnail of the preview while the job runs."""
-    row = progress_of(job.id)
+def progress_or_null(job_id: rx.Var) -> rx.Var:
+    """The job's progress row, or null: the same value while nothing changed (a memoised queue
+    line re-renders when it does; `progress_of`'s `{}` is a new object every time)."""
+    return rx.Var(f"(({_ROWS}).find((row) => row.id === {job_id}) ?? null)", _var_data=_var_data(_ROWS, job_id))
+
+
+def job_progress(job: ObjectVar[JobView], row: ObjectVar[dict[str, str]]) -> rx.Component:
+    """The queue row's: bar, queue position and a thumbnail of the preview while the job runs;
+    `row` the job's progress row (`progress_or_null`)."""
     unfinished = rx.Var(f"{_UNFINISHED}.includes({job.status})", _var_data=job._get_all_var_data()).to(bool)
     node = job.node_id.to_string()
     return rx.cond(

@@ -7,7 +7,7 @@ from reflex.vars import ObjectVar
 
 from models.views import JobView, StepView
 from rxapp.components.images import stored_image
-from rxapp.components.progress import job_progress, progress_of
+from rxapp.components.progress import job_progress, progress_or_null
 from rxapp.components.queue_panel import QUEUE_CSS, older_jobs_button, queue_controls, scroll_area, shown
 from rxapp.components.waiting import waiting_notice
 from rxapp.realtime.room_store import confirmed, jobs, may_edit, steps_of
@@ -115,14 +115,30 @@ def _timeline_refresher() -> rx.Component:
 
 
 def _job_row(job: ObjectVar[JobView]) -> rx.Component:
-    unfinished = (job.status == "queued") | (job.status == "submitted") | (job.status == "running")
-    # Keyed by job id: a new job on top or one changed job re-renders that row only.
+    # Keyed by job id, and each line a memoised component of the row and what it shows of the
+    # tab's state: a change re-renders the rows it changed, not all 200 (the store keeps an
+    # unchanged row the same object). Rendering every row on every change made a Generate click
+    # cost 0.35 s with an empty queue and 0.76 s with 200 rows.
+    expanded = TimelineState.expanded == job.id
     return rx.fragment(
-        _job_line(job, unfinished), rx.cond(TimelineState.expanded == job.id, _timeline(job)), key=job.id
+        queue_line(job=job, progress=progress_or_null(job.id), may_edit=may_edit, expanded=expanded),
+        rx.cond(expanded, _timeline(job)),
+        key=job.id,
     )
 
 
-def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component:
+@rx.memo
+def queue_line(
+    job: rx.Var[JobView], progress: rx.Var[dict[str, str]], may_edit: rx.Var[bool], expanded: rx.Var[bool]
+) -> rx.Component:
+    """One job's line; `progress` its live progress row (null before its provider said anything)."""
+    return _job_line(job.to(JobView), progress.to(dict[str, str]), may_edit, expanded)
+
+
+def _job_line(
+    job: ObjectVar[JobView], progress: ObjectVar[dict[str, str]], may_edit: rx.Var[bool], expanded: rx.Var[bool]
+) -> rx.Component:
+    unfinished = (job.status == "queued") | (job.status == "submitted") | (job.status == "running")
     return rx.table.row(
         rx.table.cell(
             rx.hstack(
@@ -144,11 +160,11 @@ def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component
         rx.table.cell(rx.code(job.model)),
         rx.table.cell(
             _status_badge(job.status),
-            job_progress(job),
+            job_progress(job, progress),
             # The provider's own words (a log line, a wait), unless the live row already says its
             # place: "position 2 in queue" beside "position 2" said it twice.
             rx.cond(
-                (job.progress != "") & ~progress_of(job.id)["position"].to(bool),
+                (job.progress != "") & ~progress["position"].to(bool),
                 rx.text(job.progress, size="1", color_scheme="gray", data_testid="job-progress"),
             ),
             waiting_notice(job.waiting_reason, job.retry_at, data_testid="job-waiting"),
@@ -187,7 +203,7 @@ def _job_line(job: ObjectVar[JobView], unfinished: rx.Var[bool]) -> rx.Component
                 size="1",
                 variant="ghost",
                 on_click=TimelineState.toggle(job.id),
-                aria_expanded=rx.cond(TimelineState.expanded == job.id, "true", "false"),
+                aria_expanded=rx.cond(expanded, "true", "false"),
             ),
         ),
         data_testid="queue-row",
