@@ -6,6 +6,7 @@ import threading
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -78,3 +79,21 @@ def test_an_expired_lease_can_be_claimed_again(any_core: Core) -> None:
     assert any_core.jobs.get(job_id).claimed_by == "other"
     any_core.jobs.release(job_id, "other")
     assert any_core.jobs.claim(job_id, "third", later, 30)
+
+
+def test_a_round_with_nothing_due_opens_no_write_transaction(any_core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every worker looks every 0.5 s: on SQLite a write transaction each time took the one write lock."""
+    [job_id] = due_jobs(any_core, 1)
+    writer = any_core.jobs.writer
+    opened, transaction = [], writer.transaction
+
+    def counted():  # type: ignore[no-untyped-def]
+        opened.append(1)
+        return transaction()
+
+    monkeypatch.setattr(writer, "transaction", counted)
+    now = utcnow()
+    assert [j.id for j in any_core.jobs.claim_due_polls("w", now, lease_s=30)] == [job_id]
+    assert len(opened) == 1
+    assert any_core.jobs.claim_due_polls("w", now, lease_s=30) == []  # leased now: nothing due
+    assert len(opened) == 1
