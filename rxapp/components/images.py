@@ -66,8 +66,9 @@ def stored_image(
         attrs["width"] = _js("({} || undefined)", pixels[0])
         attrs["height"] = _js("({} || undefined)", pixels[1])
     if thumbhash is not None:
-        style = {"background_image": _js("thumbHashBackground({})", thumbhash), "background_size": "100% 100%"}
-        attrs["onLoad"] = rx.Var("dropPlaceholder")
+        background = _js("globalThis.thumbHashBackground({})", thumbhash)
+        style = {"background_image": background, "background_size": "100% 100%"}
+        attrs["onLoad"] = rx.Var("globalThis.dropPlaceholder")
     return rx.fragment(
         _Placeholders.create(),
         rx.image(
@@ -92,7 +93,7 @@ def enlarged_image(url: rx.Var, *, alt: rx.Var | str, **props: Any) -> rx.Compon
         rx.image(
             src=copy_url(url, max(DERIVATIVE_SIDES)),
             alt=alt,
-            custom_attrs={"data-original": url, "onLoad": rx.Var("swapToOriginal")},
+            custom_attrs={"data-original": url, "onLoad": rx.Var("globalThis.swapToOriginal")},
             key=url,  # another result: a fresh element, not the last one's swapped source
             **props,
         ),

@@ -160,7 +160,6 @@ def _prompt_field(node: ObjectVar[NodeView]) -> rx.Component:
     prompt, and in the flow it moved the Generate button below by a line. A click pressed on
     the button just before was released on the card, and made no job.
     """
-    here = typing_in(node.id)
     return rx.box(
         rx.text_area(
             value=node.prompt,
@@ -172,32 +171,45 @@ def _prompt_field(node: ObjectVar[NodeView]) -> rx.Component:
             on_focus=PresenceState.typing_in(node.id),
             on_blur=PresenceState.typing_in(0),
         ),
-        rx.cond(
-            here != "",
-            rx.text(
-                "In this prompt: ",
-                here,
-                size="1",
-                color_scheme="gray",
-                data_testid="typing-here",
-                position="absolute",
-                right="6px",
-                bottom="4px",
-                padding_x="4px",
-                border_radius="4px",
-                background_color="var(--color-panel-solid)",
-                pointer_events="none",
-            ),
-        ),
+        typing_here(node_id=node.id),
         position="relative",
         width="100%",
     )
 
 
-def _prompt_notice(node: ObjectVar[NodeView]) -> rx.Component:
+# The parts of a card that read the project's jobs, progress or presence are memoised components
+# of their own: they re-render when those change, and the card (keyed, memoised on its row) does
+# not. Rendered inline, every job change re-rendered every card with its selects and history.
+
+
+@rx.memo
+def typing_here(node_id: rx.Var[int]) -> rx.Component:
+    """Who else has the cursor in this prompt."""
+    here = typing_in(node_id)
+    return rx.cond(
+        here != "",
+        rx.text(
+            "In this prompt: ",
+            here,
+            size="1",
+            color_scheme="gray",
+            data_testid="typing-here",
+            position="absolute",
+            right="6px",
+            bottom="4px",
+            padding_x="4px",
+            border_radius="4px",
+            background_color="var(--color-panel-solid)",
+            pointer_events="none",
+        ),
+    )
+
+
+@rx.memo
+def prompt_notice(node_id: rx.Var[int]) -> rx.Component:
     """Last write wins, but not silently: whether the text changed under you."""
     return rx.cond(
-        overwritten(node.id),
+        overwritten(node_id),
         rx.callout(
             "Someone else changed this prompt after you typed: the text above is theirs.",
             icon="info",
@@ -350,20 +362,57 @@ def _header(node: ObjectVar[NodeView], is_edit: rx.Var[bool]) -> rx.Component:
     )
 
 
-def _waiting(node: ObjectVar[NodeView]) -> rx.Component:
+@rx.memo
+def node_waiting(node_id: rx.Var[int]) -> rx.Component:
     """Its job's provider failed in a way that may pass: when the next try comes."""
-    job = waiting_job_of(node.id)
+    job = waiting_job_of(node_id)
     return waiting_notice(job["waiting_reason"], job["retry_at"], data_testid="node-waiting")
 
 
 def node_card(node: ObjectVar[NodeView]) -> rx.Component:
+    # Keyed and memoised on its row: the store keeps an unchanged node the same object.
+    return rx.fragment(card(node=node), key=node.id)
+
+
+@rx.memo
+def card(node: rx.Var[NodeView]) -> rx.Component:
+    return _card(node.to(ObjectVar, NodeView))
+
+
+@rx.memo
+def progress_line(node: rx.Var[NodeView]) -> rx.Component:
+    return node_progress(node.to(ObjectVar, NodeView))
+
+
+@rx.memo
+def result_box(node: rx.Var[NodeView]) -> rx.Component:
+    """The result, or the running job's latest preview while there is one."""
+    return _result_box(node.to(ObjectVar, NodeView))
+
+
+@rx.memo
+def generate_button(node: rx.Var[NodeView]) -> rx.Component:
+    """Generate; its click adds the optimistic row (`pending_jobs`, which it reads)."""
+    row = node.to(ObjectVar, NodeView)
+    return rx.button(
+        "Generate",
+        # Why it would not run (an empty prompt), before the click says so.
+        title=rx.cond(prompt_empty(row), "Write a prompt first", "Generate an image"),
+        on_click=[
+            add_pending(row.id, row.model),
+            ProjectRoom.generate(row.id, LAST_REQUEST_ID, rx.Var("Date.now()")),
+        ],
+    )
+
+
+def _card(node: ObjectVar[NodeView]) -> rx.Component:
     is_edit = node.kind == NodeKind.IMAGE_EDIT.value
     return rx.card(
         rx.vstack(
             _header(node, is_edit),
             _prompt_field(node),
             prompt_help(node),
-            _prompt_notice(node),
+            prompt_notice(node_id=node.id),
             rx.hstack(
                 _select(
                     "Model",
@@ -385,15 +434,7 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
                     ),
                 ),
                 rx.spacer(),
-                rx.button(
-                    "Generate",
-                    # Why it would not run (an empty prompt), before the click says so.
-                    title=rx.cond(prompt_empty(node), "Write a prompt first", "Generate an image"),
-                    on_click=[
-                        add_pending(node.id, node.model),
-                        ProjectRoom.generate(node.id, LAST_REQUEST_ID, rx.Var("Date.now()")),
-                    ],
-                ),
+                generate_button(node=node),
                 width="100%",
                 align="center",
             ),
@@ -410,43 +451,13 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
                 min_height="1.5em",
                 data_testid=rx.cond(node.freshness != "", "node-freshness", "node-fresh"),
             ),
-            _waiting(node),
-            node_progress(node),
+            node_waiting(node_id=node.id),
+            progress_line(node=node),
             rx.cond(
                 node.error != "",
                 rx.callout(node.error, icon="triangle-alert", color_scheme="red", size="1", data_testid="node-error"),
             ),
-            preview_else(node)(
-                node.image_url != "",
-                _open_result(
-                    node,
-                    node.image_url,
-                    stored_image(
-                        node.image_url,
-                        alt="Result of node #" + node.id.to_string(),
-                        sizes=CARD_IMAGE_SIZES,
-                        pixels=(node.image_width, node.image_height),
-                        thumbhash=node.image_hash,
-                        display="block",
-                        width="100%",
-                        height="auto",
-                        border_radius="8px",
-                        data_testid="node-result",
-                        # A stale node's image is dimmed: it no longer shows what the node says.
-                        opacity=rx.cond(node.freshness != "", "0.5", "1"),
-                        data_stale=rx.cond(node.freshness != "", "true", "false"),
-                    ),
-                    label="Open the result large",
-                ),
-                rx.center(
-                    rx.text("No result yet", size="2"),
-                    # The shape its result will have, so the result takes the place without moving anything.
-                    aspect_ratio=node.aspect_ratio.to(str).replace(":", " / "),
-                    width="100%",
-                    background="var(--gray-3)",
-                    border_radius="8px",
-                ),
-            ),
+            result_box(node=node),
             rx.box(
                 rx.cond(
                     node.history.length() > 1,
@@ -470,5 +481,38 @@ def node_card(node: ObjectVar[NodeView]) -> rx.Component:
         data_testid="node",
         data_node_id=node.id,
         custom_attrs=_drop_target(node),
-        key=node.id,  # one changed node re-renders its card only
+    )
+
+
+def _result_box(node: ObjectVar[NodeView]) -> rx.Component:
+    return preview_else(node)(
+        node.image_url != "",
+        _open_result(
+            node,
+            node.image_url,
+            stored_image(
+                node.image_url,
+                alt="Result of node #" + node.id.to_string(),
+                sizes=CARD_IMAGE_SIZES,
+                pixels=(node.image_width, node.image_height),
+                thumbhash=node.image_hash,
+                display="block",
+                width="100%",
+                height="auto",
+                border_radius="8px",
+                data_testid="node-result",
+                # A stale node's image is dimmed: it no longer shows what the node says.
+                opacity=rx.cond(node.freshness != "", "0.5", "1"),
+                data_stale=rx.cond(node.freshness != "", "true", "false"),
+            ),
+            label="Open the result large",
+        ),
+        rx.center(
+            rx.text("No result yet", size="2"),
+            # The shape its result will have, so the result takes the place without moving anything.
+            aspect_ratio=node.aspect_ratio.to(str).replace(":", " / "),
+            width="100%",
+            background="var(--gray-3)",
+            border_radius="8px",
+        ),
     )

@@ -116,3 +116,8 @@ function swapToOriginal(event) {
   };
   full.src = original;
 }
+
+// Shared through the page's global scope: Reflex puts this code in whichever modules hold an
+// image, and a component compiled into another module (the lightbox, a memoised card) calls
+// these by name, so they are looked up on `globalThis` (`images.py`).
+Object.assign(globalThis, { thumbHashBackground, dropPlaceholder, swapToOriginal });
