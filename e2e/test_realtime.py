@@ -211,7 +211,8 @@ def test_generate_stays_under_the_pointer_while_someone_leaves_its_prompt(browse
 def test_expanded_timeline_is_live_in_every_tab_and_the_log_tells_the_chain(
     browser: Browser, app_server: AppServer, project_url: str, fake_kie: FakeProviderServer
 ) -> None:
-    fake_kie.configure(delay_s=6)  # slow enough that both panels are open before it finishes
+    # Held until both panels are open (a fixed delay of 6 s was not always enough on a loaded CI).
+    fake_kie.configure(delay_s=1, hold=True)
     a, b = two_tabs(browser, project_url)
     model_node(a, "a timeline of a lighthouse", "google/nano-banana").get_by_role("button", name="Generate").click()
     expect(job_rows(b)).to_have_count(1)
@@ -220,6 +221,7 @@ def test_expanded_timeline_is_live_in_every_tab_and_the_log_tells_the_chain(
         expect(page.get_by_test_id("timeline")).to_be_visible()
         expect(page.get_by_test_id("timeline-step").first).to_contain_text("generate.clicked")
         expect(page.get_by_test_id("timeline-step").filter(has_text="status.completed")).to_have_count(0)
+    fake_kie.configure(delay_s=1)
     for page in (a, b):  # steps arrive while the panel is open, without touching it
         steps = page.get_by_test_id("timeline-step")
         expect(steps.filter(has_text="status.completed")).to_have_count(1, timeout=20_000)

@@ -50,6 +50,8 @@ class Config:
     record_lag_s: float = 0.5
     #: Pauses between callback retries; None: KIE.ai's documented few tries.
     delivery_pauses_s: list[float] | None = None
+    #: Generations stay at "generating" until a config without it comes: a test's own moment.
+    hold: bool = False
 
 
 @dataclass
@@ -111,6 +113,8 @@ class FakeKie:
         await asyncio.sleep(self.config.delay_s / 2)
         record.update(state="generating", updateTime=int(time.time() * 1000))
         await asyncio.sleep(self.config.delay_s / 2)
+        while self.config.hold:
+            await asyncio.sleep(0.05)
         try:
             if self.config.fail_generation:
                 raise RuntimeError("generation failed on purpose")
