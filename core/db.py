@@ -61,15 +61,17 @@ def _count_writes(connection: Connection, _cursor: Any, statement: str, *_: Any)
 
 
 def make_engine(url: str) -> Engine:
-    parsed = normalise_url(url)
+    engine = _dialect_engine(normalise_url(url))
+    event.listen(engine, "before_cursor_execute", _count_writes)
+    return engine
+
+
+def _dialect_engine(parsed: URL) -> Engine:
     if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(parsed, pool_pre_ping=True)
-        event.listen(engine, "before_cursor_execute", _count_writes)
-        return engine
+        return create_engine(parsed, pool_pre_ping=True)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
-    event.listen(engine, "before_cursor_execute", _count_writes)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
