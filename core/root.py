@@ -137,6 +137,7 @@ class Core:
             media,
             max_prompt_chars=settings.max_prompt_chars,
             max_project_name_chars=settings.max_project_name_chars,
+            queue_rows=settings.queue_rows,
         )
         listener = None
         if db.is_postgres:

@@ -32,13 +32,18 @@ RETIRED = {
 }
 
 
-def variable(default: Any, doc: str, *, shown: str | None = None, env: str | None = None) -> Any:
+def variable(
+    default: Any, doc: str, *, shown: str | None = None, env: str | None = None, gt: float | None = None
+) -> Any:
     """One environment variable: its default and its README line.
 
     `shown` is how the README states a default that is computed (from another variable,
-    or at start); `env` names a variable whose name differs from the attribute's.
+    or at start); `env` names a variable whose name differs from the attribute's; `gt`, a bound
+    the value must exceed.
     """
-    return Field(default, description=doc, validation_alias=env, json_schema_extra={"shown": shown} if shown else None)
+    return Field(
+        default, description=doc, validation_alias=env, json_schema_extra={"shown": shown} if shown else None, gt=gt
+    )
 
 
 class Settings(BaseSettings):
@@ -102,6 +107,9 @@ class Settings(BaseSettings):
     )
     max_prompt_chars: int = variable(5000, "longest prompt a node takes (the field stops there too)")
     max_project_name_chars: int = variable(200, "longest project name")
+    queue_rows: int = variable(
+        200, "newest jobs a tab holds in its Queue; `Older jobs` loads the earlier ones, this many at a time", gt=0
+    )
     kie_api_key: SecretStr = variable(SecretStr(""), "enables the KIE.ai models (listed but disabled without it)")
     kie_base_url: str = variable("https://api.kie.ai", "KIE.ai's API")
     kie_webhook_hmac_key: SecretStr = variable(

@@ -69,6 +69,7 @@ class Seeder:
             MediaStore(settings.media_dir),
             max_prompt_chars=settings.max_prompt_chars,
             max_project_name_chars=settings.max_project_name_chars,
+            queue_rows=settings.queue_rows,
         )
         self.book = JobBook(writer, registry)
         self.owner = Accounts(self.db.session, self.db.read_session).local_user()

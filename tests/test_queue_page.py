@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 
-import core.notebook.canvas as canvas_module
 from core.errors import NotFound
 from core.root import Core
 from models.tables import Job, utcnow
@@ -37,7 +36,7 @@ def _jobs(core: Core, project_id: int, count: int) -> list[str]:
 def test_older_jobs_page_after_the_oldest_held_and_say_when_more_exist(
     core: Core, project_id: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(canvas_module, "QUEUE_LIMIT", 2)
+    monkeypatch.setattr(core.canvas, "queue_rows", 2)
     newest_first = _jobs(core, project_id, 5)
 
     snapshot = core.canvas.snapshot(project_id)

@@ -51,7 +51,9 @@ def test_keyword_arguments_win_over_the_environment(monkeypatch: pytest.MonkeyPa
     assert settings.local_delay_s == 0.05
 
 
-@pytest.mark.parametrize(("name", "value"), [("PORT", "abc"), ("AUTH_REQUIRED", "maybe"), ("LOG_FORMAT", "xml")])
+@pytest.mark.parametrize(
+    ("name", "value"), [("PORT", "abc"), ("AUTH_REQUIRED", "maybe"), ("LOG_FORMAT", "xml"), ("QUEUE_ROWS", "0")]
+)
 def test_a_malformed_variable_stops_the_start_naming_it(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError, match=name):

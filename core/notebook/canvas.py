@@ -18,7 +18,6 @@ from core.people.access import use_media
 from models.tables import Job, Node, NodeResult, PlanStep, Project, UndoStep, utcnow
 from models.views import Changes, HistoryEntry, ImageInfo, JobPage, JobView, NodeView, ProjectView, Snapshot
 
-QUEUE_LIMIT = 200
 #: Earlier results kept on a node card.
 HISTORY_LIMIT = 20
 #: At most this many `Images` per Generate.
@@ -38,6 +37,7 @@ class Canvas:
         *,
         max_prompt_chars: int,
         max_project_name_chars: int,
+        queue_rows: int,
     ) -> None:
         self.writer = writer
         self.registry = registry
@@ -45,6 +45,8 @@ class Canvas:
         self.media = media
         self.max_prompt_chars = max_prompt_chars
         self.max_project_name_chars = max_project_name_chars
+        #: The newest jobs a snapshot holds, and the size of each page of older ones.
+        self.queue_rows = queue_rows
 
     def _clean_name(self, name: str) -> str:
         name = " ".join(name.split())
@@ -207,17 +209,17 @@ class Canvas:
         with self.writer.reading() as s:
             project = get_or_404(s, Project, project_id)
             nodes = s.exec(select(Node).where(Node.project_id == project_id).order_by(col(Node.position), col(Node.id)))
-            jobs = list(s.exec(_queue(project_id).limit(QUEUE_LIMIT + 1)))
+            jobs = list(s.exec(_queue(project_id).limit(self.queue_rows + 1)))
             return Snapshot(
                 project=ProjectView.of(project),
                 seq=project.last_seq,
                 nodes=[self._view(n, self._history(s, n.id)) for n in nodes],
-                jobs=[self._job_view(j) for j in jobs[:QUEUE_LIMIT]],
-                more_jobs=len(jobs) > QUEUE_LIMIT,
+                jobs=[self._job_view(j) for j in jobs[: self.queue_rows]],
+                more_jobs=len(jobs) > self.queue_rows,
             )
 
     def older_jobs(self, project_id: int, before_job_id: str) -> JobPage:
-        """The `QUEUE_LIMIT` jobs after `before_job_id` in the queue's order (newest first).
+        """The `queue_rows` jobs after `before_job_id` in the queue's order (newest first).
 
         Keyed on the job itself, not on an offset: jobs made meanwhile do not shift the page.
         """
@@ -228,8 +230,8 @@ class Canvas:
             older = (col(Job.created_at) < before.created_at) | (
                 (col(Job.created_at) == before.created_at) & (col(Job.id) > before.id)
             )
-            jobs = list(s.exec(_queue(project_id).where(older).limit(QUEUE_LIMIT + 1)))
-            return JobPage(jobs=[self._job_view(j) for j in jobs[:QUEUE_LIMIT]], more=len(jobs) > QUEUE_LIMIT)
+            jobs = list(s.exec(_queue(project_id).where(older).limit(self.queue_rows + 1)))
+            return JobPage(jobs=[self._job_view(j) for j in jobs[: self.queue_rows]], more=len(jobs) > self.queue_rows)
 
     def changes(self, project_id: int, after_seq: int) -> Changes:
         """The current state of every row changed after `after_seq`.

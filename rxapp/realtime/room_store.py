@@ -19,7 +19,7 @@ from reflex.vars import ObjectVar
 from reflex_base.utils.imports import ImportVar
 
 from core.contract import JobStatus
-from core.notebook.canvas import HISTORY_LIMIT, QUEUE_LIMIT
+from core.notebook.canvas import HISTORY_LIMIT
 from core.people.access import Role
 from core.people.sharing import MemberView
 from core.realtime.presence import PersonView
@@ -35,6 +35,7 @@ from rxapp.realtime.bridge import (
     PROJECTS_EVENT,
     SNAPSHOT_EVENT,
 )
+from rxapp.runtime import core
 from rxapp.states.pending import pending_jobs
 from rxapp.states.room import ProjectRoom
 
@@ -192,7 +193,7 @@ class RoomStore(rx.Fragment):
             "projectsEvent": PROJECTS_EVENT,
             "progressEvent": PROGRESS_EVENT,
             "ended": [status.value for status in JobStatus if status.is_terminal],
-            "queueLimit": QUEUE_LIMIT,
+            "queueLimit": core.settings.queue_rows,
             "historyLimit": HISTORY_LIMIT,
             "rowDefaults": FILLED_DEFAULTS,
         }
