@@ -34,9 +34,14 @@ def _object(expression: str, *used: rx.Var) -> ObjectVar[dict[str, str]]:
     return cast(ObjectVar[dict[str, str]], rx.Var(expression, _var_data=_var_data(*used)).to(dict[str, str]))
 
 
+def _find_progress(job_id: rx.Var) -> str:
+    """JS: the job's progress row, or null before its provider said anything."""
+    return f"(({_ROWS}).find((row) => row.id === {job_id}) ?? null)"
+
+
 def progress_of(job_id: rx.Var) -> ObjectVar[dict[str, str]]:
     """The job's progress row (`{}` before its provider said anything)."""
-    return _object(f"(({_ROWS}).find((row) => row.id === {job_id}) ?? {{}})", _ROWS, job_id)
+    return _object(f"({_find_progress(job_id)} ?? {{}})", _ROWS, job_id)
 
 
 def unfinished_job_of(node_id: rx.Var) -> ObjectVar[dict[str, str]]:
@@ -66,7 +71,7 @@ def _preview(row: ObjectVar[dict[str, str]], alt: rx.Var | str, **props: object)
 def progress_or_null(job_id: rx.Var) -> rx.Var:
     """The job's progress row, or null: the same value while nothing changed (a memoised queue
     line re-renders when it does; `progress_of`'s `{}` is a new object every time)."""
-    return rx.Var(f"(({_ROWS}).find((row) => row.id === {job_id}) ?? null)", _var_data=_var_data(_ROWS, job_id))
+    return rx.Var(_find_progress(job_id), _var_data=_var_data(_ROWS, job_id))
 
 
 def job_progress(job: ObjectVar[JobView], row: ObjectVar[dict[str, str]]) -> rx.Component:
