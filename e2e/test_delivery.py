@@ -133,5 +133,8 @@ def test_check_realtime_fails_at_the_webhook_hop_with_the_reason(browser: Browse
     expect(webhook).to_have_attribute("data-verdict", "failed")
     expect(webhook).to_contain_text("is not reachable from this machine")
     expect(webhook.get_by_test_id("check-fix")).to_contain_text("set PUBLIC_BASE_URL")
-    ok = dialog.get_by_test_id("check-hop").filter(has_text="confirmed by each open tab")
-    expect(ok).to_have_attribute("data-verdict", "ok")
+    # The chain before it ran. The tab hops' verdicts are `test_check_realtime_passes_on_a_working_app`'s:
+    # here, a clean-clone run on a loaded machine saw this tab confirm later than the 3 s the check
+    # allows, a true verdict but not this test's subject.
+    written = dialog.get_by_test_id("check-hop").filter(has_text="job row written")
+    expect(written).to_have_attribute("data-verdict", "ok")
