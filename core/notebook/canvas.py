@@ -209,13 +209,13 @@ class Canvas:
         with self.writer.reading() as s:
             project = get_or_404(s, Project, project_id)
             nodes = s.exec(select(Node).where(Node.project_id == project_id).order_by(col(Node.position), col(Node.id)))
-            jobs = list(s.exec(_queue(project_id).limit(self.queue_rows + 1)))
+            page = self._job_page(s, _queue(project_id))
             return Snapshot(
                 project=ProjectView.of(project),
                 seq=project.last_seq,
                 nodes=[self._view(n, self._history(s, n.id)) for n in nodes],
-                jobs=[self._job_view(j) for j in jobs[: self.queue_rows]],
-                more_jobs=len(jobs) > self.queue_rows,
+                jobs=page.jobs,
+                more_jobs=page.more,
             )
 
     def older_jobs(self, project_id: int, before_job_id: str) -> JobPage:
@@ -230,8 +230,12 @@ class Canvas:
             older = (col(Job.created_at) < before.created_at) | (
                 (col(Job.created_at) == before.created_at) & (col(Job.id) > before.id)
             )
-            jobs = list(s.exec(_queue(project_id).where(older).limit(self.queue_rows + 1)))
-            return JobPage(jobs=[self._job_view(j) for j in jobs[: self.queue_rows]], more=len(jobs) > self.queue_rows)
+            return self._job_page(s, _queue(project_id).where(older))
+
+    def _job_page(self, s: Session, query: SelectOfScalar[Job]) -> JobPage:
+        """The first `queue_rows` jobs of `query`, and whether more follow (one row more is read)."""
+        jobs = list(s.exec(query.limit(self.queue_rows + 1)))
+        return JobPage(jobs=[self._job_view(j) for j in jobs[: self.queue_rows]], more=len(jobs) > self.queue_rows)
 
     def changes(self, project_id: int, after_seq: int) -> Changes:
         """The current state of every row changed after `after_seq`.
