@@ -228,12 +228,13 @@ def test_expanded_timeline_is_live_in_every_tab_and_the_log_tells_the_chain(
         expect(steps.filter(has_text="webhook.received")).not_to_have_count(0)
         expect(steps.filter(has_text="image.downloaded")).to_contain_text("bytes in")
     job_id = job_rows(a).first.get_attribute("data-job-id")
-    chain = {e["step"] for e in app_server.log_events_of(job_id)}
-    assert chain >= {
-        "job.created",
-        "provider.submitted",
-        "webhook.received",
-        "image.stored",
-        "job.updated",
-        "room.pushed",
-    }
+    chain = wait_until(
+        lambda: {e["step"] for e in app_server.log_events_of(job_id)},
+        lambda steps: steps >= {"job.created", "provider.submitted", "image.stored", "job.updated", "room.pushed"},
+        what=f"the log's chain of job {job_id}",
+        timeout_s=15,
+    )
+    # The callback is logged as received, or as a duplicate when this app's fallback poll (every
+    # 1-2 s) asked the provider between the result being ready and the callback reaching a loaded
+    # app, and completed the job first (seen once in a clean-clone run); the chain is the same.
+    assert chain & {"webhook.received", "webhook.duplicate"}, chain
