@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine: Python deps, bun for Reflex, Debian's HAProxy
-# for the scaled setup, and (with --browser) Debian's Chromium for the end-to-end tests.
+# for the scaled setup, and (with --browser) Debian's Chromium (full, and its headless shell for the end-to-end tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +47,10 @@ if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
   apt_install haproxy
 fi
 
-if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
-  echo "setup: installing Debian's chromium"
-  apt_install chromium
-fi
+# The end-to-end tests drive the headless shell (e2e/conftest.py); `make bench` the full browser.
+for package in chromium chromium-headless-shell; do
+  if [ "${1:-}" = "--browser" ] && ! command -v "$package" >/dev/null 2>&1; then
+    echo "setup: installing Debian's $package"
+    apt_install "$package"
+  fi
+done
