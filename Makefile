@@ -27,26 +27,24 @@ doctor:
 dev: setup
 	@$(ENV) PORT=$(PORT) reflex run --env dev
 
-# The unit tests, the browser suites and the scaled suites at once (pytest-xdist): a worker
-# takes the browser suites, one the scaled suites, the unit tests go to whichever is free
-# (e2e/conftest.py); each worker has its own ports, Redis database and temporary directories
-# (tests/isolation.py). 2 workers on 2 cores: with 3, the browser tests' tabs (each an app, a
-# Chromium and fakes) lagged so far behind that checks and the 230-click test timed out (8 failed
-# in a clean-clone run on 2026-12-06, after the live progress and the queue panel came in).
+# Tests on parallel workers (pytest-xdist, scheduled by e2e/conftest.py); each worker has its own
+# ports, Redis database and temporary directories (tests/isolation.py). 2 workers on 2 cores:
+# with 3, the browser tests' tabs (each an app, a Chromium and fakes) lagged so far behind that
+# checks timed out (8 failed in a clean-clone run on 2026-12-06).
 TEST_WORKERS ?= 2
 PYTEST := python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
-# The scaled suites (e2e/*scaled.py: several workers behind HAProxy, crashes, outages) run after
-# the rest, one test at a time: beside the parallel run their health checks timed out under the
-# load and HAProxy took busy workers out, which failed them now and then (3 of 4 clean-clone runs
-# on 2026-12-06).
+# The scaled suites (e2e/*scaled.py: several workers behind HAProxy, crashes, outages) run one
+# test at a time on one worker, never beside the browser suites: under that load their health
+# checks timed out and HAProxy took busy workers out (3 of 4 clean-clone runs on 2026-12-06).
+# They leave half the cores idle, waiting out their outages: the unit tests run beside them.
 SCALED := e2e/*scaled.py
 
 test: setup lint typecheck jstest
 	@scripts/setup.sh --browser
 	@scripts/services.sh
-	@$(ENV) $(PYTEST) tests e2e --ignore-glob='$(SCALED)' -v
-	@$(ENV) python -m pytest -p no:xdist --durations=5 $(SCALED) -v
+	@$(ENV) $(PYTEST) e2e --ignore-glob='$(SCALED)' -v
+	@$(ENV) $(PYTEST) $(SCALED) tests -v
 
 unit: setup jstest
 	@scripts/services.sh
@@ -56,7 +54,7 @@ e2e: setup
 	@scripts/setup.sh --browser
 	@scripts/services.sh
 	@$(ENV) $(PYTEST) e2e --ignore-glob='$(SCALED)' -v
-	@$(ENV) python -m pytest -p no:xdist --durations=5 $(SCALED) -v
+	@$(ENV) $(PYTEST) $(SCALED) -v
 
 # The page's own JavaScript (rxapp/realtime/*.js), with Node's built-in test runner.
 jstest:

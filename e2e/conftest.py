@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 from xdist.scheduler import LoadScopeScheduling
+from xdist.workermanage import WorkerController
 
 from e2e.helpers import open_canvas
 from e2e.server import AppServer, FakeProviderServer
@@ -49,21 +50,38 @@ def work_unit_of(nodeid: str) -> str | None:
     return "scaled" if path.endswith("scaled.py") else path
 
 
+def is_end_to_end(scope: str) -> bool:
+    """An xdist work unit of end-to-end tests (see `work_unit_of`), not a unit test."""
+    return scope == "scaled" or work_unit_of(scope) is not None
+
+
 class SuiteScheduling(LoadScopeScheduling):
-    """`make test`'s xdist scheduling (`--dist loadgroup`): the unit tests first, one by one to
-    whichever worker is free, then the end-to-end work units (scaled first: see
-    `pytest_collection_modifyitems`). Unit tests never come after an
-    end-to-end test on a worker: Playwright's event loop, running from then on, would refuse
-    pytest-asyncio's. (xdist's own `xdist_group` marks do not reach its scheduler under
+    """`make test`'s xdist scheduling (`--dist loadgroup`): the scaled suites first, as one work
+    unit, then the unit tests one by one to whichever worker is free, then the other end-to-end
+    files (see `pytest_collection_modifyitems`). So `make test`'s last step, the scaled suites
+    and the unit tests, runs them side by side: the scaled suites wait out outages and restarts
+    with half the two cores idle, and the unit tests fill them.
+
+    Unit tests never come after an end-to-end test on a worker: Playwright's event loop, running
+    from then on, would refuse pytest-asyncio's. A worker that ran one takes only end-to-end
+    work, or waits for the end. (xdist's own `xdist_group` marks do not reach its scheduler under
     pytest 9.2, whose node ids are no longer the strings xdist appends the group to.)
     """
 
     def __init__(self, config: pytest.Config, log: object = None) -> None:
         super().__init__(config, log)  # type: ignore[arg-type]
-        config.option.loadscopereorder = False  # collection order: tests/ before e2e/
+        config.option.loadscopereorder = False  # collection order, as sorted below
 
     def _split_scope(self, nodeid: str) -> str:
         return work_unit_of(nodeid) or nodeid
+
+    def _assign_work_unit(self, node: WorkerController) -> None:
+        if any(is_end_to_end(scope) for scope in self.assigned_work.get(node, {})):
+            end_to_end = next((scope for scope in self.workqueue if is_end_to_end(scope)), None)
+            if end_to_end is None:
+                return  # only unit tests are left: the other worker takes them
+            self.workqueue.move_to_end(end_to_end, last=False)
+        super()._assign_work_unit(node)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -84,11 +102,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(SCALED_TIMEOUT_S if unit == "scaled" else BROWSER_TIMEOUT_S))
     if getattr(config.option, "loadgroup", False):
         # An xdist worker of `make test`, whose scheduler takes the work units in this order: the
-        # longest unit, the scaled suites, first after the unit tests, so it does not start last;
+        # longest unit, the scaled suites, first, so the unit tests run beside it (SuiteScheduling);
         # each file's tests together, so a module's cluster starts once.
         def order(item: pytest.Item) -> tuple[int, str]:
             unit = work_unit_of(item.nodeid)
-            return (0, "") if unit is None else (1 if unit == "scaled" else 2, item.nodeid.split("::", 1)[0])
+            return (1, "") if unit is None else (0 if unit == "scaled" else 2, item.nodeid.split("::", 1)[0])
 
         items.sort(key=order)
 
