@@ -56,10 +56,11 @@ def test_sigkill_with_jobs_in_flight_loses_nothing_and_doubles_nothing(
 ) -> None:
     # KIE.ai documents only a few callback tries; this test is about our side applying a
     # delivery that arrives after a crash exactly once, so the fake keeps trying for ~3 minutes.
-    # Each task takes 30 s: longer than the clicks take on a loaded machine, so none finishes (and
-    # is delivered) before the crash; with 8 s, the first did in a clean-clone run and the wait
-    # for a refused callback of every task could never end.
-    fake_kie.configure(delay_s=30.0, delivery_pauses_s=[2.0] * 90)
+    # The fake holds every task until the app is dead, so none finishes (and is delivered) before
+    # the crash: with a fixed 8 s task, the first did in a clean-clone run and the wait for a
+    # refused callback of every task could never end (30 s tasks then cost the test 30 s).
+    retries = [2.0] * 90
+    fake_kie.configure(delay_s=1.0, delivery_pauses_s=retries, hold=True)
     prompt = f"crash test {uuid.uuid4().hex[:8]}"
     context = browser.new_context()
     page = context.new_page()
@@ -75,6 +76,7 @@ def test_sigkill_with_jobs_in_flight_loses_nothing_and_doubles_nothing(
 
     wait_until(lambda: len(ours()), lambda tasks: tasks == JOBS, what=f"{JOBS} tasks at the provider")
     strict_server.kill()
+    fake_kie.configure(delay_s=1.0, delivery_pauses_s=retries)  # the tasks finish while the app is down
     task_ids = {r["taskId"] for r in ours()}
 
     def refused_deliveries() -> set[str]:

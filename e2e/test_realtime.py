@@ -107,14 +107,15 @@ def test_failed_job_shows_its_error_in_node_and_queue_of_both_tabs(browser: Brow
 def test_cancel_from_another_tab_shows_cancelled_everywhere(
     browser: Browser, project_url: str, fake_kie: FakeProviderServer
 ) -> None:
-    # KIE.ai has no cancel: its render goes on, too slow to finish before the cancel, and reports anyway.
-    fake_kie.configure(delay_s=8)
+    # KIE.ai has no cancel: its render goes on (held by the fake until the cancel is shown), and reports anyway.
+    fake_kie.configure(delay_s=1, hold=True)
     a, b = two_tabs(browser, project_url)
     model_node(a, "a slow painting", "google/nano-banana").get_by_role("button", name="Generate").click()
     expect(job_rows(b)).to_have_count(1)
     job_rows(b).first.get_by_role("button", name="Cancel").click()
     for page in (a, b):
         expect(job_rows(page).first).to_have_attribute("data-status", "cancelled")
+    fake_kie.configure(delay_s=1)
     job_id = job_rows(a).first.get_attribute("data-job-id")
 
     def answered_late_completions() -> list[dict]:
