@@ -37,17 +37,24 @@ CHROMIUM_ARGS = [
 ]
 
 
+#: Named `*scaled.py` (run in `make test`'s second step) but a work unit of its own: `make
+#: run-scaled` on private PostgreSQL and Redis, no browser, so the unit tests' worker takes it
+#: after them instead of lengthening the scaled suites' worker (about a minute).
+SCALED_APART = "e2e/test_run_scaled.py"
+
+
 def work_unit_of(nodeid: str) -> str | None:
     """What one xdist worker runs in one go, in file order; None for a unit test.
 
-    "scaled": the files named `*scaled.py`, which run the scaled setup, each loading both
-    cores, and share the worker's Redis database. Any other end-to-end file: itself, so its
-    module-scoped apps start once; a worker running any of them starts its own `app_server`.
+    "scaled": the files named `*scaled.py` (but `SCALED_APART`), which run the scaled setup,
+    each loading both cores, and share the worker's Redis database. Any other end-to-end file:
+    itself, so its module-scoped apps start once; a worker running any of them starts its own
+    `app_server`.
     """
     path = nodeid.split("::", 1)[0]
     if not path.startswith("e2e/"):
         return None
-    return "scaled" if path.endswith("scaled.py") else path
+    return "scaled" if path.endswith("scaled.py") and path != SCALED_APART else path
 
 
 def is_end_to_end(scope: str) -> bool:
@@ -99,7 +106,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         unit = work_unit_of(item.nodeid)
         if unit and item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(SCALED_TIMEOUT_S if unit == "scaled" else BROWSER_TIMEOUT_S))
+            scaled = item.nodeid.split("::", 1)[0].endswith("scaled.py")
+            item.add_marker(pytest.mark.timeout(SCALED_TIMEOUT_S if scaled else BROWSER_TIMEOUT_S))
     if getattr(config.option, "loadgroup", False):
         # An xdist worker of `make test`, whose scheduler takes the work units in this order: the
         # longest unit, the scaled suites, first, so the unit tests run beside it (SuiteScheduling);
@@ -134,6 +142,12 @@ def _close_the_tests_tabs(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     for context in browser.contexts:
         if context not in before:
+            # Each page first, as a user closes a tab: the headless shell fires no `pagehide` for
+            # the pages of a closed context, so their tabs never said they closed and the app
+            # counted them open for `TAB_GONE_S` (a doctor run right after one saw a tab that
+            # never confirmed its change).
+            for page in context.pages:
+                page.close()
             context.close()
 
 
