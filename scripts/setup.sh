@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh Debian machine: Python deps, bun for Reflex, Debian's HAProxy
-# for the scaled setup, and (with --browser) Debian's Chromium (full, and its headless shell for the end-to-end tests).
+# for the scaled setup, and (with --browser) Debian's Chromium: its headless shell for the
+# end-to-end tests, the full browser for `make bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
