@@ -104,6 +104,7 @@ async def fan_out(
         "latency_ms": latencies,
         "push_ms": pushes,
         "cpu_ms_per_change": cpu * 1000 / max(messages, 1),
+        "cpu_ms_per_completion": cpu * 1000 / completions,
         "bytes_per_change": frame_bytes,
         "changes": messages,
     }
