@@ -19,9 +19,10 @@ from typing import IO
 import httpx
 import redis
 
-from deploy.cluster import Cluster, stop_process, wait_until_up
+from deploy.cluster import Cluster, stop_process, wait_until_up, worker_name
 from tests.isolation import free_port
 from tests.postgres import fresh_database
+from tests.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -260,3 +261,29 @@ def scaled_cluster(workdir: Path, workers: int, redis_db: int, env: dict[str, st
                 yield cluster
         finally:
             redis.Redis.from_url(redis_url).flushdb()
+
+
+def tab_joins(cluster: Cluster, project_id: int) -> list[int]:
+    """How many times a tab joined the project, per worker, as the workers' logs say so far.
+
+    A worker logs the join after it sent the tab its snapshot, and supervisord copies the
+    line to the file a moment later: a tab can show the project before its join is on disk,
+    so callers wait for the count they expect rather than read it once.
+    """
+    counts = []
+    for index in range(len(cluster.worker_ports)):
+        lines = (cluster.log_dir / f"{worker_name(index)}.log").read_text(errors="replace").splitlines()
+        entries = (json.loads(line) for line in lines if line.startswith("{") and '"tab.joined"' in line)
+        counts.append(sum(1 for entry in entries if entry.get("project_id") == project_id))
+    return counts
+
+
+def wait_for_spread(cluster: Cluster, project_id: int) -> list[int]:
+    """The joins per worker, once every worker logged a tab joining the project.
+
+    The balancer hands websockets out in turns, so consecutive tabs land on different
+    workers; a wait that runs out says how the joins fell.
+    """
+    return wait_until(
+        lambda: tab_joins(cluster, project_id), all, what="a tab join logged on every worker", timeout_s=20
+    )

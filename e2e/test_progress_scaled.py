@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from deploy.cluster import Cluster
 from e2e.helpers import RESULT_ALT, model_node, nodes, open_canvas
-from e2e.server import AppServer, scaled_cluster
+from e2e.server import AppServer, scaled_cluster, tab_joins
 from e2e.test_progress import RECORDER, new_project
 from tests.isolation import redis_db
 from tests.wait import wait_until
@@ -26,21 +25,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield running
 
 
-def joins(cluster: Cluster, project_id: int) -> list[int]:
-    """How many times a tab joined the project, per worker."""
-    counts = []
-    for index in range(WORKERS):
-        lines = (cluster.log_dir / f"worker-{index}.log").read_text(errors="replace").splitlines()
-        entries = (json.loads(line) for line in lines if line.startswith("{") and '"tab.joined"' in line)
-        counts.append(sum(1 for entry in entries if entry.get("project_id") == project_id))
-    return counts
-
-
 def opened_on(cluster: Cluster, page: Page, url: str, project_id: int) -> int:
     """Open the project in `page`; returns the worker its socket joined on."""
-    before = joins(cluster, project_id)
+    before = tab_joins(cluster, project_id)
     open_canvas(page, url)
-    after = wait_until(lambda: joins(cluster, project_id), lambda now: now != before, what="the tab's join logged")
+    after = wait_until(lambda: tab_joins(cluster, project_id), lambda now: now != before, what="the tab's join logged")
     return [n - m for n, m in zip(after, before, strict=True)].index(1)
 
 

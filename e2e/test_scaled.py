@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from deploy.cluster import Cluster
 from e2e.helpers import RESULT_ALT, add_text_node, job_rows, nodes, open_canvas
 from e2e.scaled import click_all
 from e2e.seed import Seeder
-from e2e.server import scaled_cluster
+from e2e.server import scaled_cluster, wait_for_spread
 from e2e.socket_tabs import SocketTab, run
 from tests.isolation import redis_db
 
@@ -31,17 +30,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     fast = {"LOCAL_PROVIDER_DELAY_S": "2", "WORK_LEASE_S": "5", "POLL_START_S": "1", "POLL_CAP_S": "2"}
     with scaled_cluster(Path(tmp_path_factory.mktemp("scaled")), WORKERS, redis_db(), fast) as cluster:
         yield cluster
-
-
-def linked_workers(cluster: Cluster, project_path: str) -> dict[int, int]:
-    """How many tab joins each worker logged for the project (worker index -> count)."""
-    project_id = int(project_path.rsplit("/", 1)[-1])
-    links: dict[int, int] = {}
-    for index in range(WORKERS):
-        for line in (cluster.log_dir / f"worker-{index}.log").read_text(errors="replace").splitlines():
-            if line.startswith("{") and '"tab.joined"' in line and json.loads(line).get("project_id") == project_id:
-                links[index] = links.get(index, 0) + 1
-    return links
 
 
 def crash_evidence(cluster: Cluster, tabs: list[Page]) -> str:
@@ -74,8 +62,7 @@ def test_four_tabs_over_three_workers_see_every_job_and_survive_a_worker_crash(
     tabs = [first] + [browser.new_context().new_page() for _ in range(3)]
     for tab in tabs[1:]:
         open_canvas(tab, project_url)
-    spread = linked_workers(cluster, project_url)
-    assert len(spread) == WORKERS, spread  # the 4 tabs' websockets landed on all 3 workers
+    wait_for_spread(cluster, int(project_url.rsplit("/", 1)[-1]))  # the 4 tabs' websockets on all 3 workers
 
     # Work from two tabs on different workers; each change is seen by every tab.
     add_text_node(tabs[0], "a lighthouse at dusk")
@@ -163,7 +150,7 @@ def test_twenty_tabs_over_three_workers_converge_after_fifty_jobs_each_change_on
         return tabs
 
     tabs = run(scenario())
-    assert len(linked_workers(cluster, f"/p/{project.id}")) == WORKERS  # the 20 tabs landed on all 3 workers
+    wait_for_spread(cluster, project.id)  # the 20 tabs landed on all 3 workers
     screens = [tab.screen() for tab in tabs]
     assert all(screen == screens[0] for screen in screens)
     assert screens[0][1][project.node_id]  # the node shows a result
