@@ -11,7 +11,7 @@ from rxapp.pages.canvas import canvas_page, redirect_page
 from rxapp.realtime.connection import ConnectionWatch
 from rxapp.realtime.ghosts import WorkerHeartbeat
 from rxapp.realtime.room_store import RoomStore
-from rxapp.runtime import bridge, core
+from rxapp.runtime import bridge, core, settle_collector
 from rxapp.states.room import ProjectRoom
 
 app = rx.App(
@@ -41,4 +41,5 @@ async def background_work() -> None:
         # Read on the class, the handler is an EventHandler (the decorator types it as the method).
         (reopen,) = Event.from_event_type(ProjectRoom.open_project)  # type: ignore[arg-type]
         loops["heartbeat"] = WorkerHeartbeat(app, core.settings.redis_url, reopen).run
+    settle_collector()
     await Worker(core, loops).run()
