@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlmodel import Session, col, select
+from sqlalchemy import insert
+from sqlmodel import Session, SQLModel, col, select
 
 from core.db import WRITES, SessionFactory
 from models.tables import ChangeEvent, Project
@@ -93,6 +94,28 @@ class Transaction:
         self._locked: set[int] = set()
         #: project -> (the connection's `WRITES` count when its sequence was read, that sequence).
         self._seqs: dict[int, tuple[int, int]] = {}
+        #: Rows added with `add_row`, per table, not yet inserted.
+        self._rows: dict[type[SQLModel], list[dict[str, object]]] = {}
+        #: SQLite: the transaction holds the database's one write lock (`BEGIN IMMEDIATE`).
+        self.serialised = session.get_bind().dialect.name == "sqlite"
+
+    def add_row(self, table: type[SQLModel], **values: object) -> None:
+        """A row nothing in this transaction reads back (a timeline step): inserted with the
+        others of its table in one statement, when the changes flush (`changed`, commit).
+
+        Through the session, each would be an INSERT of its own with its id read back: a
+        completion writes five timeline steps.
+        """
+        self._rows.setdefault(table, []).append(values)
+
+    def flush(self) -> None:
+        """The session's changes, then the rows added (after: they may name a row just added)."""
+        self.session.flush()
+        if self._rows:
+            connection = self.session.connection()
+            for table, rows in self._rows.items():
+                connection.execute(insert(table), rows)
+            self._rows.clear()
 
     def lock_project(self, project_id: int) -> None:
         """Take the project's row lock first, before any other row of the project.
@@ -104,7 +127,7 @@ class Transaction:
         `BEGIN IMMEDIATE` already serialises writers; the row lock is PostgreSQL's. Held until
         the transaction ends, so it is taken once.
         """
-        if project_id in self._locked:
+        if project_id in self._locked or self.serialised:
             return
         self._locked.add(project_id)
         query = select(Project.id).where(col(Project.id) == project_id).with_for_update()
@@ -116,7 +139,7 @@ class Transaction:
         The trigger knows what changed; the project is published to this process's
         subscribers after commit.
         """
-        self.session.flush()
+        self.flush()
         connection = self.session.connection()
         writes = connection.info.get(WRITES, 0)
         known = self._seqs.get(project_id)
@@ -146,6 +169,7 @@ class ChangeWriter:
         with self._session_factory() as session:
             tx = Transaction(session)
             yield tx
+            tx.flush()  # the rows added with `add_row`, before the session commits
         for project_id, seq in tx.published.items():
             self.notifier.publish(project_id, seq)
         for (project_id, member), seq in tx.members.items():

@@ -436,21 +436,26 @@ class JobBook:
         # in a batch (one Generate's `Images`) the first result is the current one, the others
         # join the history: a job of the batch is no newer outcome than another.
         batch = job.batch_of or job.id
-        newer_outcome = tx.session.exec(
-            select(Job.id).where(
-                Job.node_id == job.node_id,
-                col(Job.created_at) > job.created_at,
-                col(Job.status).in_([JobStatus.COMPLETED.value, JobStatus.FAILED.value]),
-                _batch_of_row() != batch,
+        # Both reads are of other jobs, which this transaction has not changed: no flush first
+        # (it would write this job's row now and again for the steps that follow).
+        with tx.session.no_autoflush:
+            newer_outcome = tx.session.exec(
+                select(Job.id).where(
+                    Job.node_id == job.node_id,
+                    col(Job.created_at) > job.created_at,
+                    col(Job.status).in_([JobStatus.COMPLETED.value, JobStatus.FAILED.value]),
+                    _batch_of_row() != batch,
+                )
+            ).first()
+            # Another result of this batch is current already: this one only joins the history.
+            batch_shown = (
+                bool(image)
+                and node.result_job_id not in (None, job.id)
+                and tx.session.exec(
+                    select(Job.id).where(Job.id == node.result_job_id, _batch_of_row() == batch)
+                ).first()
+                is not None
             )
-        ).first()
-        # Another result of this batch is current already: this one only joins the history.
-        batch_shown = (
-            bool(image)
-            and node.result_job_id not in (None, job.id)
-            and tx.session.exec(select(Job.id).where(Job.id == node.result_job_id, _batch_of_row() == batch)).first()
-            is not None
-        )
         if image:  # set after the reads above, so the node's row is written once, below
             node.latest_result = image
         if newer_outcome is None and not batch_shown:
@@ -497,6 +502,8 @@ def _publish(tx: Transaction, job: Job) -> int:
 
 def lock_job(tx: Transaction, job_id: str) -> Job:
     """A job to change, locked after its project (`Transaction.lock_project`)."""
+    if tx.serialised:
+        return get_or_404(tx.session, Job, job_id)  # no row locks, so no order to keep: one read
     project_id = tx.session.exec(select(Job.project_id).where(col(Job.id) == job_id)).first()
     if project_id is None:
         raise NotFound(f"Job {job_id} not found")
@@ -521,7 +528,7 @@ def write_step(
 
     `announced` makes the step itself a change event (steps of a status change need not be).
     """
-    tx.session.add(JobStep(job_id=job.id, step=step, detail=detail[:500], at=at or utcnow(), announced=announced))
+    tx.add_row(JobStep, job_id=job.id, step=step, detail=detail[:500], at=at or utcnow(), announced=announced)
     job.steps += 1
     tx.session.add(job)
 
