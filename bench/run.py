@@ -289,6 +289,11 @@ def _poll_until_seen(pollers: list[Page], src: str | None, period_s: float = 2.0
     return seen
 
 
+def small_result() -> bytes:
+    """A 10 KB result (the local provider's drawing): issue 23's figures, where the image costs little."""
+    return render_text_to_image("a small drawing", "1:1")
+
+
 @contextmanager
 def image_server(workdir: Path, image: bytes) -> Iterator[str]:
     """Serves one result (`photo()`: 1024 px, ~2.4 MB) on loopback from its own process, like a provider's CDN."""
@@ -322,13 +327,15 @@ def ingestion(
     results: Results,
     label: str,
     target: int,
+    image: bytes,
     jobs: int = 400,
     duplicates: int = 100,
     app_pgid: int | None = None,
 ) -> None:
     """Completions per second the webhook route sustains, then a count of lost or doubled updates.
 
-    With `app_pgid`, also the app's CPU per completion: steadier than the rate on a busy machine.
+    `image`: every job's result. With `app_pgid`, also the app's CPU per completion: steadier
+    than the rate on a busy machine.
 
     Each callback is confirmed with the fake KIE.ai's recordInfo, as a real one is; a lost
     or doubled job stops the run, since the rate would then measure refusals.
@@ -337,7 +344,7 @@ def ingestion(
     ids = project.pending
     book = seeder.book
 
-    with image_server(workdir, photo()) as image_url:
+    with image_server(workdir, image) as image_url:
         kie.add_finished([task_id for _, _, task_id in ids], image_url)
 
         async def fire() -> float:
@@ -625,7 +632,7 @@ def socket_suite(app: AppServer, kie: FakeProviderServer, workdir: Path, results
     with image_server(workdir, photo()) as image_url:
         asyncio.run(measure(image_url))
     # Issue 23's own figure: the completion path alone, with a 10 KB result (the local drawing).
-    with image_server(workdir, render_text_to_image("a small drawing", "1:1")) as small_url:
+    with image_server(workdir, small_result()) as small_url:
         print("app CPU per completion, 10 KB results ...", flush=True)
         asyncio.run(fan_out(driver, kie, pid, 1, 10, small_url))  # warm: the first completions load code
         run = asyncio.run(fan_out(driver, kie, pid, 1, SMALL_COMPLETIONS, small_url))
@@ -782,12 +789,18 @@ def main() -> None:
             sqlite = seeder_of(app, MODEL, KIE_KEY, KIE_HMAC)
             assert app.process is not None
             app_pgid = os.getpgid(app.process.pid)
-            ingestion(sqlite, kie, workdir, results, "SQLite, 1 worker", 500, app_pgid=app_pgid)
+            # Issue 24's real-weight results, then issue 23's own figure: the completion path with
+            # a 10 KB result, where the image's copies cost little.
+            ingestion(sqlite, kie, workdir, results, "SQLite, 1 worker", 500, photo(), app_pgid=app_pgid)
+            label = "SQLite, 1 worker, 10 KB results"
+            ingestion(sqlite, kie, workdir, results, label, 200, small_result(), app_pgid=app_pgid)
             sqlite.close()
             with scaled_cluster(workdir / "cluster", PG_WORKERS, BENCH_REDIS_DB, app.env) as cluster:
                 data_dir, database_url = Path(cluster.env["DATA_DIR"]), cluster.env["DATABASE_URL"]
                 pg = Seeder(cluster.url, data_dir, database_url, MODEL, KIE_KEY, KIE_HMAC)
-                ingestion(pg, kie, workdir, results, f"PostgreSQL, {PG_WORKERS} workers", 1500)
+                ingestion(pg, kie, workdir, results, f"PostgreSQL, {PG_WORKERS} workers", 1500, photo())
+                label = f"PostgreSQL, {PG_WORKERS} workers, 10 KB results"
+                ingestion(pg, kie, workdir, results, label, 300, small_result())
                 pg.close()
         if only in (None, "load"):
             load_suite(workdir, results)
