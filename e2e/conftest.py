@@ -43,6 +43,11 @@ CHROMIUM_ARGS = [
 SCALED_APART = "e2e/test_run_scaled.py"
 
 
+def file_of(nodeid: str) -> str:
+    """The file a test id names, relative to the project (`e2e/test_x.py`)."""
+    return nodeid.split("::", 1)[0]
+
+
 def work_unit_of(nodeid: str) -> str | None:
     """What one xdist worker runs in one go, in file order; None for a unit test.
 
@@ -51,7 +56,7 @@ def work_unit_of(nodeid: str) -> str | None:
     itself, so its module-scoped apps start once; a worker running any of them starts its own
     `app_server`.
     """
-    path = nodeid.split("::", 1)[0]
+    path = file_of(nodeid)
     if not path.startswith("e2e/"):
         return None
     return "scaled" if path.endswith("scaled.py") and path != SCALED_APART else path
@@ -106,7 +111,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         unit = work_unit_of(item.nodeid)
         if unit and item.get_closest_marker("timeout") is None:
-            scaled = item.nodeid.split("::", 1)[0].endswith("scaled.py")
+            scaled = file_of(item.nodeid).endswith("scaled.py")
             item.add_marker(pytest.mark.timeout(SCALED_TIMEOUT_S if scaled else BROWSER_TIMEOUT_S))
     if getattr(config.option, "loadgroup", False):
         # An xdist worker of `make test`, whose scheduler takes the work units in this order: the
@@ -114,7 +119,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # each file's tests together, so a module's cluster starts once.
         def order(item: pytest.Item) -> tuple[int, str]:
             unit = work_unit_of(item.nodeid)
-            return (1, "") if unit is None else (0 if unit == "scaled" else 2, item.nodeid.split("::", 1)[0])
+            return (1, "") if unit is None else (0 if unit == "scaled" else 2, file_of(item.nodeid))
 
         items.sort(key=order)
 
