@@ -111,6 +111,9 @@ def test_a_fal_job_waiting_in_its_queue_shows_its_position_in_the_other_context(
     bar = second.get_by_role("progressbar")
     expect(bar).to_be_visible()
     expect(bar).not_to_have_attribute("aria-valuenow", r".*")  # no percent while queued: indeterminate
+    # ... and still: an endless animation costs every tab watching a frame every 16 ms.
+    running = "(bar) => bar.getAnimations({subtree: true}).filter((a) => a.playState === 'running').length"
+    assert bar.evaluate(running) == 0
     elapsed = second.get_by_test_id("node-elapsed")
     first_reading = elapsed.inner_text()
     expect(elapsed).not_to_have_text(first_reading, timeout=5_000)  # it ticks

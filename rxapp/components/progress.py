@@ -53,17 +53,26 @@ def unfinished_job_of(node_id: rx.Var) -> ObjectVar[dict[str, str]]:
     )
 
 
-#: The bar steps to each new percent rather than sliding there (Radix's 120 ms transition). A
-#: report comes up to 4 times a second, so the slide ran half of every second, a frame each time
-#: in every tab watching: with it, one tab watching a running job cost Chromium 3.7 s of CPU in
-#: 10 s, without it 2.0 s (software compositing, as on a machine without a GPU or in CI).
-_NO_TRANSITION = {"& .rt-ProgressIndicator": {"transition": "none"}}
+#: The bar never moves between two reports. It steps to each new percent rather than sliding
+#: there (Radix's 120 ms transition): a report comes up to 4 times a second, so the slide ran
+#: half of every second, a frame each time in every tab watching (one tab watching a running job
+#: cost Chromium 3.7 s of CPU in 10 s with it, 2.0 s without). And with no percent (a provider
+#: that reports none) it is a still, faint full bar, not Radix's endless grow-and-shine
+#: animation: a frame every 16 ms in every tab, 18-19% of a core for one tab watching one job
+#: against 2-4% still (software compositing, as on a machine without a GPU or in CI). The
+#: elapsed time beside it ticks once a second: that says the job is alive.
+_INDETERMINATE = "& .rt-ProgressIndicator[data-state='indeterminate']"
+_STILL = {
+    "& .rt-ProgressIndicator": {"transition": "none"},
+    _INDETERMINATE: {"animation": "none", "transform": "none", "opacity": "0.35"},
+    _INDETERMINATE + "::after": {"animation": "none", "display": "none"},
+}
 
 
 def _bar(row: ObjectVar[dict[str, str]], label: rx.Var | str, **props: object) -> rx.Component:
     # Radix sets aria-valuenow from `value` only when it is a number: null leaves it indeterminate.
     percent: rx.Var[int] = rx.Var(f"({row}?.percent ?? null)", _var_data=row._get_all_var_data())
-    return rx.progress(value=percent, max=100, aria_label=label, size="1", style=_NO_TRANSITION, **props)
+    return rx.progress(value=percent, max=100, aria_label=label, size="1", style=_STILL, **props)
 
 
 def _position(row: ObjectVar[dict[str, str]], **props: object) -> rx.Component:
