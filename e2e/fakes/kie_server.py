@@ -52,6 +52,9 @@ class Config:
     delivery_pauses_s: list[float] | None = None
     #: Generations stay at "generating" until a config without it comes: a test's own moment.
     hold: bool = False
+    #: Results as heavy as a real one's (True) or ~10 KB drawings (False); None: as the
+    #: process's `FAKE_PHOTO_WEIGHT` says. The bench measures both with one running fake.
+    photo_weight: bool | None = None
 
 
 @dataclass
@@ -118,7 +121,7 @@ class FakeKie:
         try:
             if self.config.fail_generation:
                 raise RuntimeError("generation failed on purpose")
-            self.images[task_id] = await render_result(prompt, ratio, urls)
+            self.images[task_id] = await render_result(prompt, ratio, urls, self.config.photo_weight)
             result = {"resultUrls": [f"{self.base_url}/files/{task_id}.png"]}
             record.update(state="success", resultJson=json.dumps(result))
         except Exception as exc:
