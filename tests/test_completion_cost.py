@@ -26,9 +26,10 @@ from providers.local_render import render_text_to_image
 #: node came from the nodes `lock_nodes` loaded, and an empty unblocking was not sent; 28 once a
 #: project without a run plan cost the plan one read, and the sequence was read again only after
 #: a write; 2026-12-07: 22 once the timeline steps went in one INSERT per flush, SQLite skipped
-#: the row locks' reads, and settling a node's reads stopped flushing the job first), reads
-#: included. Lower it when a change makes it smaller.
-COMPLETION_STATEMENTS = 22
+#: the row locks' reads, and settling a node's reads stopped flushing the job first; 21 once the
+#: `change.published` step was counted before the job's row was written), reads included.
+#: Lower it when a change makes it smaller.
+COMPLETION_STATEMENTS = 21
 
 
 @contextmanager

@@ -89,11 +89,13 @@ class JobBook:
         others `<id>-<n>` and `batch_of` the first. The same click again returns the same batch.
         """
         with self.writer.transaction() as tx:
+            # Held here: the session keeps a row only while something refers to it, and
+            # `queue_in` reads the node again (from memory, then).
+            node = get_or_404(tx.session, Node, node_id)
             first, seq = self.queue_in(tx, node_id, client_request_id, None, clicked_at)
             if not seq:
                 batch = tx.session.exec(select(Job).where(Job.batch_of == first.id).order_by(col(Job.created_at)))
                 return [JobView.of(first), *(JobView.of(j) for j in batch)]
-            node = get_or_404(tx.session, Node, node_id)
             jobs = [first]
             for n in range(1, node.batch_size):
                 request = f"{client_request_id}-{n}" if client_request_id else None
@@ -119,8 +121,9 @@ class JobBook:
         node = get_or_404(tx.session, Node, node_id)
         tx.lock_project(node.project_id)  # before the job's insert takes its node's key lock
         # The same click may have been sent again (a tab resends an unconfirmed Generate after
-        # a reconnect) and committed by another worker while this one waited for the lock.
-        if (existing := _requested(tx, client_request_id)) is not None:
+        # a reconnect) and committed by another worker while this one waited for the lock
+        # (on SQLite this transaction held the only write lock from its start: nobody did).
+        if not tx.serialised and (existing := _requested(tx, client_request_id)) is not None:
             return existing, 0
         if not node.prompt.strip():
             raise InvalidInput("Write a prompt before generating")
@@ -404,13 +407,14 @@ class JobBook:
                 use_media(tx.session, job.project_id, [transition.grants_image])
             for step, detail in transition.steps:
                 write_step(tx, job, step, detail)
+            job.steps += 1  # and `_publish`'s, below: settling's reads flush the row before then
             tx.session.add(job)
             if transition.settles and not job.synthetic:
                 if self.on_settled is not None:
                     self.on_settled(tx, job, nodes)
                 # Once, after the node and the run plan changed: both decide every node's label.
                 write_labels(tx, job.project_id)
-            seq = _publish(tx, job)  # last: one flush and one read of the sequence for all of it
+            seq = _publish(tx, job, counted=True)  # last: one flush and one read of the sequence for all of it
         log_job(
             log,
             "job.updated",
@@ -483,19 +487,29 @@ def _requested(tx: Transaction, client_request_id: str | None) -> Job | None:
 
 
 def _insert(tx: Transaction, job: Job, clicked_at: datetime | None = None) -> int:
-    """Write a new job and its first steps; returns the change's sequence number."""
+    """Write a new job and its first steps; returns the change's sequence number.
+
+    The steps are counted before the job's insert (`_publish` flushes it), so its row is written once.
+    """
     tx.session.add(job)
-    tx.session.flush()
     if clicked_at is not None:
         write_step(tx, job, "generate.clicked", "browser clock", at=clicked_at)
     write_step(tx, job, "job.created", f"{job.provider} {job.model}")
     return _publish(tx, job)
 
 
-def _publish(tx: Transaction, job: Job) -> int:
-    """Put the job's change in the feed, and in the delivery ledger that waits for each tab to show it."""
+def _publish(tx: Transaction, job: Job, *, counted: bool = False) -> int:
+    """Put the job's change in the feed, and in the delivery ledger that waits for each tab to show it.
+
+    Its `change.published` step is counted in `job.steps` before the flush that writes the
+    change, so the row is not written again for it; `counted`: the caller counted it already
+    (its own reads flushed the row earlier).
+    """
+    if not counted:
+        job.steps += 1
+        tx.session.add(job)
     seq = tx.changed(job.project_id)
-    write_step(tx, job, "change.published", f"seq {seq}")
+    write_step(tx, job, "change.published", f"seq {seq}", counted=True)
     tx.session.add(FeedChange(project_id=job.project_id, seq=seq, job_id=job.id))
     return seq
 
@@ -522,15 +536,24 @@ def _write_receipt(tx: Transaction, job: Job, receipt: Receipt) -> None:
 
 
 def write_step(
-    tx: Transaction, job: Job, step: str, detail: str = "", at: datetime | None = None, *, announced: bool = False
+    tx: Transaction,
+    job: Job,
+    step: str,
+    detail: str = "",
+    at: datetime | None = None,
+    *,
+    announced: bool = False,
+    counted: bool = False,
 ) -> None:
     """The one writer of timeline steps, inside the caller's transaction (`JobBook.record` opens one).
 
     `announced` makes the step itself a change event (steps of a status change need not be).
+    `counted`: `job.steps` counts it already (see `_publish`): the job is not written again for it.
     """
     tx.add_row(JobStep, job_id=job.id, step=step, detail=detail[:500], at=at or utcnow(), announced=announced)
-    job.steps += 1
-    tx.session.add(job)
+    if not counted:
+        job.steps += 1
+        tx.session.add(job)
 
 
 def _lease_free(now: datetime) -> ColumnElement[bool]:

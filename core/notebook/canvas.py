@@ -262,7 +262,7 @@ class Canvas:
                         )
                     )
                 )
-                if events
+                if any(entity == "node" for entity, _ in latest)  # a job's change needs no undo's word
                 else set()
             )
             job_rows = [
