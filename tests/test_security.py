@@ -212,6 +212,7 @@ async def test_every_copy_of_an_image_answers_as_its_original(core: Core) -> Non
         for copy in copies:
             mine = await alice_http.get(copy)
             assert (mine.status_code, mine.headers["content-type"]) == (200, "image/webp")
+            assert mine.content == (core.media.root / copy.removeprefix("/media/")).read_bytes()
             assert mine.headers["cache-control"] == "private, max-age=31536000, immutable"
             again = await alice_http.get(copy, headers={"If-None-Match": mine.headers["etag"]})
             assert (again.status_code, again.content) == (304, b"")
