@@ -8,7 +8,6 @@ delays a provider.
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from starlette.routing import Route
 
 from core.errors import NotFound
 from core.media.previews import MEDIA_TYPE, URL_PREFIX
-from core.media.store import original_name
+from core.media.store import COPY_MEDIA_TYPE, original_name
 from core.realtime.selftest import FAILED, RealtimeCheck
 from core.root import Core
 from models.tables import utcnow
@@ -93,7 +92,7 @@ def build_api(core: Core) -> Starlette:
         if found is None:
             return Response("not found", status_code=404)
         if isinstance(found, bytes):
-            return Response(found, media_type=mimetypes.guess_type(name)[0], headers=headers)
+            return Response(found, media_type=COPY_MEDIA_TYPE, headers=headers)
         return FileResponse(found, headers=headers)
 
     async def preview(request: Request) -> Response:

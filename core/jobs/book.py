@@ -89,15 +89,15 @@ class JobBook:
         others `<id>-<n>` and `batch_of` the first. The same click again returns the same batch.
         """
         with self.writer.transaction() as tx:
-            # Held here: the session keeps a row only while something refers to it, and
-            # `queue_in` reads the node again (from memory, then).
-            node = get_or_404(tx.session, Node, node_id)
+            # Held while `queue_in` runs, which reads it again from memory: the session keeps a
+            # row only while something refers to it. (None: `queue_in` says what is missing.)
+            node = tx.session.get(Node, node_id)
             first, seq = self.queue_in(tx, node_id, client_request_id, None, clicked_at)
             if not seq:
                 batch = tx.session.exec(select(Job).where(Job.batch_of == first.id).order_by(col(Job.created_at)))
                 return [JobView.of(first), *(JobView.of(j) for j in batch)]
             jobs = [first]
-            for n in range(1, node.batch_size):
+            for n in range(1, node.batch_size if node is not None else 1):
                 request = f"{client_request_id}-{n}" if client_request_id else None
                 job, _ = self.queue_in(tx, node_id, request, None, clicked_at, batch_of=first.id)
                 jobs.append(job)

@@ -34,6 +34,8 @@ _FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 #: The long edges of the copies a page picks from (`srcset`): 256 for thumbnails, 512 for a
 #: 316-px card on a 1x screen, 768 for it on a 2x screen and for the lightbox's first frame.
 DERIVATIVE_SIDES = (256, 512, 768)
+#: What every copy is (`<name>.w<side>.webp`).
+COPY_MEDIA_TYPE = "image/webp"
 _ORIGINAL = r"[0-9a-f]{64}\.(?:png|jpg|webp|gif)"
 _NAME = re.compile(rf"^({_ORIGINAL})(\.w(?:{'|'.join(map(str, DERIVATIVE_SIDES))})\.webp)?$")
 #: Largest image decoded: 48 MP (an 8000x6000 camera photo). A PNG header may claim 50,000 x
