@@ -62,7 +62,7 @@ def measure() -> list[dict[str, Any]]:
     data = photo()
     decode = cpu_ms(lambda: Image.open(io.BytesIO(data)).load())
     info, copies = make_derivatives(data)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "metric": "derivatives per image, Pillow (decode + copies + ThumbHash)",
             "value": f"{cpu_ms(lambda: make_derivatives(data)):.1f} ms CPU",

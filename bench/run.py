@@ -193,7 +193,7 @@ def webhook_to_visible(
         job_id = _new_job(driver, known)
         job = _finished(db, job_id)
         # The sample's own image (unique: the prompt is) and the delivery that completed it.
-        src, sent_at = job.image_path, _callback_sent_at(kie, job.provider_task_id or "")
+        src, sent_at = job.image_path or "", _callback_sent_at(kie, job.provider_task_id or "")
         seen_by_poller = _poll_until_seen(pollers, src) if pollers else {}
         watchers = pages[1:] or pages
         push += [_checked(_seen(page, src), sent_at) for page in watchers]

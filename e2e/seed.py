@@ -15,6 +15,7 @@ from datetime import UTC
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 from sqlmodel import select
 
 from core.changes import ChangeNotifier, ChangeWriter
@@ -54,7 +55,9 @@ class Seeder:
     def __init__(
         self, url: str, data_dir: Path, database_url: str, model: str, kie_key: str = "", kie_hmac: str = ""
     ) -> None:
-        settings = Settings(data_dir=data_dir, database_url=database_url, public_base_url=url, kie_api_key=kie_key)
+        settings = Settings(
+            data_dir=data_dir, database_url=database_url, public_base_url=url, kie_api_key=SecretStr(kie_key)
+        )
         self.url, self.hmac, self.model = url, kie_hmac, model
         self.db = Database(settings.db_url)
         writer = ChangeWriter(self.db.session, ChangeNotifier(), self.db.read_session)
