@@ -20,6 +20,10 @@ from core.media.store import DERIVATIVE_SIDES
 
 _JS = Path(__file__).with_name("thumbhash.js").read_text()
 
+#: How wide a card draws its result (the card is at most 340 px, less its padding): the copy's
+#: choice, here and in the tabs' preload of a new result (`rxapp/realtime/room_store.js`).
+CARD_IMAGE_SIZES = "(max-width: 380px) calc(100vw - 64px), 316px"
+
 
 class _Placeholders(rx.Fragment):
     """Puts the ThumbHash decoder in the page's module, once however many images use it."""

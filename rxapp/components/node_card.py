@@ -9,7 +9,7 @@ from reflex.vars import ObjectVar
 from core.contract import NodeKind
 from models.views import HistoryEntry, NodeView
 from rxapp.components.batch_seed import batch_seed_controls
-from rxapp.components.images import copies, stored_image
+from rxapp.components.images import CARD_IMAGE_SIZES, copies, stored_image
 from rxapp.components.progress import node_progress, preview_else
 from rxapp.components.prompt_help import prompt_empty, prompt_help
 from rxapp.components.waiting import waiting_notice
@@ -20,9 +20,6 @@ from rxapp.states.presence import PresenceState
 from rxapp.states.result_dialog import ResultDialog
 from rxapp.states.room import ProjectRoom
 from rxapp.states.upload import UploadState
-
-#: How wide a card draws its result (the card is at most 340 px, less its padding): the copy's choice.
-CARD_IMAGE_SIZES = "(max-width: 380px) calc(100vw - 64px), 316px"
 
 
 #: Each model's own aspect ratios, so the picker offers what the chosen model can draw.

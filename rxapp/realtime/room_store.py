@@ -19,11 +19,13 @@ from reflex.vars import ObjectVar
 from reflex_base.utils.imports import ImportVar
 
 from core.contract import JobStatus
+from core.media.store import DERIVATIVE_SIDES
 from core.notebook.canvas import HISTORY_LIMIT
 from core.people.access import Role
 from core.people.sharing import MemberView
 from core.realtime.presence import PersonView
 from models.views import JobView, NodeView
+from rxapp.components.images import CARD_IMAGE_SIZES
 from rxapp.realtime.bridge import (
     ACCESS_EVENT,
     CHANGE_EVENT,
@@ -196,6 +198,7 @@ class RoomStore(rx.Fragment):
             "queueLimit": core.settings.queue_rows,
             "historyLimit": HISTORY_LIMIT,
             "rowDefaults": FILLED_DEFAULTS,
+            "cardImage": {"sides": list(DERIVATIVE_SIDES), "sizes": CARD_IMAGE_SIZES},
         }
         chains = ', "resync": ' + str(_RESYNC) + ', "refreshProjects": ' + str(_REFRESH_PROJECTS)
         literal = json.dumps(config)[:-1] + chains + "}"

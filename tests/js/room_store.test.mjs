@@ -38,6 +38,7 @@ function page({ queueLimit = 50, historyLimit = 3 } = {}) {
     queueLimit,
     historyLimit,
     rowDefaults: { jobs: { error: "", image_url: "" }, nodes: { error: "", image_url: "", latest_result: "" } },
+    cardImage: { sides: [256, 512, 768], sizes: "316px" },
   };
   class Socket {
     constructor() {
@@ -58,7 +59,14 @@ function page({ queueLimit = 50, historyLimit = 3 } = {}) {
   const clock = manualClock();
   const timers = [];
   const window = { setInterval: (fn) => timers.push(fn) };
-  const globals = { window, refs: {}, Socket, Date: { now: clock.now } };
+  // Image objects the store made (a preload): what they were told to fetch.
+  const images = [];
+  class Image {
+    constructor() {
+      images.push(this);
+    }
+  }
+  const globals = { window, refs: {}, Socket, Image, Date: { now: clock.now } };
   // The config's two event chains are functions in the page; here they count their calls.
   const literal = JSON.stringify(config).slice(0, -1);
   const code = source("room_store.js", {
@@ -78,7 +86,7 @@ function page({ queueLimit = 50, historyLimit = 3 } = {}) {
     return held === undefined ? held : JSON.parse(JSON.stringify(held));
   };
   const receive = (event, message) => Socket.prototype.onevent.call(socket, { data: [event, message] });
-  return { store: window.__roomStore, socket, Socket, calls, clock, value, receive, second, refs: globals.refs };
+  return { store: window.__roomStore, socket, Socket, calls, clock, value, receive, second, refs: globals.refs, images };
 }
 
 const job = (id, version, extra = {}) => ({ id, version, created_at: `2026-12-01T00:00:0${id.at(-1)}`, ...extra });
@@ -162,6 +170,18 @@ describe("merging rows by version", () => {
     assert.deepEqual(urls(p.value("nodes")[0].history), ["c", "b"]);
     p.receive(EVENTS.changeEvent, change(3, 4, { deleted_nodes: [2] }));
     assert.deepEqual(ids(p.value("nodes")), ["1@3"]);
+  });
+
+  test("a node's new result is fetched as its change arrives, the copy its card will pick; a result held is not", () => {
+    const held = (id, extra = {}) => node(id, 1, { history: [], ...extra });
+    p.receive(EVENTS.snapshotEvent, snapshot(1, [], [held(1, { image_url: "/media/a.png" }), held(2)]));
+    p.receive(EVENTS.changeEvent, change(1, 2, { nodes: [node(1, 2, { image_url: "/media/b.png", prompt: "x" })] }));
+    p.receive(EVENTS.changeEvent, change(2, 3, { nodes: [node(1, 3, { image_url: "/media/b.png", prompt: "y" })] }));
+    p.receive(EVENTS.changeEvent, change(3, 4, { nodes: [node(2, 2, { prompt: "no result yet" })] }));
+    assert.deepEqual(
+      p.images.map((image) => [image.srcset, image.sizes, image.src]),
+      [["/media/b.png.w256.webp 256w, /media/b.png.w512.webp 512w, /media/b.png.w768.webp 768w", "316px", undefined]],
+    ); // never `src`: that would be the original
   });
 
   test("a change row's fields left out at their default are filled back in, not kept from the old row", () => {
