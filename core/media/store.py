@@ -34,7 +34,7 @@ _FORMATS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "GIF": "gif"}
 #: The long edges of the copies a page picks from (`srcset`): 256 for thumbnails, 512 for a
 #: 316-px card on a 1x screen, 768 for it on a 2x screen and for the lightbox's first frame.
 DERIVATIVE_SIDES = (256, 512, 768)
-#: What every copy is (`<name>.w<side>.webp`).
+#: What every copy is (`<name>` + `copy_suffix(side)`).
 COPY_MEDIA_TYPE = "image/webp"
 _ORIGINAL = r"[0-9a-f]{64}\.(?:png|jpg|webp|gif)"
 _NAME = re.compile(rf"^({_ORIGINAL})(\.w(?:{'|'.join(map(str, DERIVATIVE_SIDES))})\.webp)?$")
@@ -163,6 +163,11 @@ def _scaled(image: Image.Image, side: int) -> Image.Image:
     return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0)
 
 
+def copy_suffix(side: int) -> str:
+    """What a copy's name adds to its original's (a page derives a copy's URL the same way)."""
+    return f".w{side}.webp"
+
+
 def original_name(name: str) -> str | None:
     """The original's name behind a media name (itself, or the image a copy was made from)."""
     matched = _NAME.match(name)
@@ -190,7 +195,9 @@ class MediaStore:
 
     def ensure_derivatives(self, name: str) -> bool:
         """Make the copies of a stored original that lacks them; False when it has them already."""
-        if self.info(name) is not None and all((self.root / f"{name}.w{s}.webp").is_file() for s in DERIVATIVE_SIDES):
+        if self.info(name) is not None and all(
+            (self.root / (name + copy_suffix(s))).is_file() for s in DERIVATIVE_SIDES
+        ):
             return False
         self._write_derivatives(name, (self.root / name).read_bytes())
         return True
@@ -198,7 +205,7 @@ class MediaStore:
     def _write_derivatives(self, name: str, data: bytes) -> None:
         info, copies = make_derivatives(data)
         for side, copy in copies.items():
-            self._write(f"{name}.w{side}.webp", copy)
+            self._write(name + copy_suffix(side), copy)
         # Last: the size and ThumbHash on disk say the copies are complete.
         self._write(f"{name}.json", json.dumps({"w": info.width, "h": info.height, "th": info.thumbhash}).encode())
         self._remember(name, info)
@@ -236,7 +243,7 @@ class MediaStore:
 
     def remove(self, name: str) -> None:
         """An original no project uses any more, with its copies and its size file."""
-        for file in (name, f"{name}.json", *(f"{name}.w{side}.webp" for side in DERIVATIVE_SIDES)):
+        for file in (name, f"{name}.json", *(name + copy_suffix(side) for side in DERIVATIVE_SIDES)):
             (self.root / file).unlink(missing_ok=True)
         self._infos.pop(name, None)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import reflex as rx
 
-from core.media.store import DERIVATIVE_SIDES
+from core.media.store import DERIVATIVE_SIDES, copy_suffix
 
 _JS = Path(__file__).with_name("thumbhash.js").read_text()
 
@@ -38,7 +38,7 @@ def _js(template: str, var: rx.Var) -> rx.Var:
 
 
 def copy_url(url: rx.Var, side: int) -> rx.Var:
-    return url + f".w{side}.webp"
+    return url + copy_suffix(side)
 
 
 def copies(url: rx.Var) -> rx.Var:

@@ -195,7 +195,7 @@ const roomStore = (() => {
       if (!row.image_url || held.get(row.id) === row.image_url) continue;
       const image = new Image();
       image.sizes = config.cardImage.sizes;
-      image.srcset = config.cardImage.sides.map((side) => `${row.image_url}.w${side}.webp ${side}w`).join(", ");
+      image.srcset = config.cardImage.copies.map(([suffix, side]) => `${row.image_url}${suffix} ${side}w`).join(", ");
     }
   };
 

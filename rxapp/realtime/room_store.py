@@ -19,7 +19,7 @@ from reflex.vars import ObjectVar
 from reflex_base.utils.imports import ImportVar
 
 from core.contract import JobStatus
-from core.media.store import DERIVATIVE_SIDES
+from core.media.store import DERIVATIVE_SIDES, copy_suffix
 from core.notebook.canvas import HISTORY_LIMIT
 from core.people.access import Role
 from core.people.sharing import MemberView
@@ -198,7 +198,7 @@ class RoomStore(rx.Fragment):
             "queueLimit": core.settings.queue_rows,
             "historyLimit": HISTORY_LIMIT,
             "rowDefaults": FILLED_DEFAULTS,
-            "cardImage": {"sides": list(DERIVATIVE_SIDES), "sizes": CARD_IMAGE_SIZES},
+            "cardImage": {"copies": [[copy_suffix(s), s] for s in DERIVATIVE_SIDES], "sizes": CARD_IMAGE_SIZES},
         }
         chains = ', "resync": ' + str(_RESYNC) + ', "refreshProjects": ' + str(_REFRESH_PROJECTS)
         literal = json.dumps(config)[:-1] + chains + "}"

@@ -38,7 +38,7 @@ function page({ queueLimit = 50, historyLimit = 3 } = {}) {
     queueLimit,
     historyLimit,
     rowDefaults: { jobs: { error: "", image_url: "" }, nodes: { error: "", image_url: "", latest_result: "" } },
-    cardImage: { sides: [256, 512, 768], sizes: "316px" },
+    cardImage: { copies: [[".w256.webp", 256], [".w512.webp", 512], [".w768.webp", 768]], sizes: "316px" },
   };
   class Socket {
     constructor() {
