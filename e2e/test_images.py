@@ -107,6 +107,27 @@ def test_the_placeholder_paints_before_any_image_arrives(browser: Browser, photo
     page.close()
 
 
+def test_another_tab_asks_for_a_new_results_copy_once(browser: Browser, photo_app: AppServer) -> None:
+    """The tab fetches the copy as the change arrives (room_store.js, `preloadResults`, whose
+    choice tests/js checks) and its card draws that same request: the copy the card shows is
+    asked for once, the original never."""
+    page = browser.new_page()
+    open_canvas(page, photo_app.url)
+    other = browser.new_page()
+    open_canvas(other, page.url)
+    asked: list[str] = []
+    other.on("request", lambda request: asked.append(request.url) if "/media/" in request.url else None)
+    node = _generate(page, f"a kite over dunes {uuid.uuid4().hex[:6]}")
+    original = str(node.get_by_alt_text(RESULT_ALT).get_attribute("src"))
+    shown = _loaded(other.locator(f'[data-testid=node-result][src="{original}"]'))
+    copies = [url for url in asked if url.startswith(photo_app.url + original)]
+    thumbnail = photo_app.url + original + COPIES[0]  # the queue row's 32-px thumbnail, if it loaded yet
+    # One request, the preload's, drew the card; nothing else was fetched for it, the original never.
+    assert [url for url in copies if url != thumbnail] == [shown["current"]], asked
+    page.close()
+    other.close()
+
+
 def _expect_placeholder(image: Locator) -> None:
     painted = image.evaluate(
         "(img) => ({background: getComputedStyle(img).backgroundImage, natural: img.naturalWidth,"
