@@ -164,8 +164,9 @@ const roomStore = (() => {
       publish(config.jobs, store.jobs);
     }
     if (message.nodes) {
-      preloadResults(message.nodes);
-      noticeOverwrites(message.nodes);
+      const held = new Map(store.nodes.map((node) => [node.id, node]));
+      preloadResults(message.nodes, held);
+      noticeOverwrites(message.nodes, held);
     }
     if (message.nodes || message.deleted_nodes) {
       let nodes = merge(store.nodes, message.nodes || [], withHistory).next;
@@ -189,18 +190,17 @@ const roomStore = (() => {
   // renders the card (an image object with the card's own srcset and sizes picks the copy the
   // card will, and the card's <img> then finds it loaded or on its way). With 10 tabs on 2
   // cores the render took ~80 ms before the card's own request went out.
-  const preloadResults = (rows) => {
-    const held = new Map(store.nodes.map((node) => [node.id, node.image_url]));
+  // `held`: the nodes the tab holds, by id.
+  const preloadResults = (rows, held) => {
     for (const row of rows) {
-      if (!row.image_url || held.get(row.id) === row.image_url) continue;
+      if (!row.image_url || held.get(row.id)?.image_url === row.image_url) continue;
       const image = new Image();
       image.sizes = config.cardImage.sizes;
       image.srcset = config.cardImage.copies.map(([suffix, side]) => `${row.image_url}${suffix} ${side}w`).join(", ");
     }
   };
 
-  const noticeOverwrites = (rows) => {
-    const held = new Map(store.nodes.map((node) => [node.id, node]));
+  const noticeOverwrites = (rows, held) => {
     const hit = rows.filter((row) => {
       const sent = sentPrompts.get(row.id);
       const old = held.get(row.id);
