@@ -96,26 +96,32 @@ class Transaction:
         self._seqs: dict[int, tuple[int, int]] = {}
         #: Rows added with `add_row`, per table, not yet inserted.
         self._rows: dict[type[SQLModel], list[dict[str, object]]] = {}
+        #: One of them writes a change event: inserted before the sequence is read (`changed`).
+        self._rows_move_feed = False
         #: SQLite: the transaction holds the database's one write lock (`BEGIN IMMEDIATE`).
         self.serialised = session.get_bind().dialect.name == "sqlite"
 
-    def add_row(self, table: type[SQLModel], **values: object) -> None:
+    def add_row(self, table: type[SQLModel], *, moves_feed: bool = False, **values: object) -> None:
         """A row nothing in this transaction reads back (a timeline step): inserted with the
-        others of its table in one statement, when the changes flush (`changed`, commit).
+        others of its table in one statement, at commit, or before the sequence is read when
+        one of them `moves_feed` (its trigger writes a change event: an announced step).
 
         Through the session, each would be an INSERT of its own with its id read back: a
-        completion writes five timeline steps.
+        completion writes five timeline steps, in one INSERT.
         """
         self._rows.setdefault(table, []).append(values)
+        self._rows_move_feed |= moves_feed
 
-    def flush(self) -> None:
-        """The session's changes, then the rows added (after: they may name a row just added)."""
+    def flush(self, *, rows: bool = True) -> None:
+        """The session's changes, then the rows added (after: they may name a row just added);
+        `rows`=False leaves those that do not move the feed for later."""
         self.session.flush()
-        if self._rows:
+        if self._rows and (rows or self._rows_move_feed):
             connection = self.session.connection()
-            for table, rows in self._rows.items():
-                connection.execute(insert(table), rows)
+            for table, added in self._rows.items():
+                connection.execute(insert(table), added)
             self._rows.clear()
+            self._rows_move_feed = False
 
     def lock_project(self, project_id: int) -> None:
         """Take the project's row lock first, before any other row of the project.
@@ -139,7 +145,7 @@ class Transaction:
         The trigger knows what changed; the project is published to this process's
         subscribers after commit.
         """
-        self.flush()
+        self.flush(rows=False)
         connection = self.session.connection()
         writes = connection.info.get(WRITES, 0)
         known = self._seqs.get(project_id)

@@ -27,9 +27,11 @@ from providers.local_render import render_text_to_image
 #: project without a run plan cost the plan one read, and the sequence was read again only after
 #: a write; 2026-12-07: 22 once the timeline steps went in one INSERT per flush, SQLite skipped
 #: the row locks' reads, and settling a node's reads stopped flushing the job first; 21 once the
-#: `change.published` step was counted before the job's row was written), reads included.
+#: `change.published` step was counted before the job's row was written; 17 once the labels took
+#: the nodes and the empty plan the transaction had read, the plan's reads stopped flushing the
+#: node before its label was set, and unannounced steps waited for commit), reads included.
 #: Lower it when a change makes it smaller.
-COMPLETION_STATEMENTS = 21
+COMPLETION_STATEMENTS = 17
 
 
 @contextmanager

@@ -13,7 +13,7 @@ Rules that keep every tab truthful:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -28,7 +28,7 @@ from core.jobs.transitions import JobEvent, JobFacts, decide
 from core.logs import get_logger, log_job
 from core.notebook.canvas import MAX_SEED, Canvas, lock_nodes
 from core.notebook.edits import resolve_inputs
-from core.notebook.staleness import write_labels
+from core.notebook.staleness import StepFacts, write_labels
 from core.people.access import use_media
 from models.tables import FeedChange, Job, JobStep, Node, NodeResult, Project, WebhookDelivery, utcnow
 from models.views import JobView, StepView, TimelineView
@@ -58,8 +58,9 @@ class JobBook:
         self.writer = writer
         self.registry = registry
         self.stall_after_s = stall_after_s
-        #: What follows a job's end in its own transaction: the run plan moves on (core/jobs/plan.py).
-        self.on_settled: Callable[[Transaction, Job, dict[int, Node]], None] | None = None
+        #: What follows a job's end in its own transaction: the run plan moves on (core/jobs/plan.py);
+        #: it returns the plan for the labels when it read it unchanged (None: read it again).
+        self.on_settled: Callable[[Transaction, Job, dict[int, Node]], Mapping[int, StepFacts] | None] | None = None
 
     def create(
         self,
@@ -410,10 +411,9 @@ class JobBook:
             job.steps += 1  # and `_publish`'s, below: settling's reads flush the row before then
             tx.session.add(job)
             if transition.settles and not job.synthetic:
-                if self.on_settled is not None:
-                    self.on_settled(tx, job, nodes)
+                plan = self.on_settled(tx, job, nodes) if self.on_settled is not None else None
                 # Once, after the node and the run plan changed: both decide every node's label.
-                write_labels(tx, job.project_id)
+                write_labels(tx, job.project_id, nodes, plan)
             seq = _publish(tx, job, counted=True)  # last: one flush and one read of the sequence for all of it
         log_job(
             log,
@@ -550,7 +550,15 @@ def write_step(
     `announced` makes the step itself a change event (steps of a status change need not be).
     `counted`: `job.steps` counts it already (see `_publish`): the job is not written again for it.
     """
-    tx.add_row(JobStep, job_id=job.id, step=step, detail=detail[:500], at=at or utcnow(), announced=announced)
+    tx.add_row(
+        JobStep,
+        moves_feed=announced,
+        job_id=job.id,
+        step=step,
+        detail=detail[:500],
+        at=at or utcnow(),
+        announced=announced,
+    )
     if not counted:
         job.steps += 1
         tx.session.add(job)

@@ -16,7 +16,7 @@ Generate takes: no loop polls for them.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -31,7 +31,7 @@ from core.jobs.book import JobBook
 from core.logs import get_logger, log_job, log_step
 from core.notebook.canvas import lock_nodes
 from core.notebook.graph import ancestors, descendants, topological_order
-from core.notebook.staleness import BLOCKED, RUNNING, WAITING, Verdict, write_labels
+from core.notebook.staleness import BLOCKED, RUNNING, WAITING, StepFacts, Verdict, write_labels
 from models.tables import Job, Node, PlanStep, Project
 
 log = get_logger("plan")
@@ -57,10 +57,10 @@ class RunPlan:
         with self.writer.transaction() as tx:
             get_or_404(tx.session, Project, project_id)
             nodes = lock_nodes(tx, project_id)
-            verdicts = write_labels(tx, project_id)
+            verdicts = write_labels(tx, project_id, nodes)
             planned = self._plan(tx, nodes, [n for n in nodes if verdicts[n].stale])
             self._start_ready(tx, project_id)
-            write_labels(tx, project_id)
+            write_labels(tx, project_id, nodes)
         log_step(log, "plan.run_all_stale", project_id=project_id, planned=planned)
         return planned
 
@@ -73,7 +73,7 @@ class RunPlan:
         with self.writer.transaction() as tx:
             project_id = get_or_404(tx.session, Node, node_id).project_id
             nodes = lock_nodes(tx, project_id)
-            verdicts = write_labels(tx, project_id)
+            verdicts = write_labels(tx, project_id, nodes)
             planned = set(tx.session.exec(select(PlanStep.node_id).where(PlanStep.project_id == project_id)))
             upstream = ancestors(_uses(nodes), node_id)
             stale = [a for a in upstream if a in nodes and (verdicts[a].stale or a in planned)]
@@ -81,7 +81,7 @@ class RunPlan:
                 return False
             self._plan(tx, nodes, [*stale, node_id])
             self._start_ready(tx, project_id)
-            write_labels(tx, project_id)
+            write_labels(tx, project_id, nodes)
         log_step(log, "plan.generate", project_id=project_id, node_id=node_id, ancestors=len(stale))
         return True
 
@@ -97,23 +97,27 @@ class RunPlan:
             tx.changed(project_id)
             if not on:
                 return
-            verdicts = write_labels(tx, project_id)
+            verdicts = write_labels(tx, project_id, nodes)
             uses = _uses(nodes)
             below = set().union(*(descendants(uses, n) for n in nodes if not verdicts[n].stale))
             self._plan(tx, nodes, [n for n in nodes if n in below and verdicts[n].stale])
             self._start_ready(tx, project_id)
-            write_labels(tx, project_id)
+            write_labels(tx, project_id, nodes)
 
     # what the jobs' ends do ---------------------------------------------------
-    def job_settled(self, tx: Transaction, job: Job, nodes: dict[int, Node]) -> None:
+    def job_settled(self, tx: Transaction, job: Job, nodes: dict[int, Node]) -> Mapping[int, StepFacts] | None:
         """The plan moves on, in the transaction that ended `job` (`JobBook.on_settled`, never for a
         synthetic job); the staleness labels are left to that transaction's end. `nodes`: the
         project's nodes as that transaction locked them (`lock_nodes`).
 
-        Most jobs end with no plan in their project: one read of its steps says so, and nothing
-        else is read or written for them.
+        Most jobs end with no plan in their project: one read of its steps says so, nothing else
+        is read or written for them, and the labels need no second read: the plan returned is
+        empty. None: the plan changed, the labels read it again.
         """
-        steps = list(tx.session.exec(select(PlanStep).where(PlanStep.project_id == job.project_id)))
+        # Of rows this transaction has not changed: no flush first (it would write the job and
+        # its node now, and the node again with its label).
+        with tx.session.no_autoflush:
+            steps = list(tx.session.exec(select(PlanStep).where(PlanStep.project_id == job.project_id)))
         step = next((s for s in steps if s.job_id == job.id), None)
         completed = job.status == JobStatus.COMPLETED
         planned = 0
@@ -140,13 +144,16 @@ class RunPlan:
                         )
                         .values(status=WAITING, reason="")
                     )
-            project = tx.session.get(Project, job.project_id) if completed else None
+            with tx.session.no_autoflush:
+                project = tx.session.get(Project, job.project_id) if completed else None
             if project is not None and project.autorun:
-                verdicts = write_labels(tx, job.project_id)
+                verdicts = write_labels(tx, job.project_id, nodes)
                 below = descendants(_uses(nodes), job.node_id)
                 planned = self._plan(tx, nodes, [d for d in below if _runnable(verdicts, d)])
-        if steps or planned:
-            self._start_ready(tx, job.project_id)  # the labels are written by the caller, once (`JobBook._advance`)
+        if not steps and not planned:
+            return {}
+        self._start_ready(tx, job.project_id)  # the labels are written by the caller, once (`JobBook._advance`)
+        return None
 
     def resume(self) -> None:
         """Start the steps that can start, in every project (at start, and now and then):

@@ -13,7 +13,7 @@ so the label reaches every tab through the node's change event, and survives res
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
@@ -142,10 +142,21 @@ def _plan_label(
 
 
 # the database side ----------------------------------------------------------
-def read_facts(session: Session, project_id: int) -> tuple[list[Node], dict[str, ResultFacts], dict[int, StepFacts]]:
-    """The project's nodes (as rows, to write labels on), their results' jobs, its plan."""
+def read_facts(
+    session: Session,
+    project_id: int,
+    nodes: Iterable[Node] | None = None,
+    plan: Mapping[int, StepFacts] | None = None,
+) -> tuple[list[Node], dict[str, ResultFacts], Mapping[int, StepFacts]]:
+    """The project's nodes (as rows, to write labels on), their results' jobs, its plan.
+
+    `nodes`, `plan`: what the caller holds already (every node of the project, as `lock_nodes`
+    loaded them; the plan as it stands), so they are not read again.
+    """
     with session.no_autoflush:  # the caller's pending changes are what is judged
-        rows = list(session.exec(select(Node).where(Node.project_id == project_id)))
+        rows = (
+            list(nodes) if nodes is not None else list(session.exec(select(Node).where(Node.project_id == project_id)))
+        )
         wanted = [n.result_job_id for n in rows if n.result_job_id]
         jobs: list[Job] = list(session.exec(select(Job).where(col(Job.id).in_(wanted)))) if wanted else []
         results = {
@@ -158,8 +169,11 @@ def read_facts(session: Session, project_id: int) -> tuple[list[Node], dict[str,
             )
             for job in jobs
         }
-        steps = session.exec(select(PlanStep).where(PlanStep.project_id == project_id))
-        plan = {s.node_id: StepFacts(s.status, s.reason) for s in steps}
+        if plan is None:
+            plan = {
+                s.node_id: StepFacts(s.status, s.reason)
+                for s in session.exec(select(PlanStep).where(PlanStep.project_id == project_id))
+            }
     return rows, results, plan
 
 
@@ -181,9 +195,17 @@ def verdicts_of(session: Session, project_id: int) -> dict[int, Verdict]:
     return judge({n.id: facts_of(n) for n in rows if n.id is not None}, results, plan)
 
 
-def write_labels(tx: Transaction, project_id: int) -> dict[int, Verdict]:
-    """Judge the project and write every changed label (a node event each); returns the verdicts."""
-    rows, results, plan = read_facts(tx.session, project_id)
+def write_labels(
+    tx: Transaction,
+    project_id: int,
+    nodes: Mapping[int, Node] | None = None,
+    plan: Mapping[int, StepFacts] | None = None,
+) -> dict[int, Verdict]:
+    """Judge the project and write every changed label (a node event each); returns the verdicts.
+
+    `nodes`, `plan`: as `read_facts` takes them, when the caller holds them.
+    """
+    rows, results, plan = read_facts(tx.session, project_id, nodes.values() if nodes is not None else None, plan)
     verdicts = judge({n.id: facts_of(n) for n in rows if n.id is not None}, results, plan)
     changed = False
     for row in rows:
