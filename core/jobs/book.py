@@ -408,7 +408,7 @@ class JobBook:
                 use_media(tx.session, job.project_id, [transition.grants_image])
             for step, detail in transition.steps:
                 write_step(tx, job, step, detail)
-            job.steps += 1  # and `_publish`'s, below: settling's reads flush the row before then
+            job.steps += 1  # and `_publish`'s, below: counted before any flush, so the row is written once
             tx.session.add(job)
             if transition.settles and not job.synthetic:
                 plan = self.on_settled(tx, job, nodes) if self.on_settled is not None else None
@@ -503,7 +503,7 @@ def _publish(tx: Transaction, job: Job, *, counted: bool = False) -> int:
 
     Its `change.published` step is counted in `job.steps` before the flush that writes the
     change, so the row is not written again for it; `counted`: the caller counted it already
-    (its own reads flushed the row earlier).
+    (its own work may flush the row earlier: a run plan's step removed).
     """
     if not counted:
         job.steps += 1
