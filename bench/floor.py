@@ -4,7 +4,7 @@
 on 2 cores that also run the load generator and the fakes. This tier tells what part of
 that budget any completion on this stack takes, whatever the app does with it.
 
-A bare ASGI app (`app`), served by granian as Reflex serves the real one, does only what
+A bare ASGI app (`build_app`), served by granian as Reflex serves the real one, does only what
 no completion may skip (issue 23, README "Webhooks"): read the signed KIE.ai callback and
 check its HMAC, confirm with the fake KIE.ai's recordInfo, download the result, hash and
 write it, and commit one SQLite transaction (the job's row and one timeline row) from a
@@ -42,9 +42,8 @@ from e2e.seed import SampleError
 from e2e.server import FakeProviderServer, free_port
 from providers.kie import sign
 
-#: The floor app's settings, from the bench process (granian imports `app` in its own).
+#: The floor app's settings, from the bench process (granian calls `build_app` in its own).
 KIE_URL_ENV, KIE_KEY_ENV, HMAC_ENV, DIR_ENV = "FLOOR_KIE_URL", "FLOOR_KIE_KEY", "FLOOR_HMAC", "FLOOR_DIR"
-CONCURRENCY = 32
 
 
 def _database(folder: Path) -> sqlite3.Connection:
@@ -104,9 +103,12 @@ def build_app() -> Starlette:
 
 
 def measure(
-    kie: FakeProviderServer, kie_key: str, hmac_key: str, image_url: str, workdir: Path, jobs: int = 400
+    kie: FakeProviderServer, kie_key: str, hmac_key: str, image_url: str, workdir: Path, jobs: int, concurrency: int
 ) -> dict[str, float]:
-    """The floor app's completions per second and CPU per completion; the client's and the rest of the machine's."""
+    """The floor app's completions per second and CPU per completion; the client's and the rest of the machine's.
+
+    `jobs` completions, `concurrency` of them in flight: the ingestion tier's own figures.
+    """
     folder = workdir / f"floor-{time.time_ns()}"
     folder.mkdir()
     port = free_port()
@@ -123,7 +125,7 @@ def measure(
         kie.add_finished([task for _, task in tasks], image_url)
 
         async def fire() -> float:
-            limit = asyncio.Semaphore(CONCURRENCY)
+            limit = asyncio.Semaphore(concurrency)
             async with httpx.AsyncClient(timeout=60) as http:
 
                 async def send(job_id: str, task_id: str) -> None:
