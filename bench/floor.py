@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from bench.sockets import group_cpu_s
+from bench.sockets import group_cpu_s, machine_busy_s, own_cpu_s
 from deploy.cluster import stop_process, wait_until_up
 from e2e.seed import SampleError
 from e2e.server import FakeProviderServer, free_port
@@ -167,19 +167,6 @@ def measure(
         "rest_ms": (machine_s - floor_s - client_s) * per,
         "machine_ms": machine_s * per,
     }
-
-
-def machine_busy_s() -> float:
-    """CPU seconds every core of this machine spent busy (not idle, not waiting for I/O) since boot."""
-    with open("/proc/stat") as handle:
-        fields = [int(v) for v in handle.readline().split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_s() -> float:
-    """This process's CPU seconds: the benchmark's client."""
-    times = os.times()
-    return times.user + times.system
 
 
 def budget_ms(rate: float) -> float:

@@ -31,10 +31,10 @@ from sqlmodel import col, select
 
 from bench.derivatives import measure as derivative_rows
 from bench.derivatives import photo
-from bench.floor import budget_ms, floor_row, machine_busy_s
+from bench.floor import budget_ms, floor_row
 from bench.floor import measure as floor_measure
 from bench.progress import progress_suite
-from bench.sockets import fan_out, group_cpu_s
+from bench.sockets import fan_out, group_cpu_s, machine_busy_s
 from core.contract import JobStatus
 from core.db import Database
 from e2e.conftest import CHROMIUM_ARGS

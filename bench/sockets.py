@@ -41,6 +41,19 @@ def group_cpu_s(pgid: int) -> float:
     return total / ticks
 
 
+def machine_busy_s() -> float:
+    """CPU seconds every core of this machine spent busy (not idle, not waiting for I/O) since boot."""
+    with open("/proc/stat") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """This process's CPU seconds: the benchmark's client."""
+    times = os.times()
+    return times.user + times.system
+
+
 def _completed(job_id: str):
     def match(item: Received) -> bool:
         return item.event == "canvas.change" and any(

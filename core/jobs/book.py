@@ -503,7 +503,7 @@ def _publish(tx: Transaction, job: Job, *, counted: bool = False) -> int:
 
     Its `change.published` step is counted in `job.steps` before the flush that writes the
     change, so the row is not written again for it; `counted`: the caller counted it already
-    (its own work may flush the row earlier: a run plan's step removed).
+    (its own work flushes the row earlier: `write_labels` publishes the labels it changed).
     """
     if not counted:
         job.steps += 1
